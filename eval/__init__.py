@@ -1,0 +1,1 @@
+"""Evaluation harness: datasets, IR metrics (via ir_measures) and configuration runs."""

@@ -1,0 +1,94 @@
+"""Dense retrieval: FAISS inner product over L2-normalised vectors (= cosine).
+
+Index kinds: ``flat`` (exact, default), ``hnsw`` (graph; fast approximate search for
+large corpora) and ``ivf`` (inverted lists; trained on the corpus itself).
+
+Example:
+    >>> import numpy as np
+    >>> vecs = np.eye(3, dtype=np.float32)
+    >>> idx = FaissIndex.build(vecs, kind="flat")
+    >>> idx.search(np.array([0.0, 1.0, 0.0], dtype=np.float32), 1)
+    [(1, 1.0)]
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+INDEX_KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf")
+
+
+def validate_kind(kind: str) -> str:
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"FAISS index kind must be one of {INDEX_KINDS}, got {kind!r}")
+    return kind
+
+
+class FaissIndex:
+    """A FAISS inner-product index; positions are row numbers of the build matrix."""
+
+    def __init__(self, index: Any, kind: str, dim: int) -> None:
+        self._index = index
+        self.kind = kind
+        self.dim = dim
+
+    @property
+    def ntotal(self) -> int:
+        return int(self._index.ntotal)
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, kind: str = "flat", hnsw_m: int = 32, ivf_nlist: int = 256,
+              ef_search: int = 128, nprobe: int = 16) -> "FaissIndex":
+        import faiss
+
+        validate_kind(kind)
+        if vectors.ndim != 2:
+            raise ValueError(f"vectors must be a 2-D array, got shape {vectors.shape}")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        n, dim = vectors.shape
+        if kind == "flat":
+            index = faiss.IndexFlatIP(dim)
+        elif kind == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efSearch = ef_search
+        else:
+            # IVF needs training points: ~39 per list is FAISS' own minimum; small corpora get fewer lists
+            nlist = max(1, min(ivf_nlist, n // 39))
+            quantizer = faiss.IndexFlatIP(dim)
+            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            if n:
+                index.train(vectors)
+            index.nprobe = min(nprobe, nlist)
+        if n:
+            index.add(vectors)
+        return cls(index, kind, dim)
+
+    def search(self, query: np.ndarray, n: int) -> list[tuple[int, float]]:
+        """Top-``n`` ``(position, cosine)`` pairs for one query vector."""
+        if n <= 0:
+            raise ValueError(f"n must be > 0, got {n}")
+        if self.ntotal == 0:
+            return []
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        if q.shape[1] != self.dim:
+            raise ValueError(f"query vector has dim {q.shape[1]}, index has dim {self.dim}")
+        scores, ids = self._index.search(q, min(n, self.ntotal))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def save(self, path: Path) -> None:
+        import faiss
+
+        faiss.write_index(self._index, str(path))
+
+    @classmethod
+    def load(cls, path: Path, kind: str) -> "FaissIndex":
+        import faiss
+
+        index = faiss.read_index(str(path))
+        return cls(index, kind, int(index.d))

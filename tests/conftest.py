@@ -1,0 +1,83 @@
+"""Shared fixtures: the network is blocked, models are loaded once per session."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["RAGAS_DO_NOT_TRACK"] = "true"
+
+REPO = Path(__file__).resolve().parent.parent
+CRANFIELD = REPO.parent / "shared" / "data" / "cranfield"
+
+
+class NetworkBlocked(RuntimeError):
+    pass
+
+
+def _is_local(address: object) -> bool:
+    if isinstance(address, tuple) and address:
+        host = str(address[0])
+        return host in ("localhost", "::1") or host.startswith("127.")
+    return isinstance(address, (str, bytes))  # unix sockets
+
+
+@pytest.fixture(autouse=True)
+def block_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Any connection to a non-loopback address fails the test loudly."""
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def guarded_connect(self: socket.socket, address: object) -> object:
+        if not _is_local(address):
+            raise NetworkBlocked(f"test tried to reach the network: {address!r}")
+        return real_connect(self, address)
+
+    def guarded_connect_ex(self: socket.socket, address: object) -> object:
+        if not _is_local(address):
+            raise NetworkBlocked(f"test tried to reach the network: {address!r}")
+        return real_connect_ex(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+    yield
+
+
+@pytest.fixture(scope="session")
+def embedder():  # type: ignore[no-untyped-def]
+    """The real packaged MiniLM embedder, loaded once."""
+    from rag.embedding import Embedder
+
+    return Embedder().load()
+
+
+@pytest.fixture()
+def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from rag.index import IndexStore
+
+    return IndexStore(tmp_path / "indexes")
+
+
+@pytest.fixture()
+def docs_dir(tmp_path: Path) -> Path:
+    """A small real corpus on disk."""
+    d = tmp_path / "docs"
+    d.mkdir()
+    (d / "pump.md").write_text(
+        "# Pump manual\n\nTo prime the centrifugal pump, open the bleed valve and fill the casing with water "
+        "until no air escapes.\n\nNever run the pump dry: the mechanical seal overheats within seconds.\n",
+        encoding="utf-8")
+    (d / "turbine.txt").write_text(
+        "Turbine maintenance. The turbine blades must be inspected for cracks every 500 operating hours. "
+        "Replace any blade with erosion deeper than 2 mm.", encoding="utf-8")
+    (d / "fruit.html").write_text(
+        "<html><head><title>Fruit facts</title><script>var x = 'secret script';</script>"
+        "<style>body{color:red}</style></head><body><h1>Bananas</h1><p>Bananas are yellow and rich in "
+        "potassium.</p></body></html>", encoding="utf-8")
+    return d
