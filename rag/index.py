@@ -259,7 +259,7 @@ class IndexStore:
             embeddings = np.load(d / PARTS["embeddings"], allow_pickle=False)
             tokens = json.loads((d / PARTS["bm25"]).read_text(encoding="utf-8"))["tokens"]
             dense = FaissIndex.load(d / PARTS["dense"], settings.faiss_kind)
-        except (OSError, KeyError, ValueError, TypeError) as exc:
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:  # faiss raises RuntimeError
             raise IndexCorruptError(f"index {name!r} at {d}: missing or unreadable part ({exc}); "
                                     f"rebuild it with `rag ingest DIR --index {name} --rebuild`") from None
         expected = manifest["counts"]["chunks"]
