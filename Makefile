@@ -13,13 +13,13 @@ $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install -r requirements.txt
 	$(PY) -m pip install --no-deps -r requirements-nodeps.txt
-	$(PY) -m pip install --no-deps --no-build-isolation -e .
+	$(PY) -m pip install --no-deps -e .
 	touch $@
 
 run: install
 	$(VENV)/bin/streamlit run ui/app.py
 
-test: install
+test: install browser
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 RAGAS_DO_NOT_TRACK=true $(VENV)/bin/pytest
 
 bench: install
@@ -27,3 +27,9 @@ bench: install
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Debian's Chromium + ChromeDriver for the browser end-to-end test (root on the dev/CI machines)
+.PHONY: browser
+browser:
+	@command -v chromedriver >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
