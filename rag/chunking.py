@@ -36,7 +36,7 @@ class Chunker:
         chunk_size: window size in tokens (default 200: fits MiniLM's 256-piece limit
             with room for a title prefix).
         chunk_overlap: tokens shared by neighbouring windows (default 40, 20%).
-        tokenizer: a Hugging Face tokenizer; its ``tokenize`` defines token length.
+        tokenizer: a Hugging Face tokenizer; its ``encode`` (no special tokens) defines token length.
         length_function: alternative to ``tokenizer`` (e.g. for tests); one is required.
     """
 
@@ -54,7 +54,8 @@ class Chunker:
         self.chunk_overlap = chunk_overlap
         if length_function is None:
             def length_function(text: str) -> int:
-                return len(tokenizer.tokenize(text))
+                # verbose=False: measuring a whole document is fine, no "longer than max length" warning
+                return len(tokenizer.encode(text, add_special_tokens=False, verbose=False))
         self._length = length_function
         self._splitter: Any | None = None
 

@@ -178,6 +178,9 @@ class Ingestor:
         to_embed: list[tuple[LoadedFile, list[Chunk]]] = []
         for loaded in loaded_files:
             report.warnings.extend((loaded.source, w) for w in loaded.warnings)
+            if not loaded.documents:
+                report.errors.append((loaded.source, "no text to index"))
+                continue
             prev = old.documents.get(loaded.source)
             if prev is not None and prev.file_hash == loaded.file_hash:
                 report.unchanged.append(loaded.source)

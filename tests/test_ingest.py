@@ -95,3 +95,14 @@ def test_settings_mismatch_requires_rebuild(store: IndexStore, embedder, docs_di
     r = other.ingest([docs_dir], rebuild=True)
     assert r.ok and len(r.added) == 3
     assert store.load("docs").settings.chunker["chunk_size"] == 64
+
+
+def test_ingest_loaded_reports_an_empty_file_and_keeps_going(store: IndexStore, embedder) -> None:  # type: ignore[no-untyped-def]
+    from rag.loaders import LoadedFile
+    from rag.types import Document
+
+    good = LoadedFile("mem:a", "a", "h1", (Document.from_text("Valves need grease.", source="mem:a"),))
+    empty = LoadedFile("mem:b", "b", "h2", ())
+    r = _ing(store, embedder).ingest_loaded([empty, good])
+    assert r.errors == [("mem:b", "no text to index")]
+    assert r.added == ["mem:a"] and len(store.load("docs")) == 1
