@@ -1,9 +1,18 @@
-"""``rag eval ...`` subcommands (wired into :mod:`rag.cli`)."""
+"""``rag eval ...`` subcommands (wired into :mod:`rag.cli`).
+
+Examples::
+
+    rag eval retrieval --dataset cranfield --path ../shared/data/cranfield --configs bm25,dense,hybrid --format json
+    rag eval retrieval --dataset beir --path datasets/scifact --out results/scifact
+    rag eval answers --dataset cranfield --path ../shared/data/cranfield --limit 5 --out results/answers
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 from rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from rag.fusion import DEFAULT_RRF_K
@@ -11,46 +20,127 @@ from rag.fusion import DEFAULT_RRF_K
 
 def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     from eval.datasets import load_dataset
-    from eval.retrieval import EvalSettings, evaluate_configs, parse_configs
+    from eval.metrics import default_metrics, parse_metrics
+    from eval.report import markdown_table, write_comparison
+    from eval.retrieval import CONFIGS, RERANK_CONFIG, EvalSettings, compare_configs, parse_configs
 
     configs = parse_configs(args.configs)
-    ds = load_dataset(args.dataset, args.path)
-    settings = EvalSettings(chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
-                            depth=args.depth, candidates=args.candidates, rrf_k=args.rrf_k, alpha=args.alpha)
+    metrics = parse_metrics(args.metrics) if args.metrics else default_metrics(args.k, args.depth)
+    settings = EvalSettings(chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap, depth=args.depth,
+                            candidates=args.candidates, rrf_k=args.rrf_k, alpha=args.alpha,
+                            rerank_candidates=args.rerank_candidates)
     reranker = None
     if args.reranker:
         from rag.rerank import Reranker
 
         reranker = Reranker(args.reranker)
-    results = evaluate_configs(ds, configs, settings=settings, reranker=reranker,
-                               show_progress=not args.quiet and args.format != "json")
+        if not any(CONFIGS[c].get("rerank") for c in configs):
+            configs.append(RERANK_CONFIG)
+    ds = load_dataset(args.dataset, args.path, split=args.split)
+    cmp = compare_configs(ds, configs, settings=settings, reranker=reranker, metrics=metrics,
+                          baseline=args.baseline, test=args.test, n_resamples=args.resamples, seed=args.seed,
+                          show_progress=not args.quiet)
+    if args.out:
+        paths = write_comparison(cmp, args.out)
+        print(f"wrote {len(paths)} files to {Path(args.out)}/", file=sys.stderr)
     if args.format == "json":
-        print(json.dumps(results, indent=2))
+        print(json.dumps(cmp.means(with_latency=args.with_latency), indent=2))
     else:
-        metrics = list(next(iter(results.values())))
-        print("| config | " + " | ".join(metrics) + " |")
-        print("|---|" + "---:|" * len(metrics))
-        for name, vals in results.items():
-            print(f"| {name} | " + " | ".join(f"{vals[m]:.4f}" for m in metrics) + " |")
+        print(markdown_table(cmp, with_p=cmp.baseline is not None, with_latency=True), end="")
     return 0
 
+
+def cmd_eval_answers(args: argparse.Namespace) -> int:
+    from eval.ragas_eval import run_answers_command
+
+    return run_answers_command(args)
+
+
+def _add_retrieval(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from eval.datasets import DATASETS
+    from eval.retrieval import BASELINE, DEFAULT_CONFIGS
+    from eval.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, SIGNIFICANCE_TESTS
+
+    e = esub.add_parser("retrieval", help="compare retrieval configs on a benchmark (metrics, p-values, latency)")
+    e.add_argument("--dataset", default="cranfield", choices=DATASETS, help="dataset format (default %(default)s)")
+    e.add_argument("--path", required=True, help="dataset folder (Cranfield files or a BEIR folder)")
+    e.add_argument("--split", default="test", help="BEIR qrels split, qrels/SPLIT.tsv (default %(default)s)")
+    e.add_argument("--configs", default=DEFAULT_CONFIGS,
+                   help="comma-separated: bm25, dense, hybrid(-rrf), hybrid-weighted, hybrid-rrf-rerank, "
+                        "hybrid-weighted-rerank (default %(default)s)")
+    e.add_argument("--format", choices=("json", "markdown"), default="markdown",
+                   help="stdout format; json prints only {config: {metric: mean}} (default %(default)s)")
+    e.add_argument("--out", default=None, help="write tables (md/csv/json), TREC runs and a bar chart here")
+    e.add_argument("--metrics", default=None,
+                   help="comma-separated labels: nDCG@k, MAP, Recall@k, MRR@k, P@k "
+                        "(default nDCG@K,MAP,Recall@DEPTH,MRR@K)")
+    e.add_argument("--k", type=int, default=10, help="cutoff of the default nDCG/MRR metrics (default %(default)s)")
+    e.add_argument("--with-latency", action="store_true",
+                   help="add latency_mean_ms and latency_p95_ms to the --format json output")
+    e.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE)
+    e.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP)
+    e.add_argument("--depth", type=int, default=100, help="documents per query in the run (default %(default)s)")
+    e.add_argument("--candidates", type=int, default=200, help="chunks per retriever (default %(default)s)")
+    e.add_argument("--rrf-k", type=int, default=DEFAULT_RRF_K)
+    e.add_argument("--alpha", type=float, default=0.5, help="dense weight of hybrid-weighted (default %(default)s)")
+    e.add_argument("--reranker", default=None,
+                   help="CrossEncoder name or path; adds the hybrid-rrf-rerank config")
+    e.add_argument("--rerank-candidates", type=int, default=50, help="chunks the reranker rescores")
+    e.add_argument("--baseline", default=BASELINE, help="config the others are tested against (default %(default)s)")
+    e.add_argument("--test", choices=SIGNIFICANCE_TESTS, default="randomization",
+                   help="paired significance test (default %(default)s)")
+    e.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="randomization test samples")
+    e.add_argument("--seed", type=int, default=DEFAULT_SEED, help="randomization test seed")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(func=cmd_eval_retrieval)
 
 
 def add_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = subparsers.add_parser("eval", help="evaluation")
     esub = p.add_subparsers(dest="eval_command", required=True, metavar="WHAT")
-    e = esub.add_parser("retrieval", help="score retrieval configs on a benchmark")
-    e.add_argument("--dataset", default="cranfield")
-    e.add_argument("--path", required=True, help="dataset folder")
-    e.add_argument("--configs", default="bm25,dense,hybrid")
-    e.add_argument("--format", choices=("json", "markdown"), default="markdown")
-    e.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE)
-    e.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP)
-    e.add_argument("--depth", type=int, default=100, help="documents per query in the run")
-    e.add_argument("--candidates", type=int, default=200, help="chunks per retriever")
-    e.add_argument("--rrf-k", type=int, default=DEFAULT_RRF_K)
-    e.add_argument("--alpha", type=float, default=0.5)
-    e.add_argument("--reranker", default=None)
-    e.add_argument("-q", "--quiet", action="store_true")
-    e.set_defaults(func=cmd_eval_retrieval)
+    _add_retrieval(esub)
+    _add_answers(esub)
 
+
+def _add_answers(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from eval.datasets import DATASETS
+
+    a = esub.add_parser("answers", help="generate answers for a question set and score them with Ragas",
+                        description="Retrieve -> generate over a question set, then score with Ragas: "
+                                    "faithfulness, answer relevancy, context precision/recall (LLM judge), "
+                                    "ID-based context precision/recall from qrels, non-LLM context recall. "
+                                    "A metric that cannot be scored is reported missing with its reason.")
+    a.add_argument("--dataset", default="cranfield", choices=DATASETS)
+    a.add_argument("--path", default=None, help="benchmark folder (questions, qrels and corpus)")
+    a.add_argument("--split", default="test", help="BEIR qrels split (default %(default)s)")
+    a.add_argument("--questions", default=None,
+                   help="JSONL question set instead of a benchmark: {question, reference?, reference_ids?} "
+                        "(needs --index)")
+    a.add_argument("--index", default=None, help="index to answer --questions from")
+    a.add_argument("--index-dir", default=None, help="where indexes live (default $RAG_INDEX_DIR or ./indexes)")
+    a.add_argument("--limit", type=int, default=5, help="questions to evaluate (seeded sample; default %(default)s)")
+    a.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
+    a.add_argument("--mode", choices=("bm25", "dense", "hybrid"), default="hybrid")
+    a.add_argument("--fusion", choices=("rrf", "weighted"), default="rrf")
+    a.add_argument("--candidates", type=int, default=100, help="chunks per retriever before fusion")
+    a.add_argument("--contexts", type=int, default=3, help="chunks given to the generator (default %(default)s)")
+    a.add_argument("--generator", default="smollm2-135m", help="generator GGUF: registry name or path")
+    a.add_argument("--max-tokens", type=int, default=128, help="answer token budget (default %(default)s)")
+    a.add_argument("--extractive", action="store_true", help="quote retrieved sentences instead of generating")
+    a.add_argument("--judge", default="smollm2-135m",
+                   help="judge LLM: registry name or .gguf path (llama.cpp), an OpenAI-compatible base URL "
+                        "(http://host:port/v1), or 'none' for non-LLM metrics only (default %(default)s)")
+    a.add_argument("--judge-model", default=None, help="model name served by the --judge endpoint")
+    a.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
+                   help="environment variable holding the endpoint's API key (default %(default)s)")
+    a.add_argument("--judge-max-tokens", type=int, default=256, help="judge output budget per call")
+    a.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds allowed per sample and metric before it is recorded as missing")
+    a.add_argument("--metrics", default="auto",
+                   help="auto/all, or a comma list of faithfulness, answer_relevancy, context_precision, "
+                        "context_recall, id_context_precision, id_context_recall, nonllm_context_recall, "
+                        "semantic_similarity")
+    a.add_argument("--format", choices=("json", "markdown"), default="markdown")
+    a.add_argument("--out", default=None, help="write samples.csv/json, summary.md/json and scores.png here")
+    a.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    a.set_defaults(func=cmd_eval_answers)

@@ -5,10 +5,14 @@ A benchmark corpus is indexed through the same pipeline a user's files go throug
 ``~/.cache/rag-local``) keyed by the corpus and settings.  Chunk hits are mapped back to
 document ids with max-passage aggregation (a document ranks at its best chunk).
 
+Each configuration's per-query scores are compared with the BM25 baseline by a paired
+significance test (:mod:`eval.stats`); per-query latency is recorded alongside.
+
 Example::
 
     python -m rag eval retrieval --dataset cranfield --path ../shared/data/cranfield \\
         --configs bm25,dense,hybrid --format json
+    python -m rag eval retrieval --dataset beir --path datasets/scifact --out results/scifact
 """
 
 from __future__ import annotations
@@ -21,16 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import numpy as np
 from rag.embedding import Embedder
 from rag.index import Index, IndexStore
 from rag.ingest import Ingestor
 from rag.loaders import LoadedFile, doc_id_for
 from rag.rerank import Reranker
 from rag.retrieval import Retriever
-from rag.types import Document
+from rag.types import Document, Hit
 
 from .datasets import Dataset
-from .metrics import evaluate
+from .metrics import METRICS, per_query
+from .stats import DEFAULT_RESAMPLES, DEFAULT_SEED, SIGNIFICANCE_TESTS, significance
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +46,22 @@ CONFIGS: dict[str, dict[str, str]] = {
     "hybrid": {"mode": "hybrid", "fusion": "rrf"},
     "hybrid-rrf": {"mode": "hybrid", "fusion": "rrf"},
     "hybrid-weighted": {"mode": "hybrid", "fusion": "weighted"},
+    "hybrid-rrf-rerank": {"mode": "hybrid", "fusion": "rrf", "rerank": "yes"},
+    "hybrid-weighted-rerank": {"mode": "hybrid", "fusion": "weighted", "rerank": "yes"},
 }
+DEFAULT_CONFIGS = "bm25,dense,hybrid-rrf,hybrid-weighted"
+RERANK_CONFIG = "hybrid-rrf-rerank"
+BASELINE = "bm25"
 
 
 def parse_configs(text: str) -> list[str]:
-    names = [c.strip() for c in text.split(",") if c.strip()]
+    """Comma-separated config names -> list (order kept, duplicates dropped).
+
+    Example:
+        >>> parse_configs("bm25, hybrid-rrf,bm25")
+        ['bm25', 'hybrid-rrf']
+    """
+    names = list(dict.fromkeys(c.strip() for c in text.split(",") if c.strip()))
     unknown = [c for c in names if c not in CONFIGS]
     if unknown or not names:
         raise ValueError(f"unknown retrieval config(s) {unknown or text!r}; choose from {', '.join(CONFIGS)}")
@@ -74,6 +91,19 @@ def dataset_files(ds: Dataset) -> list[LoadedFile]:
 
 @dataclass(frozen=True)
 class EvalSettings:
+    """Index and retrieval settings of an evaluation run.
+
+    ``depth`` documents per query go into the run; each retriever fetches ``candidates``
+    chunks (several chunks can belong to one document, so keep ``candidates >= depth``);
+    rerank configs rescore the top ``rerank_candidates`` fused chunks and keep the rest below.
+
+    Example:
+        >>> EvalSettings(depth=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: depth must be a positive integer, got 0
+    """
+
     chunk_size: int = 200
     chunk_overlap: int = 40
     title_prefix: bool = True
@@ -81,6 +111,19 @@ class EvalSettings:
     candidates: int = 200
     rrf_k: int = 60
     alpha: float = 0.5
+    rerank_candidates: int = 50
+
+    def __post_init__(self) -> None:
+        for name in ("chunk_size", "depth", "candidates", "rerank_candidates"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.chunk_overlap, int) or not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ValueError(f"chunk_overlap must be in [0, chunk_size={self.chunk_size}), got {self.chunk_overlap!r}")
+        if not isinstance(self.rrf_k, int) or self.rrf_k < 0:
+            raise ValueError(f"rrf_k must be a non-negative integer, got {self.rrf_k!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}")
 
 
 def build_index(ds: Dataset, embedder: Embedder, settings: EvalSettings,
@@ -103,50 +146,167 @@ def build_index(ds: Dataset, embedder: Embedder, settings: EvalSettings,
     return store.load(name)
 
 
+def _doc_run(hits: Sequence[Hit], depth: int, prefix_len: int) -> dict[str, float]:
+    """Max-passage aggregation: a document ranks at its best chunk; rank-based scores keep the order."""
+    docs: dict[str, float] = {}
+    n = len(hits)
+    for rank, h in enumerate(hits, start=1):
+        doc = h.chunk.source[prefix_len:]
+        if doc not in docs:
+            docs[doc] = float(n - rank + 1)
+            if len(docs) >= depth:
+                break
+    return docs
+
+
 def run_retrieval(retriever: Retriever, queries: Mapping[str, str], depth: int,
-                  show_progress: bool = False) -> tuple[dict[str, dict[str, float]], list[float]]:
-    """Document-level run ``{qid: {doc_id: score}}`` (max over chunks) and per-query latency."""
-    prefix_len = None
+                  show_progress: bool = False, reranker: Reranker | None = None,
+                  rerank_candidates: int = 50, desc: str | None = None
+                  ) -> tuple[dict[str, dict[str, float]], list[float]]:
+    """Document-level run ``{qid: {doc_id: score}}`` (max over chunks) and per-query latency in seconds.
+
+    With a ``reranker``, the top ``rerank_candidates`` chunks are rescored and the rest of the
+    candidate list keeps its order below them (so deep metrics stay comparable).
+    """
     run: dict[str, dict[str, float]] = {}
     latencies: list[float] = []
     items: Sequence[tuple[str, str]] = list(queries.items())
     if show_progress:
         from tqdm.auto import tqdm
 
-        items = tqdm(items, desc=f"{retriever.mode}", unit="query")  # type: ignore[assignment]
+        items = tqdm(items, desc=desc or retriever.mode, unit="query", leave=False)  # type: ignore[assignment]
     for qid, text in items:
         t0 = time.perf_counter()
         hits = retriever.retrieve(text, k=retriever.candidates)
+        if reranker is not None and hits:
+            head = reranker.rerank(text, hits[:rerank_candidates])
+            hits = head + list(hits[rerank_candidates:])
         latencies.append(time.perf_counter() - t0)
-        docs: dict[str, float] = {}
-        n = len(hits)
-        for h in hits:
-            if prefix_len is None:
-                prefix_len = h.chunk.source.index(":") + 1
-            doc = h.chunk.source[prefix_len:]
-            if doc not in docs:
-                # rank-based score: keeps the fused order and is comparable across configs
-                docs[doc] = float(n - h.rank + 1)
-            if len(docs) >= depth:
-                break
-        run[qid] = docs
+        prefix_len = hits[0].chunk.source.index(":") + 1 if hits else 0
+        run[qid] = _doc_run(hits, depth, prefix_len)
     return run, latencies
+
+
+@dataclass(frozen=True)
+class ConfigResult:
+    """One configuration's run, scores (means and per query), latency and p-values vs the baseline."""
+
+    name: str
+    run: Mapping[str, Mapping[str, float]]
+    per_query: Mapping[str, Mapping[str, float]]
+    means: Mapping[str, float]
+    latencies_ms: tuple[float, ...]
+    p_values: Mapping[str, float | None]
+
+    @property
+    def latency_mean_ms(self) -> float:
+        return float(np.mean(self.latencies_ms)) if self.latencies_ms else 0.0
+
+    @property
+    def latency_p95_ms(self) -> float:
+        return float(np.percentile(self.latencies_ms, 95)) if self.latencies_ms else 0.0
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Side-by-side results of several configurations on one dataset."""
+
+    dataset: str
+    n_queries: int
+    metrics: Mapping[str, str]
+    results: Mapping[str, ConfigResult]
+    baseline: str | None
+    test: str
+    settings: EvalSettings
+
+    def means(self, with_latency: bool = False) -> dict[str, dict[str, float]]:
+        """``{config: {metric: mean}}`` (plus ``latency_mean_ms``/``latency_p95_ms`` if asked)."""
+        out: dict[str, dict[str, float]] = {}
+        for name, r in self.results.items():
+            out[name] = dict(r.means)
+            if with_latency:
+                out[name]["latency_mean_ms"] = round(r.latency_mean_ms, 3)
+                out[name]["latency_p95_ms"] = round(r.latency_p95_ms, 3)
+        return out
+
+
+def _retriever(index: Index, name: str, embedder: Embedder, settings: EvalSettings) -> Retriever:
+    spec = CONFIGS[name]
+    return Retriever(index, mode=spec["mode"], embedder=embedder, fusion=spec.get("fusion", "rrf"),
+                     rrf_k=settings.rrf_k, alpha=settings.alpha, candidates=settings.candidates)
+
+
+def compare_configs(ds: Dataset, configs: Sequence[str], embedder: Embedder | None = None,
+                    settings: EvalSettings | None = None, reranker: Reranker | None = None,
+                    metrics: Mapping[str, str] | None = None, baseline: str | None = BASELINE,
+                    test: str = "randomization", n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                    cache_dir: Path | None = None, show_progress: bool = False) -> Comparison:
+    """Run every config over the dataset's judged queries and test each against ``baseline``.
+
+    p-values (per metric, paired over queries) are None for the baseline itself and for
+    every config when the baseline is not among ``configs``.
+
+    Example (builds or reuses the cached Cranfield index)::
+
+        from eval.datasets import load_dataset
+        cmp = compare_configs(load_dataset("cranfield", "../shared/data/cranfield"),
+                              ["bm25", "hybrid-rrf"])
+        print(cmp.results["hybrid-rrf"].means["nDCG@10"], cmp.results["hybrid-rrf"].p_values["nDCG@10"])
+    """
+    configs = list(configs)
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown or not configs:
+        raise ValueError(f"unknown retrieval config(s) {unknown or configs!r}; choose from {', '.join(CONFIGS)}")
+    needs_reranker = [c for c in configs if CONFIGS[c].get("rerank")]
+    if needs_reranker and reranker is None:
+        raise ValueError(f"config(s) {', '.join(needs_reranker)} need a reranker; pass --reranker MODEL")
+    if test not in SIGNIFICANCE_TESTS:
+        raise ValueError(f"unknown significance test {test!r}; choose from {', '.join(SIGNIFICANCE_TESTS)}")
+    settings = settings or EvalSettings()
+    metrics = dict(metrics or METRICS)
+    embedder = embedder or Embedder()
+    index = build_index(ds, embedder, settings, cache_dir, show_progress)
+    if any(CONFIGS[c]["mode"] != "bm25" for c in configs):
+        embedder.load()  # so the first dense query's latency does not include loading the model
+    if reranker is not None and needs_reranker:
+        reranker.load()
+    queries = {q: t for q, t in ds.queries.items() if q in ds.qrels}
+    logger.info("evaluating %d configs on %s (%d judged queries)", len(configs), ds.name, len(queries))
+    raw: dict[str, tuple[dict[str, dict[str, float]], list[float]]] = {}
+    for name in configs:
+        rr = reranker if CONFIGS[name].get("rerank") else None
+        raw[name] = run_retrieval(_retriever(index, name, embedder, settings), queries, settings.depth,
+                                  show_progress, reranker=rr, rerank_candidates=settings.rerank_candidates,
+                                  desc=name)
+    if baseline is not None and baseline not in configs:
+        logger.warning("baseline %r is not among the configs %s: no p-values", baseline, configs)
+        baseline = None
+    scored = {name: per_query(ds.qrels, run, metrics) for name, (run, _) in raw.items()}
+    results: dict[str, ConfigResult] = {}
+    for name, (run, lat) in raw.items():
+        pq = scored[name]
+        p_values: dict[str, float | None] = {}
+        for label in metrics:
+            if baseline is None or name == baseline:
+                p_values[label] = None
+                continue
+            qids = sorted(pq[label])
+            p_values[label] = significance([scored[baseline][label][q] for q in qids],
+                                           [pq[label][q] for q in qids], test=test,
+                                           n_resamples=n_resamples, seed=seed)
+        means = {label: (sum(v.values()) / len(v) if v else 0.0) for label, v in pq.items()}
+        results[name] = ConfigResult(name=name, run=run, per_query=pq, means=means,
+                                     latencies_ms=tuple(1000.0 * x for x in lat), p_values=p_values)
+    n_judged = sum(1 for docs in ds.qrels.values() if any(g > 0 for g in docs.values()))
+    return Comparison(dataset=ds.name, n_queries=n_judged, metrics=metrics, results=results,
+                      baseline=baseline, test=test, settings=settings)
 
 
 def evaluate_configs(ds: Dataset, configs: Sequence[str], embedder: Embedder | None = None,
                      settings: EvalSettings | None = None, reranker: Reranker | None = None,
-                     cache_dir: Path | None = None, show_progress: bool = False) -> dict[str, dict[str, float]]:
-    """``{config: {"nDCG@10", "MAP", "Recall@100", "MRR@10"}}`` for each named config."""
-    settings = settings or EvalSettings()
-    embedder = embedder or Embedder()
-    index = build_index(ds, embedder, settings, cache_dir, show_progress)
-    queries = {q: t for q, t in ds.queries.items() if q in ds.qrels}
-    results: dict[str, dict[str, float]] = {}
-    for name in configs:
-        spec = CONFIGS[name]
-        retriever = Retriever(index, mode=spec["mode"], embedder=embedder, fusion=spec.get("fusion", "rrf"),
-                              rrf_k=settings.rrf_k, alpha=settings.alpha, candidates=settings.candidates,
-                              reranker=reranker)
-        run, _ = run_retrieval(retriever, queries, settings.depth, show_progress)
-        results[name] = evaluate(ds.qrels, run)
-    return results
+                     cache_dir: Path | None = None, show_progress: bool = False,
+                     metrics: Mapping[str, str] | None = None) -> dict[str, dict[str, float]]:
+    """``{config: {"nDCG@10", "MAP", "Recall@100", "MRR@10"}}`` (or ``metrics``) for each named config."""
+    cmp = compare_configs(ds, configs, embedder=embedder, settings=settings, reranker=reranker, metrics=metrics,
+                          baseline=None, cache_dir=cache_dir, show_progress=show_progress)
+    return cmp.means()

@@ -97,3 +97,18 @@ def test_langchain_adapter(index, embedder) -> None:  # type: ignore[no-untyped-
     assert len(docs) == 2
     assert Path(docs[0].metadata["source"]).name == "pump.md"
     assert {"page", "start", "end", "chunk_id", "score"} <= set(docs[0].metadata)
+
+
+def test_query_encoding_uses_small_batch_threads_and_restores_them(embedder) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+    import torch
+
+    from rag.embedding import Embedder
+
+    before = torch.get_num_threads()
+    one = embedder.encode(["prime the pump"])
+    assert torch.get_num_threads() == before
+    many = embedder.encode(["prime the pump"] + [f"filler {i}" for i in range(10)])
+    np.testing.assert_allclose(one[0], many[0], atol=1e-5)  # same vector whatever the thread count
+    with pytest.raises(ValueError, match="small_batch_threads must be a positive integer or None"):
+        Embedder(small_batch_threads=0)
