@@ -182,12 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_commands(sub)
 
-    try:
-        from .cli_answer import add_commands
-    except ImportError:
-        pass
-    else:
-        add_commands(sub)
+    from .cli_answer import add_commands as add_answer_commands
+
+    add_answer_commands(sub)
     return parser
 
 

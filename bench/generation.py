@@ -1,0 +1,164 @@
+"""Generation benchmark: time-to-first-token and decode speed, app vs bare llama.cpp.
+
+* bare: ``llama_cpp.Llama.create_chat_completion(stream=True)`` on the exact messages the app
+  builds; its TTFT is the prompt-evaluation time (plus one token).
+* app: ``Answerer.stream(question)`` end to end: query embedding, retrieval, relevance gate,
+  token budgeting with the model's tokenizer, then the same generation.
+
+The KV cache is reset before every run so neither side reuses a cached prompt prefix.
+Prints a Markdown table (medians over ``--runs``).
+
+Usage::
+
+    python bench/generation.py [--model smollm2-135m] [--runs 3] [--max-tokens 64] [--k 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see rag/llm.py: torch's spinning threads starve llama.cpp
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rag.answer import Answerer  # noqa: E402
+from rag.embedding import Embedder  # noqa: E402
+from rag.index import IndexStore  # noqa: E402
+from rag.ingest import Ingestor  # noqa: E402
+from rag.llm import LlamaCppLLM  # noqa: E402
+from rag.retrieval import Retriever  # noqa: E402
+
+QUESTION = "How do I prime the centrifugal pump, and what happens if it runs dry?"
+CORPUS = {
+    "pump.md": "# Pump manual\n\nTo prime the centrifugal pump, open the bleed valve and fill the casing with "
+               "water until no air escapes. Close the bleed valve before starting the motor.\n\nNever run the "
+               "pump dry: the mechanical seal overheats within seconds and must then be replaced. If the pump "
+               "ran dry, stop the motor, let the casing cool for ten minutes and prime it again.\n",
+    "turbine.txt": "Turbine maintenance. The turbine blades must be inspected for cracks every 500 operating "
+                   "hours. Replace any blade with erosion deeper than 2 mm. Record every inspection in the "
+                   "maintenance log together with the operating hours and the inspector's name.",
+    "boiler.txt": "Boiler safety. Check the water level in the sight glass before lighting the burner. The "
+                  "pressure relief valve must be tested every month by lifting its lever while the boiler is "
+                  "at working pressure. Blow down the boiler daily to remove sludge.",
+    "seal.txt": "Mechanical seals. A mechanical seal needs a film of liquid between its faces; without it the "
+                "faces heat up, crack and leak. Flush the seal chamber after a dry run and inspect the faces "
+                "for heat checking before the pump is started again.",
+}
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def bare_run(llama: object, messages: list[dict[str, str]], max_tokens: int) -> tuple[float, float, int]:
+    """(ttft_s, total_s, generated_tokens) for one streamed bare llama.cpp call."""
+    llama.reset()  # type: ignore[attr-defined]
+    t0 = time.perf_counter()
+    first = None
+    text = []
+    for chunk in llama.create_chat_completion(messages=messages, max_tokens=max_tokens,  # type: ignore[attr-defined]
+                                              temperature=0.0, seed=0, stream=True):
+        piece = chunk["choices"][0].get("delta", {}).get("content")
+        if piece:
+            if first is None:
+                first = time.perf_counter() - t0
+            text.append(piece)
+    total = time.perf_counter() - t0
+    n = len(llama.tokenize("".join(text).encode("utf-8"), add_bos=False))  # type: ignore[attr-defined]
+    return first or total, total, n
+
+
+CHECK_S: list[float] = []
+
+
+def app_run(answerer: Answerer, llm: LlamaCppLLM, max_tokens: int) -> tuple[float, float, int]:
+    """(ttft_s, time of the last piece, generated tokens); the post-stream support check is
+    recorded separately in CHECK_S."""
+    with llm.lock:
+        llm.llama.reset()
+    t0 = time.perf_counter()
+    stream = answerer.stream(QUESTION)
+    first = last = None
+    for _piece in stream:
+        last = time.perf_counter() - t0
+        if first is None:
+            first = last
+    end = time.perf_counter() - t0
+    CHECK_S.append(end - (last or end))
+    answer = stream.answer
+    n = llm.count_tokens(answer.metadata.get("raw", answer.text))
+    return first or end, last or end, n
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--n-threads", type=int, default=None)
+    args = ap.parse_args(argv)
+
+    import llama_cpp
+
+    embedder = Embedder().load()
+    with tempfile.TemporaryDirectory() as tmp:
+        docs = Path(tmp) / "docs"
+        docs.mkdir()
+        for name, text in CORPUS.items():
+            (docs / name).write_text(text, encoding="utf-8")
+        store = IndexStore(Path(tmp) / "indexes")
+        Ingestor("bench", store=store, embedder=embedder).ingest([docs])
+        retriever = Retriever(store.load("bench"), embedder=embedder)
+
+    with LlamaCppLLM(args.model, seed=0, n_threads=args.n_threads) as llm:
+        answerer = Answerer(retriever, llm, k=args.k, max_tokens=args.max_tokens)
+        # the exact prompt the app sends (same retrieval, same budget)
+        hits = answerer.gate.filter(retriever.retrieve(QUESTION, k=args.k))
+        prompt = answerer.prompts.build(QUESTION, [h.chunk for h in hits])  # type: ignore[union-attr]
+        messages = [dict(m) for m in prompt.messages]
+        kwargs = {"n_ctx": llm.n_ctx, "n_gpu_layers": 0 if not llama_cpp.llama_supports_gpu_offload() else -1,
+                  "seed": 0, "verbose": False}
+        if args.n_threads:
+            kwargs["n_threads"] = args.n_threads
+        bare = llama_cpp.Llama(str(llm.path), **kwargs)
+        try:
+            bare_run(bare, messages, 8)          # warm-up (page in weights)
+            app_run(answerer, llm, args.max_tokens)
+            bare_res, app_res = [], []
+            for _ in range(args.runs):
+                bare_res.append(bare_run(bare, messages, args.max_tokens))
+                app_res.append(app_run(answerer, llm, args.max_tokens))
+        finally:
+            bare.close()
+
+    def decode_rate(res: list[tuple[float, float, int]]) -> float:
+        return median([(n - 1) / (total - ttft) for ttft, total, n in res if n > 1 and total > ttft])
+
+    b_ttft, a_ttft = median([r[0] for r in bare_res]), median([r[0] for r in app_res])
+    ptoks = prompt.prompt_tokens
+    print(f"model: {args.model} ({llm.path.name}), n_ctx {llm.n_ctx}, CPU threads "
+          f"{args.n_threads or 'llama.cpp default'}, GPU offload {'yes' if kwargs['n_gpu_layers'] else 'no'}")
+    print(f"prompt: {ptoks} tokens ({prompt.n_sources} chunks), max_tokens {args.max_tokens}, "
+          f"median of {args.runs} runs, KV cache reset before each run\n")
+    print("| measure | bare llama.cpp | app (Answerer.stream) |")
+    print("|---|---|---|")
+    print(f"| time to first token (s) | {b_ttft:.3f} | {a_ttft:.3f} |")
+    print(f"| prompt eval (tokens/s) | {ptoks / b_ttft:.0f} | {ptoks / a_ttft:.0f} |")
+    print(f"| decode (tokens/s) | {decode_rate(bare_res):.1f} | {decode_rate(app_res):.1f} |")
+    print(f"| generated tokens (median) | {median([r[2] for r in bare_res]):.0f} | "
+          f"{median([r[2] for r in app_res]):.0f} |")
+    print(f"| support check after the stream (s) | - | {median(CHECK_S[-args.runs:]):.3f} |")
+    ratio = a_ttft / b_ttft
+    print(f"\napp TTFT / bare TTFT = {ratio:.2f}x (goal <= 1.5x): {'OK' if ratio <= 1.5 else 'OVER'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

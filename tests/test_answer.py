@@ -1,0 +1,242 @@
+"""Grounded answers: gate, token budget, citations, support check, extractive mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import pytest
+
+from rag.answer import Answerer, RelevanceGate
+from rag.citecheck import SupportChecker, fix_citations, split_sentences, strip_citations
+from rag.index import Index, IndexStore
+from rag.ingest import Ingestor
+from rag.llm import ContextOverflowError, LlamaCppLLM, ScriptedLLM
+from rag.prompting import NOT_FOUND, PromptBuilder
+from rag.retrieval import Retriever
+from rag.types import Chunk
+
+PUMP = ("# Pump manual\n\nTo prime the centrifugal pump, open the bleed valve and fill the casing with water "
+        "until no air escapes.\n\nNever run the pump dry: the mechanical seal overheats within seconds.\n")
+TURBINE = ("Turbine maintenance. The turbine blades must be inspected for cracks every 500 operating hours. "
+           "Replace any blade with erosion deeper than 2 mm.")
+FRUIT = "Bananas are yellow and rich in potassium. Apples grow on trees in temperate climates."
+
+
+def build_index(root: Path, name: str, files: dict[str, str], embedder: Any, **kw: Any) -> Index:
+    docs = root / f"{name}-docs"
+    docs.mkdir(parents=True)
+    for fname, text in files.items():
+        (docs / fname).write_text(text, encoding="utf-8")
+    store = IndexStore(root / "indexes")
+    report = Ingestor(name, store=store, embedder=embedder, **kw).ingest([docs])
+    assert report.ok, report.summary()
+    return store.load(name)
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Index:
+    return build_index(tmp_path_factory.mktemp("answer"), "small",
+                       {"pump.md": PUMP, "turbine.txt": TURBINE, "fruit.txt": FRUIT}, embedder)
+
+
+@pytest.fixture(scope="module")
+def retriever(index: Index, embedder: Any) -> Retriever:
+    return Retriever(index, mode="hybrid", embedder=embedder)
+
+
+@pytest.fixture(scope="module")
+def smol() -> Iterator[LlamaCppLLM]:
+    with LlamaCppLLM(seed=0) as llm:
+        yield llm
+
+
+class CountingLLM:
+    """Delegates to a real model and counts generation calls."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.generations = 0
+
+    @property
+    def n_ctx(self) -> int:
+        return self.inner.n_ctx
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def count_message_tokens(self, messages: Sequence[Any]) -> int:
+        return self.inner.count_message_tokens(messages)
+
+    def chat(self, *a: Any, **kw: Any) -> str:
+        self.generations += 1
+        return self.inner.chat(*a, **kw)
+
+    def stream(self, *a: Any, **kw: Any) -> Iterator[str]:
+        self.generations += 1
+        return self.inner.stream(*a, **kw)
+
+
+def sources(answer: Any) -> list[str]:
+    return [Path(c.chunk.source).name for c in answer.citations]
+
+
+# -- real model ---------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_answer_cites_the_chunk_that_holds_the_answer(retriever: Retriever, smol: LlamaCppLLM) -> None:
+    answer = Answerer(retriever, smol, max_tokens=64).answer("How do I prime the pump?")
+    assert answer.grounded and answer.mode == "generative"
+    assert "bleed valve" in answer.text.lower()
+    assert sources(answer) and sources(answer)[0] == "pump.md"
+    c = answer.citations[0]
+    assert PUMP[c.chunk.start:c.chunk.end] == c.chunk.text, "citation offsets point into the source file"
+    supported = [s for s in answer.support if s.supported]
+    assert supported and all(answer.citations[0].number == s.citation for s in supported)
+
+
+@pytest.mark.slow
+def test_question_without_support_is_declined_without_calling_the_llm(retriever: Retriever,
+                                                                      smol: LlamaCppLLM) -> None:
+    llm = CountingLLM(smol)
+    answer = Answerer(retriever, llm, max_tokens=48).answer("What is the capital of France?")
+    assert answer.text == NOT_FOUND and not answer.grounded
+    assert answer.citations == () and llm.generations == 0
+    assert answer.metadata["top_dense"] < RelevanceGate().min_dense
+
+
+@pytest.mark.slow
+def test_long_corpus_with_small_context_never_overflows(tmp_path: Path, embedder: Any) -> None:
+    topics = ["pump", "turbine", "valve", "boiler", "compressor", "bearing", "gearbox", "seal"]
+    files = {f"{t}.txt": "\n\n".join(
+        f"The {t} section {i}. Inspect the {t} housing for wear and record the {t} temperature, pressure "
+        f"and vibration readings in the maintenance log before every start-up of the {t} unit number {i}. "
+        f"Operators must wear gloves when touching the {t} and must report any leak from the {t} at once."
+        for i in range(6)) for t in topics}
+    index = build_index(tmp_path, "long", files, embedder)
+    assert len(index) >= 16
+    with LlamaCppLLM(n_ctx=512, seed=0) as small:
+        answerer = Answerer(Retriever(index, embedder=embedder), small, k=12, max_tokens=64,
+                            gate=RelevanceGate(min_dense=0.0))
+        answer = answerer.answer("What must operators record before the pump start-up?")
+        meta = answer.metadata
+        assert meta["prompt_tokens"] + 64 <= 512
+        assert meta["chunks_dropped"] > 0 or meta["truncated"]
+        assert 1 <= meta["sources_in_prompt"] < 12
+        assert answer.text
+
+
+# -- budget, citations, support (deterministic) ------------------------------------------------
+
+def chunk(text: str, source: str = "doc.txt", i: int = 0) -> Chunk:
+    return Chunk(f"c{i}", text, "d", source, None, 0, len(text), i)
+
+
+def test_prompt_builder_fits_and_truncates_last_chunk() -> None:
+    llm = ScriptedLLM(["x"], n_ctx=300)
+    chunks = [chunk(" ".join(f"w{i}x{j}" for j in range(100)), i=i) for i in range(5)]
+    prompt = PromptBuilder(llm, max_tokens=50).build("What is w3?", chunks)
+    assert prompt.prompt_tokens <= 300 - 50
+    assert 1 <= prompt.n_sources < 5 and prompt.truncated and prompt.dropped == 5 - prompt.n_sources
+    user = prompt.messages[-1]["content"]
+    assert "[1] doc.txt" in user and f"[{prompt.n_sources}] doc.txt" in user and " ..." in user
+    assert prompt.chunks == tuple(chunks[:prompt.n_sources])
+
+
+def test_prompt_builder_refuses_question_that_cannot_fit() -> None:
+    with pytest.raises(ContextOverflowError, match="question"):
+        PromptBuilder(ScriptedLLM(["x"], n_ctx=100), max_tokens=20).build("why " * 200, [chunk("text")])
+    with pytest.raises(ValueError, match="max_tokens"):
+        PromptBuilder(ScriptedLLM(["x"]), max_tokens=0)
+
+
+def test_citation_helpers() -> None:
+    assert split_sentences("Open it [1]. Then fill. [2]\nDone!") == ["Open it [1].", "Then fill. [2]", "Done!"]
+    assert fix_citations("A [1, 4]. B [Source 2]. C [9].", 3) == ("A [1]. B [2]. C.", (1, 2), (4, 9))
+    assert strip_citations("Open the valve [1][2].") == "Open the valve."
+
+
+def test_invalid_citations_are_stripped(retriever: Retriever) -> None:
+    llm = ScriptedLLM(["To prime the centrifugal pump, open the bleed valve [1][7]."])
+    answer = Answerer(retriever, llm, max_tokens=32).answer("How do I prime the pump?")
+    assert "[7]" not in answer.text and "[1]" in answer.text
+    assert answer.metadata["invalid_citations"] == (7,)
+    assert [c.number for c in answer.citations] == [1] and sources(answer) == ["pump.md"]
+
+
+def test_missing_citation_is_inferred_and_unsupported_sentence_flagged(retriever: Retriever) -> None:
+    llm = ScriptedLLM(["Open the bleed valve and fill the casing with water until no air escapes. "
+                       "The pump was invented in Paris in 1850."])
+    answer = Answerer(retriever, llm, max_tokens=32).answer("How do I prime the pump?")
+    first, second = answer.support
+    assert first.supported and first.citation is not None
+    assert not second.supported
+    assert sources(answer) == ["pump.md"] and answer.metadata["inferred_citations"] == (first.citation,)
+
+
+def test_number_not_in_sources_is_unsupported(embedder: Any) -> None:
+    checker = SupportChecker(embedder)
+    chunks = [chunk(TURBINE)]
+    ok, bad = checker.check("The turbine blades must be inspected for cracks every 500 operating hours. "
+                            "The turbine blades must be inspected for cracks every 900 operating hours.", chunks)
+    assert ok.supported and not bad.supported and bad.citation == 1
+
+
+def test_model_decline_becomes_not_found(retriever: Retriever) -> None:
+    llm = ScriptedLLM([f"Sorry. {NOT_FOUND}"])
+    answer = Answerer(retriever, llm).answer("How do I prime the pump?")
+    assert answer.text == NOT_FOUND and not answer.grounded and len(llm.calls) == 1
+
+
+def test_stream_yields_pieces_then_final_answer(retriever: Retriever) -> None:
+    llm = ScriptedLLM(["Open the bleed valve [1]."])
+    stream = Answerer(retriever, llm).stream("How do I prime the pump?")
+    pieces = list(stream)
+    assert len(pieces) > 1 and "".join(pieces) == "Open the bleed valve [1]."
+    assert stream.answer.text == "Open the bleed valve [1]." and stream.answer.citations
+
+
+def test_extractive_mode_quotes_without_llm(retriever: Retriever) -> None:
+    answer = Answerer(retriever, extractive=True, max_quotes=2).answer("How do I prime the pump?")
+    assert answer.mode == "extractive" and answer.grounded
+    first_line = answer.text.splitlines()[0]
+    assert "bleed valve" in first_line and first_line.endswith("[1]")
+    assert sources(answer)[0] == "pump.md"
+    quoted = first_line.rsplit(" [", 1)[0].strip('"')
+    assert quoted in answer.citations[0].chunk.text
+    none = Answerer(retriever, extractive=True).answer("What is the capital of France?")
+    assert none.text == NOT_FOUND and not none.grounded
+
+
+def test_relevance_gate_in_bm25_mode(index: Index, embedder: Any) -> None:
+    bm25 = Retriever(index, mode="bm25")
+    answerer = Answerer(bm25, extractive=True, embedder=embedder)
+    assert answerer.answer("zeppelin quantum").text == NOT_FOUND
+    assert "bleed valve" in answerer.answer("prime the pump").text
+
+
+def test_answerer_validates_config(retriever: Retriever) -> None:
+    with pytest.raises(ValueError, match="need an llm"):
+        Answerer(retriever)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        Answerer(retriever, extractive=True, k=0)
+    with pytest.raises(ValueError, match="min_dense"):
+        RelevanceGate(min_dense=3.0)
+    with pytest.raises(ValueError, match="question"):
+        Answerer(retriever, extractive=True).answer("  ")
+
+
+def test_gate_term_coverage_rescues_a_multi_topic_chunk(embedder: Any) -> None:
+    from rag.sparse import Analyzer
+    from rag.types import Chunk, Hit
+
+    faq = Chunk("c", "## What happens if ingestion is interrupted?\nNothing is lost. ## How large can a file be?",
+                "d", "faq.md", None, 0, 90, 0)
+    hit = Hit(faq, 0.03, 1, {"dense": 0.12, "rrf": 0.03})
+    gate = RelevanceGate(min_dense=0.3)
+    analyzer = Analyzer()
+    assert gate.filter([hit]) == []  # dense alone says no
+    assert gate.filter([hit], "What happens if ingestion is interrupted?", analyzer) == [hit]
+    assert gate.filter([hit], "What is the capital of France?", analyzer) == []
+    with pytest.raises(ValueError, match="min_term_coverage"):
+        RelevanceGate(min_term_coverage=0)
