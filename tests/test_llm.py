@@ -220,3 +220,12 @@ def test_prompt_longer_than_context_is_refused_before_llama() -> None:
         with pytest.raises(ContextOverflowError, match="context window is 128"):
             small.chat([{"role": "user", "content": "pump " * 300}], max_tokens=8)
     assert not small.loaded, "the context manager closes the model"
+
+
+def test_repeat_penalty_is_validated_and_sent() -> None:
+    from rag.llm import DEFAULT_REPEAT_PENALTY
+
+    with pytest.raises(ValueError, match=r"repeat_penalty must be in \[1, 2\]"):
+        LlamaCppLLM(repeat_penalty=0.5)
+    llm = LlamaCppLLM(repeat_penalty=1.3)
+    assert llm.repeat_penalty == 1.3 and DEFAULT_REPEAT_PENALTY > 1.0
