@@ -69,7 +69,14 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     index = _store(args).load(args.index)
     reranker = None
-    if args.reranker:
+    if args.reranker == "auto":
+        from .reranker_train import load_index_reranker
+
+        reranker = load_index_reranker(_store(args).path(args.index))
+        if reranker is None:
+            raise ValueError(f"index {args.index!r} has no trained reranker; train one with "
+                             f"`rag reranker train --index {args.index}` or pass a CrossEncoder path")
+    elif args.reranker:
         from .rerank import Reranker
 
         reranker = Reranker(args.reranker)
@@ -161,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rrf-k", type=int, default=DEFAULT_RRF_K)
     p.add_argument("--alpha", type=float, default=0.5, help="dense weight for --fusion weighted")
     p.add_argument("--candidates", type=int, default=100, help="hits per retriever before fusion")
-    p.add_argument("--reranker", default=None, help="CrossEncoder name or path (default: none)")
+    p.add_argument("--reranker", default=None,
+                   help="CrossEncoder name or path, or 'auto' for the index's trained reranker (default: none)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_search)
 
@@ -183,8 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_commands(sub)
 
     from .cli_answer import add_commands as add_answer_commands
+    from .cli_reranker import add_commands as add_reranker_commands
 
     add_answer_commands(sub)
+    add_reranker_commands(sub)
     return parser
 
 

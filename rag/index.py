@@ -49,6 +49,8 @@ PARTS: dict[str, str] = {
 }
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_INDEX_ROOT = "indexes"
+# a sub-directory owned by another stage (rag.reranker_train) that survives re-ingests
+KEPT_SUBDIR = "reranker"
 
 
 class IndexError_(Exception):
@@ -290,6 +292,9 @@ class IndexStore:
             index.dense.save(tmp / PARTS["dense"])
             # the manifest goes last: a directory without one is never loaded
             (tmp / MANIFEST).write_text(json.dumps(index.manifest(), indent=2), encoding="utf-8")
+            extra = final / KEPT_SUBDIR
+            if extra.is_dir():  # a trained reranker belongs to the collection: carry it over
+                shutil.copytree(extra, tmp / KEPT_SUBDIR)
             _fsync_dir(tmp)
             self._swap(tmp, final)
         except BaseException:

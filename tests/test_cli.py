@@ -57,3 +57,10 @@ def test_python_dash_m_rag_entry_point() -> None:
     assert out.returncode == 0
     for cmd in ("ingest", "search", "remove", "eval"):
         assert cmd in out.stdout
+
+
+def test_search_reranker_auto_needs_a_trained_one(cli_env: Path, docs_dir: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ingest", str(docs_dir), "--index", "t", "-q"]) == 0
+    assert main(["search", "pump", "--index", "t", "--reranker", "auto"]) == 2
+    assert "has no trained reranker" in capsys.readouterr().err

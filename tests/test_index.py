@@ -113,3 +113,12 @@ def test_settings_validation() -> None:
         IndexSettings(embedder_id="e", dim=4, chunker={}, faiss_kind="annoy")
     with pytest.raises(IndexCorruptError, match="must match"):
         Index("x", IndexSettings(embedder_id="e", dim=4, chunker={}), [], np.zeros((1, 4), np.float32), [], {})
+
+
+def test_a_trained_reranker_survives_a_reingest(store: IndexStore) -> None:
+    path = store.save(_index(n=2))
+    (path / "reranker").mkdir()
+    (path / "reranker" / "weights.bin").write_bytes(b"w")
+    path = store.save(_index(n=3))
+    assert (path / "reranker" / "weights.bin").read_bytes() == b"w"
+    assert len(store.load("col")) == 3
