@@ -4,6 +4,8 @@ Examples::
 
     rag eval retrieval --dataset cranfield --path ../shared/data/cranfield --configs bm25,dense,hybrid --format json
     rag eval retrieval --dataset beir --path datasets/scifact --out results/scifact
+    rag eval retrieval --dataset cranfield --path ../shared/data/cranfield --configs hybrid \
+        --rewriters none,keyword,multi-query,hyde,decompose --out results/rewriters
     rag eval answers --dataset cranfield --path ../shared/data/cranfield --limit 5 --out results/answers
 """
 
@@ -36,17 +38,43 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
         reranker = Reranker(args.reranker)
         if not any(CONFIGS[c].get("rerank") for c in configs):
             configs.append(RERANK_CONFIG)
+    rewriters = [r.strip() for r in (args.rewriters or "").split(",") if r.strip()]
+    llm = None
+    if rewriters:
+        from rag.plugins import available_rewriters
+
+        unknown = [r for r in rewriters if r not in available_rewriters()]
+        if unknown:
+            raise ValueError(f"unknown rewriter(s) {', '.join(unknown)}; available: {', '.join(available_rewriters())}")
+        if any(r not in ("none", "keyword", "condense") for r in rewriters):
+            from rag.llm import LlamaCppLLM
+
+            llm = LlamaCppLLM(args.llm, seed=0)
     ds = load_dataset(args.dataset, args.path, split=args.split)
-    cmp = compare_configs(ds, configs, settings=settings, reranker=reranker, metrics=metrics,
-                          baseline=args.baseline, test=args.test, n_resamples=args.resamples, seed=args.seed,
-                          show_progress=not args.quiet)
+    try:
+        cmp = compare_configs(ds, configs, settings=settings, reranker=reranker, metrics=metrics,
+                              baseline=args.baseline, test=args.test, n_resamples=args.resamples, seed=args.seed,
+                              show_progress=not args.quiet, rewriters=rewriters, llm=llm, limit=args.limit)
+    finally:
+        if llm is not None:
+            llm.close()
     if args.out:
         paths = write_comparison(cmp, args.out)
+        if rewriters:
+            from eval.rewriters import rewriter_table, write_traces
+
+            write_traces(cmp, args.out)
+            (Path(args.out) / "rewriters.md").write_text(rewriter_table(cmp), encoding="utf-8")
+            paths = {**paths, "traces": Path(args.out) / "traces.jsonl", "rewriters": Path(args.out) / "rewriters.md"}
         print(f"wrote {len(paths)} files to {Path(args.out)}/", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(cmp.means(with_latency=args.with_latency), indent=2))
     else:
         print(markdown_table(cmp, with_p=cmp.baseline is not None, with_latency=True), end="")
+        if rewriters:
+            from eval.rewriters import rewriter_table
+
+            print("\n" + rewriter_table(cmp), end="")
     return 0
 
 
@@ -91,6 +119,14 @@ def _add_retrieval(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                    help="paired significance test (default %(default)s)")
     e.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="randomization test samples")
     e.add_argument("--seed", type=int, default=DEFAULT_SEED, help="randomization test seed")
+    e.add_argument("--rewriters", default=None,
+                   help="comma-separated query rewriters to compare with each config, e.g. "
+                        "none,keyword,multi-query,hyde,decompose (rows config+rewriter; the plain config is "
+                        "the baseline); with --out, per-query traces go to traces.jsonl")
+    e.add_argument("--llm", default="smollm2-135m",
+                   help="chat model of the LLM rewriters: registry name or .gguf path (default %(default)s)")
+    e.add_argument("--limit", type=int, default=None,
+                   help="evaluate only the first N judged queries (same N for every row)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=cmd_eval_retrieval)
 

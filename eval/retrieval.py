@@ -13,6 +13,13 @@ Example::
     python -m rag eval retrieval --dataset cranfield --path ../shared/data/cranfield \\
         --configs bm25,dense,hybrid --format json
     python -m rag eval retrieval --dataset beir --path datasets/scifact --out results/scifact
+    python -m rag eval retrieval --dataset cranfield --path ../shared/data/cranfield --configs hybrid \\
+        --rewriters none,keyword,multi-query,hyde,decompose --out results/rewriters
+
+With ``rewriters``, every config runs once per query rewriter (:mod:`rag.rewriting`; rows are
+named ``config+rewriter``, ``none`` keeps the plain config name); multiple queries' hits are
+merged with RRF, the latency includes the rewrite (LLM generation included), and each query's
+rewrite trace is kept (``traces.jsonl`` with ``--out``).
 """
 
 from __future__ import annotations
@@ -23,13 +30,14 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from rag.embedding import Embedder
 from rag.index import Index, IndexStore
 from rag.ingest import Ingestor
 from rag.loaders import LoadedFile, doc_id_for
+from rag.plugins import PluginContext, QueryRewriter, make_rewriter
 from rag.rerank import Reranker
 from rag.retrieval import Retriever
 from rag.types import Document, Hit
@@ -187,6 +195,42 @@ def run_retrieval(retriever: Retriever, queries: Mapping[str, str], depth: int,
     return run, latencies
 
 
+def run_rewritten(retriever: Retriever, rewriter: QueryRewriter, queries: Mapping[str, str], depth: int,
+                  show_progress: bool = False, desc: str | None = None, trace_hits: int = 5
+                  ) -> tuple[dict[str, dict[str, float]], list[float], list[dict[str, Any]]]:
+    """Like :func:`run_retrieval`, each query rewritten first and its queries' hits merged with RRF.
+
+    Returns the run, per-query latency (rewrite + retrieval + merge) and one trace dict per query.
+    """
+    from rag.rewriting import FusionSearcher
+
+    searcher = FusionSearcher(retriever, trace_hits=trace_hits)
+    run: dict[str, dict[str, float]] = {}
+    latencies: list[float] = []
+    traces: list[dict[str, Any]] = []
+    items: Sequence[tuple[str, str]] = list(queries.items())
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        items = tqdm(items, desc=desc, unit="query", leave=False)  # type: ignore[assignment]
+    for qid, text in items:
+        t0 = time.perf_counter()
+        rewrite = rewriter.rewrite(text)
+        t1 = time.perf_counter()
+        found = searcher.search(rewrite, k=retriever.candidates)
+        latencies.append(time.perf_counter() - t0)
+        hits = found.hits
+        prefix_len = hits[0].chunk.source.index(":") + 1 if hits else 0
+        run[qid] = _doc_run(hits, depth, prefix_len)
+        traces.append({"qid": qid, "query": text, "method": rewrite.method, "fallback": rewrite.fallback,
+                       "queries": [{"text": q.text, "dense": q.dense, "kind": q.kind, "weight": q.weight}
+                                   for q in rewrite.queries],
+                       "raw": rewrite.raw, "rewrite_ms": round(1000 * (t1 - t0), 2),
+                       "retrieve_ms": round(1000 * found.retrieve_s, 2), "fuse_ms": round(1000 * found.fuse_s, 2),
+                       "top_docs": list(run[qid])[:trace_hits]})
+    return run, latencies, traces
+
+
 @dataclass(frozen=True)
 class ConfigResult:
     """One configuration's run, scores (means and per query), latency and p-values vs the baseline."""
@@ -197,6 +241,13 @@ class ConfigResult:
     means: Mapping[str, float]
     latencies_ms: tuple[float, ...]
     p_values: Mapping[str, float | None]
+    rewriter: str = "none"
+    traces: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def fallbacks(self) -> int:
+        """Queries for which the rewriter fell back to the original question."""
+        return sum(1 for t in self.traces if t.get("fallback"))
 
     @property
     def latency_mean_ms(self) -> float:
@@ -240,11 +291,17 @@ def compare_configs(ds: Dataset, configs: Sequence[str], embedder: Embedder | No
                     settings: EvalSettings | None = None, reranker: Reranker | None = None,
                     metrics: Mapping[str, str] | None = None, baseline: str | None = BASELINE,
                     test: str = "randomization", n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-                    cache_dir: Path | None = None, show_progress: bool = False) -> Comparison:
+                    cache_dir: Path | None = None, show_progress: bool = False, rewriters: Sequence[str] = (),
+                    llm: Any | None = None, limit: int | None = None) -> Comparison:
     """Run every config over the dataset's judged queries and test each against ``baseline``.
 
     p-values (per metric, paired over queries) are None for the baseline itself and for
     every config when the baseline is not among ``configs``.
+
+    ``rewriters`` (names from :func:`rag.plugins.available_rewriters`) runs each config once per
+    rewriter, rows ``config+rewriter`` (``none``: the plain config name); ``llm`` is the chat
+    model LLM rewriters use.  When ``baseline`` is not among the rows, the first config without
+    a rewriter becomes the baseline.  ``limit`` keeps the first N judged queries (dataset order).
 
     Example (builds or reuses the cached Cranfield index)::
 
@@ -262,26 +319,49 @@ def compare_configs(ds: Dataset, configs: Sequence[str], embedder: Embedder | No
         raise ValueError(f"config(s) {', '.join(needs_reranker)} need a reranker; pass --reranker MODEL")
     if test not in SIGNIFICANCE_TESTS:
         raise ValueError(f"unknown significance test {test!r}; choose from {', '.join(SIGNIFICANCE_TESTS)}")
+    if limit is not None and (not isinstance(limit, int) or limit <= 0):
+        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+    rewriter_names = list(dict.fromkeys(rewriters))
+    if needs_reranker and any(r != "none" for r in rewriter_names):
+        raise ValueError(f"rewriters cannot be combined with rerank configs ({', '.join(needs_reranker)}) yet")
     settings = settings or EvalSettings()
     metrics = dict(metrics or METRICS)
     embedder = embedder or Embedder()
+    rewriter_objs = {name: make_rewriter(name, PluginContext(llm=llm, embedder=embedder))
+                     for name in rewriter_names if name != "none"}  # unknown names fail before indexing
+    if rewriter_objs and llm is not None and hasattr(llm, "load"):
+        llm.load()  # so the first rewrite's latency does not include loading the model
     index = build_index(ds, embedder, settings, cache_dir, show_progress)
     if any(CONFIGS[c]["mode"] != "bm25" for c in configs):
         embedder.load()  # so the first dense query's latency does not include loading the model
     if reranker is not None and needs_reranker:
         reranker.load()
     queries = {q: t for q, t in ds.queries.items() if q in ds.qrels}
+    if limit is not None:
+        queries = dict(list(queries.items())[:limit])
     logger.info("evaluating %d configs on %s (%d judged queries)", len(configs), ds.name, len(queries))
     raw: dict[str, tuple[dict[str, dict[str, float]], list[float]]] = {}
+    traces: dict[str, tuple[str, list[dict[str, Any]]]] = {}
     for name in configs:
         rr = reranker if CONFIGS[name].get("rerank") else None
-        raw[name] = run_retrieval(_retriever(index, name, embedder, settings), queries, settings.depth,
-                                  show_progress, reranker=rr, rerank_candidates=settings.rerank_candidates,
-                                  desc=name)
+        for rw in rewriter_names or ["none"]:
+            row = name if rw == "none" else f"{name}+{rw}"
+            retriever = _retriever(index, name, embedder, settings)
+            if rw == "none":
+                raw[row] = run_retrieval(retriever, queries, settings.depth, show_progress, reranker=rr,
+                                         rerank_candidates=settings.rerank_candidates, desc=row)
+                continue
+            run, lat, tr = run_rewritten(retriever, rewriter_objs[rw], queries, settings.depth, show_progress, row)
+            raw[row] = (run, lat)
+            traces[row] = (rw, tr)
+    configs = list(raw)
+    if rewriter_names and baseline not in configs:
+        baseline = next((c for c in configs if "+" not in c), configs[0])
     if baseline is not None and baseline not in configs:
         logger.warning("baseline %r is not among the configs %s: no p-values", baseline, configs)
         baseline = None
-    scored = {name: per_query(ds.qrels, run, metrics) for name, (run, _) in raw.items()}
+    qrels = ds.qrels if limit is None else {q: ds.qrels[q] for q in queries}
+    scored = {name: per_query(qrels, run, metrics) for name, (run, _) in raw.items()}
     results: dict[str, ConfigResult] = {}
     for name, (run, lat) in raw.items():
         pq = scored[name]
@@ -295,9 +375,11 @@ def compare_configs(ds: Dataset, configs: Sequence[str], embedder: Embedder | No
                                            [pq[label][q] for q in qids], test=test,
                                            n_resamples=n_resamples, seed=seed)
         means = {label: (sum(v.values()) / len(v) if v else 0.0) for label, v in pq.items()}
+        rw, tr = traces.get(name, ("none", []))
         results[name] = ConfigResult(name=name, run=run, per_query=pq, means=means,
-                                     latencies_ms=tuple(1000.0 * x for x in lat), p_values=p_values)
-    n_judged = sum(1 for docs in ds.qrels.values() if any(g > 0 for g in docs.values()))
+                                     latencies_ms=tuple(1000.0 * x for x in lat), p_values=p_values,
+                                     rewriter=rw, traces=tuple(tr))
+    n_judged = sum(1 for docs in qrels.values() if any(g > 0 for g in docs.values()))
     return Comparison(dataset=ds.name, n_queries=n_judged, metrics=metrics, results=results,
                       baseline=baseline, test=test, settings=settings)
 

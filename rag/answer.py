@@ -10,13 +10,17 @@
   ``Answer.citations`` holds the chunks the model cited plus those that support a sentence
   (``metadata["inferred_citations"]``), because a small model often forgets to cite.
 * Extractive mode quotes the retrieved sentences most similar to the question; no LLM needed.
+* Pluggable steps (:mod:`rag.plugins`): a ``router`` picks the collection, or a direct answer
+  without retrieval (chit-chat); a ``rewriter`` turns the question into one or more queries whose
+  hits are merged with RRF (:class:`~rag.rewriting.FusionSearcher`).  Every step is recorded in a
+  :class:`~rag.trace.Trace` on ``Answer.metadata["trace"]``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -24,16 +28,23 @@ import numpy as np
 from .citecheck import DEFAULT_SUPPORT_THRESHOLD, SupportChecker, fix_citations, split_sentences
 from .embedding import DEFAULT_EMBEDDER, Embedder
 from .llm import ChatModel, Message
-from .prompting import (NOT_FOUND, Condensed, PromptBuilder, QueryCondenser, content_terms, fallback_query,
-                        looks_like_follow_up)
+from .index import IndexError_
+from .plugins import QueryRewriter, Rewrite, Route, Router, plugin_name
+from .prompting import NOT_FOUND, PromptBuilder, content_terms
 from .retrieval import Retriever
+from .rewriting import CondenseRewriter, FusionSearcher
 from .sparse import Analyzer
+from .trace import Trace, trace_hits
 from .types import Answer, Chunk, Citation, Hit, SentenceSupport
 
 logger = logging.getLogger(__name__)
 
 History = Sequence[Message]
 DEFAULT_MIN_DENSE = 0.3
+DIRECT_PROMPT = ("You are the friendly assistant of a document question-answering app. The user is making "
+                 "small talk. Reply in one short sentence and offer to answer questions about their documents.")
+DIRECT_REPLY = "Hello! Ask me a question about your documents."
+DIRECT_MAX_TOKENS = 48
 _DECLINE_MARKERS = ("could not find this in your documents", "could not find this in the documents",
                     "not in your documents", "sources do not contain")
 
@@ -138,10 +149,17 @@ class AnswerStream:
 @dataclass(frozen=True)
 class _Plan:
     question: str
-    condensed: Condensed
+    rewrite: Rewrite
     hits: tuple[Hit, ...]
     relevant: tuple[Hit, ...]
     retrieve_s: float
+    trace: Trace
+    direct: bool = False
+
+    @property
+    def query(self) -> str:
+        """The standalone question (shown as "searched for", used for quotes and the gate)."""
+        return self.rewrite.standalone
 
 
 class Answerer:
@@ -156,10 +174,16 @@ class Answerer:
         gate: the :class:`RelevanceGate` (default ``min_dense=0.3``).
         support_threshold: cosine threshold of the sentence support check.
         extractive: quote retrieved sentences instead of generating (no LLM call).
-        condense: rewrite follow-ups into standalone queries with the LLM before retrieval.
+        condense: rewrite follow-ups into standalone queries with the LLM before retrieval
+            (the default rewriter; ignored when ``rewriter`` is given).
         max_quotes: sentences quoted in extractive mode.
         embedder: for the support check and extractive mode; default ``retriever.embedder``
             (the index's), or the packaged MiniLM in BM25 mode.
+        rewriter: a :class:`~rag.plugins.QueryRewriter` (e.g. ``make_rewriter("hyde", ctx)``);
+            default :class:`~rag.rewriting.CondenseRewriter` (follow-up condensation).
+        router: a :class:`~rag.plugins.Router`; default none (always ``retriever``'s collection).
+        retrievers: ``name -> Retriever`` for the collections a router may pick (raise KeyError
+            or an index error for unknown names: the answer then uses ``retriever`` and notes it).
 
     Example (runs the real models)::
 
@@ -178,7 +202,9 @@ class Answerer:
     def __init__(self, retriever: Retriever, llm: ChatModel | None = None, k: int = 5, max_tokens: int = 256,
                  temperature: float = 0.0, seed: int = 0, gate: RelevanceGate | None = None,
                  support_threshold: float = DEFAULT_SUPPORT_THRESHOLD, extractive: bool = False,
-                 condense: bool = True, max_quotes: int = 3, embedder: Embedder | None = None) -> None:
+                 condense: bool = True, max_quotes: int = 3, embedder: Embedder | None = None,
+                 rewriter: QueryRewriter | None = None, router: Router | None = None,
+                 retrievers: Callable[[str], Retriever] | None = None) -> None:
         if not isinstance(k, int) or k <= 0:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         if not isinstance(max_tokens, int) or max_tokens <= 0:
@@ -189,6 +215,10 @@ class Answerer:
             raise ValueError(f"max_quotes must be a positive integer, got {max_quotes!r}")
         if not extractive and llm is None:
             raise ValueError("generative answers need an llm; pass llm=... or extractive=True")
+        if rewriter is not None and not isinstance(rewriter, QueryRewriter):
+            raise ValueError(f"rewriter must have a rewrite(query, history) method, got {rewriter!r}")
+        if router is not None and not isinstance(router, Router):
+            raise ValueError(f"router must have a route(query, history) method, got {router!r}")
         self.retriever = retriever
         self.llm = llm
         self.k = k
@@ -202,7 +232,10 @@ class Answerer:
         self.embedder = embedder or retriever.embedder or Embedder(DEFAULT_EMBEDDER)
         self.checker = SupportChecker(self.embedder, threshold=support_threshold)
         self.prompts = PromptBuilder(llm, max_tokens=max_tokens) if llm is not None else None
-        self.condenser = QueryCondenser(llm) if (llm is not None and condense) else None
+        self.rewriter: QueryRewriter = rewriter or CondenseRewriter(llm, enabled=condense)
+        self.condenser = getattr(self.rewriter, "condenser", None)
+        self.router = router
+        self.retrievers = retrievers
 
     # -- public ------------------------------------------------------------------------------
     def answer(self, question: str, history: History = ()) -> Answer:
@@ -212,14 +245,16 @@ class Answerer:
     def stream(self, question: str, history: History = ()) -> AnswerStream:
         """Retrieve now, then stream the answer text; ``.answer`` holds the final :class:`Answer`."""
         plan = self._plan(question, history)
-        query = plan.condensed.query
+        query = plan.query
+        if plan.direct:
+            return self._direct(plan, history)
         if not plan.relevant:
             return _single(self._not_found(plan), query)
         if self.extractive:
             return _single(self._extractive(plan), query)
         if self.llm is None or self.prompts is None:
             raise RuntimeError("generative answers need an llm")  # unreachable: checked in __init__
-        prompt_q = query if plan.condensed.method == "llm" else question
+        prompt_q = query if plan.rewrite.method == "llm" else question
         prompt = self.prompts.build(prompt_q, [h.chunk for h in plan.relevant], history)
         t0 = time.perf_counter()
         pieces = self.llm.stream(list(prompt.messages), max_tokens=prompt.max_tokens,
@@ -227,9 +262,11 @@ class Answerer:
         hits_by_chunk = {h.chunk.id: h for h in plan.relevant}
 
         def finish(raw: str) -> Answer:
+            generate_s = time.perf_counter() - t0
             meta = {"prompt_tokens": prompt.prompt_tokens, "sources_in_prompt": prompt.n_sources,
                     "chunks_dropped": prompt.dropped, "truncated": prompt.truncated,
-                    "generate_s": round(time.perf_counter() - t0, 3), "raw": raw}
+                    "generate_s": round(generate_s, 3), "raw": raw,
+                    "trace": replace(plan.trace, timings={**plan.trace.timings, "generate_s": generate_s})}
             return self._finish(plan, raw, prompt.chunks, hits_by_chunk, meta)
 
         return AnswerStream(iter(pieces), finish, query)
@@ -239,27 +276,79 @@ class Answerer:
         if not isinstance(question, str) or not question.strip():
             raise ValueError("question must be a non-empty string")
         history = [{"role": str(m["role"]), "content": str(m["content"])} for m in history]
-        if history and self.condenser is not None:
-            condensed = self.condenser.condense(question, history)
-        elif history and self.condense and looks_like_follow_up(question):  # no LLM: key-term fallback
-            condensed = Condensed(fallback_query(question, history), "fallback")
-        else:
-            condensed = Condensed(question, "none")
-        if condensed.method != "none":
-            logger.info("standalone query (%s): %s", condensed.method, condensed.query)
+        timings: dict[str, float] = {}
+        notes: list[str] = []
+        route: Route | None = None
         t0 = time.perf_counter()
-        hits = self.retriever.retrieve(condensed.query, k=self.k)
-        relevant = self.gate.filter(hits, condensed.query, self.retriever.index.analyzer)
-        return _Plan(question, condensed, tuple(hits), tuple(relevant), time.perf_counter() - t0)
+        if self.router is not None:
+            route = self.router.route(question, history)
+            timings["route_s"] = time.perf_counter() - t0
+            logger.info("route: %s", route)
+        router_name = plugin_name(self.router) if self.router is not None else None
+        rewriter_name = plugin_name(self.rewriter)
+        if route is not None and route.action == "direct":
+            rewrite = Rewrite.single(question, "none")
+            trace = Trace(question, rewriter_name, "skipped (direct answer)", rewrite.queries, router_name, route,
+                          timings=timings)
+            return _Plan(question, rewrite, (), (), 0.0, trace, direct=True)
+        retriever, collection = self._collection(route, notes)
+        t1 = time.perf_counter()
+        rewrite = self.rewriter.rewrite(question, history)
+        timings["rewrite_s"] = time.perf_counter() - t1
+        if rewrite.fallback:
+            notes.append(f"rewriter fell back: {rewrite.fallback}")
+        if rewrite.method != "none":
+            logger.info("rewrite (%s): %s", rewrite.method, [q.text for q in rewrite.queries])
+        found = FusionSearcher(retriever).search(rewrite, self.k, collection)
+        timings["retrieve_s"] = found.retrieve_s
+        timings["fuse_s"] = found.fuse_s
+        relevant = self.gate.filter(found.hits, rewrite.standalone, retriever.index.analyzer)
+        trace = Trace(question, rewriter_name, rewrite.method, rewrite.queries, router_name, route, collection,
+                      found.retrievals, trace_hits(found.hits, self.k), timings, tuple(notes), rewrite.raw)
+        return _Plan(question, rewrite, found.hits, tuple(relevant), found.retrieve_s + found.fuse_s, trace)
+
+    def _collection(self, route: Route | None, notes: list[str]) -> tuple[Retriever, str]:
+        """The retriever for the routed collection; the default one (with a note) when unavailable."""
+        default = self.retriever.index.name
+        if route is None or route.collection is None or route.collection == default:
+            return self.retriever, default
+        if self.retrievers is None:
+            notes.append(f"router chose {route.collection!r} but only {default!r} is available")
+            return self.retriever, default
+        try:
+            return self.retrievers(route.collection), route.collection
+        except (KeyError, ValueError, OSError, IndexError_) as exc:
+            logger.warning("routed collection %r unavailable (%s); using %r", route.collection, exc, default)
+            notes.append(f"router chose unknown collection {route.collection!r}; used {default!r}")
+            return self.retriever, default
 
     def _base_meta(self, plan: _Plan) -> dict[str, Any]:
         return {"retrieved": len(plan.hits), "relevant": len(plan.relevant),
-                "condense_method": plan.condensed.method, "retrieve_s": round(plan.retrieve_s, 3),
+                "condense_method": plan.rewrite.method, "retrieve_s": round(plan.retrieve_s, 3),
                 "top_dense": max((float(h.scores["dense"]) for h in plan.hits if "dense" in h.scores),
-                                 default=None)}
+                                 default=None),
+                "trace": plan.trace}
+
+    def _direct(self, plan: _Plan, history: History) -> AnswerStream:
+        """Small talk: a short reply without retrieval (a fixed one without an LLM)."""
+        meta = {**self._base_meta(plan), "reason": "direct route: " + (plan.trace.route.reason
+                                                                       if plan.trace.route else "")}
+
+        def answer(text: str) -> Answer:
+            return Answer(question=plan.question, text=text.strip() or DIRECT_REPLY, standalone_query=plan.query,
+                          grounded=False, mode="direct", metadata=meta)
+
+        if self.llm is None or self.extractive:
+            return _single(answer(DIRECT_REPLY), plan.query)
+        messages = [{"role": "system", "content": DIRECT_PROMPT},
+                    *[{"role": str(m["role"]), "content": str(m["content"])} for m in list(history)[-2:]],
+                    {"role": "user", "content": plan.question}]
+        pieces = self.llm.stream(messages, max_tokens=min(self.max_tokens, DIRECT_MAX_TOKENS),
+                                 temperature=self.temperature, seed=self.seed)
+        return AnswerStream(iter(pieces), answer, plan.query)
 
     def _not_found(self, plan: _Plan) -> Answer:
-        return Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.condensed.query,
+        return Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.query,
                       grounded=False, mode="extractive" if self.extractive else "generative",
                       metadata={**self._base_meta(plan), "reason": "no relevant hit"})
 
@@ -268,7 +357,7 @@ class Answerer:
         meta = {**self._base_meta(plan), **meta}
         text = raw.strip()
         if not text or any(m in text.lower() for m in _DECLINE_MARKERS):
-            return Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.condensed.query,
+            return Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.query,
                           grounded=False, metadata={**meta, "reason": "model declined" if text else "empty"})
         fixed, valid, invalid = fix_citations(text, len(chunks))
         if invalid:
@@ -281,7 +370,7 @@ class Answerer:
         meta.update(explicit_citations=valid, inferred_citations=inferred, invalid_citations=invalid,
                     sources=tuple(Citation(i, c, hits_by_chunk[c.id].score) for i, c in enumerate(chunks, 1)))
         return Answer(question=plan.question, text=fixed, citations=citations, support=support,
-                      standalone_query=plan.condensed.query, grounded=any(s.supported for s in support),
+                      standalone_query=plan.query, grounded=any(s.supported for s in support),
                       mode="generative", metadata=meta)
 
     def _extractive(self, plan: _Plan) -> Answer:
@@ -296,7 +385,7 @@ class Answerer:
                     candidates.append((sentence, hit))
         if not candidates:
             return self._not_found(plan)
-        vecs = self.embedder.encode([plan.condensed.query, *(s for s, _ in candidates)])
+        vecs = self.embedder.encode([plan.query, *(s for s, _ in candidates)])
         sims = vecs[1:] @ vecs[0]
         order = [int(i) for i in np.argsort(-sims, kind="stable")]
         picked: list[int] = []
@@ -318,7 +407,7 @@ class Answerer:
         by_id = {h.chunk.id: h for h in plan.relevant}
         citations = tuple(Citation(n, by_id[cid].chunk, by_id[cid].score) for cid, n in numbers.items())
         return Answer(question=plan.question, text="\n".join(lines), citations=citations, support=tuple(support),
-                      standalone_query=plan.condensed.query, grounded=True, mode="extractive",
+                      standalone_query=plan.query, grounded=True, mode="extractive",
                       metadata={**self._base_meta(plan),
                                 "quote_similarity": tuple(round(float(sims[i]), 3) for i in picked)})
 

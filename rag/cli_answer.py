@@ -7,11 +7,18 @@ Wire them into the main parser with :func:`add_commands`::
     add_commands(sub)
     args = parser.parse_args(["ask", "How do I prime the pump?", "--index", "docs"])
     raise SystemExit(args.func(args))
+
+Routing and rewriting plugins are picked by name (built-ins and ``rag.routers`` /
+``rag.rewriters`` entry points)::
+
+    rag ask "thanks!" --index docs --router chitchat --trace
+    rag ask "in manuals: how do I prime the pump?" --router chitchat,rules --rewriter multi-query --trace
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -78,6 +85,17 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-relevance", type=float, default=DEFAULT_MIN_DENSE,
                    help="minimum dense cosine of the best hit to answer at all (default: %(default)s)")
     p.add_argument("--extractive", action="store_true", help="quote the best sentences; no LLM")
+    p.add_argument("--rewriter", default=None,
+                   help="query rewriter (default: condense follow-ups); built-in: none, condense, keyword, "
+                        "multi-query, hyde, decompose, or a 'rag.rewriters' entry point")
+    p.add_argument("--router", default=None,
+                   help="router, or a comma-separated chain (default: none); built-in: chitchat, rules, "
+                        "embedding, llm, or a 'rag.routers' entry point. Collections: all indexes in --index-dir")
+    p.add_argument("--router-config", type=Path, default=None,
+                   help='JSON options for the router, e.g. {"rules": {"pump|valve": "manuals"}, "threshold": 0.3}')
+    p.add_argument("--rewriter-config", type=Path, default=None, help="JSON options for the rewriter")
+    p.add_argument("--trace", action="store_true",
+                   help="print the trace after each answer: rewrites, route, hits per query, timings")
 
 
 def add_commands(subparsers: Any) -> None:
@@ -111,21 +129,75 @@ def _error(msg: str) -> int:
     return 2
 
 
+def _options(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object of options, got {type(data).__name__}")
+    return data
+
+
+class _Collections:
+    """Retrievers for every index in a store, loaded on first use (what a router may pick)."""
+
+    def __init__(self, store: IndexStore, first: Any, mode: str) -> None:
+        self.store = store
+        self.mode = mode
+        self.loaded = {first.index.name: first}
+        self.embedder = first.embedder
+
+    def __call__(self, name: str) -> Any:
+        from .retrieval import Retriever  # noqa: PLC0415
+
+        if name not in self.loaded:
+            self.loaded[name] = Retriever(self.store.load(name), mode=self.mode, embedder=self.embedder)
+        return self.loaded[name]
+
+    def describe(self) -> dict[str, str]:
+        from .routing import describe_collection  # noqa: PLC0415
+
+        out = {}
+        for name in self.store.names():
+            docs = self(name).index.documents.values()
+            out[name] = describe_collection(name, [d.title or Path(d.source).stem for d in docs])
+        return out
+
+
 def _build(args: argparse.Namespace, condense: bool = True) -> tuple[Answerer, Any | None]:
     """Load the index and (unless extractive) the model; errors propagate to the caller."""
     from .llm import LlamaCppLLM  # noqa: PLC0415 - keep `rag --help` fast
+    from .plugins import PluginContext, make_rewriter  # noqa: PLC0415
     from .retrieval import Retriever  # noqa: PLC0415
+    from .routing import build_router  # noqa: PLC0415
 
-    index = IndexStore(args.index_dir if args.index_dir is not None else default_index_root()).load(args.index)
+    store = IndexStore(args.index_dir if args.index_dir is not None else default_index_root())
+    index = store.load(args.index)
     retriever = Retriever(index, mode=args.mode)
+    collections = _Collections(store, retriever, args.mode)
+    router_options, rewriter_options = _options(args.router_config), _options(args.rewriter_config)
     llm = None
     if not args.extractive:
         llm = LlamaCppLLM(args.model, n_ctx=args.n_ctx, n_gpu_layers=args.n_gpu_layers, seed=args.seed,
                           models_dir=str(args.models_dir) if args.models_dir else None)
     try:
+        rewriter = router = None
+        if args.rewriter:
+            rewriter = make_rewriter(args.rewriter, PluginContext(llm=llm, embedder=retriever.embedder,
+                                                                  default_collection=args.index,
+                                                                  options=rewriter_options))
+        if args.router:
+            router = build_router(args.router, PluginContext(llm=llm, embedder=retriever.embedder,
+                                                             collections=collections.describe(),
+                                                             default_collection=args.index,
+                                                             options=router_options))
         answerer = Answerer(retriever, llm, k=args.k, max_tokens=args.max_tokens, temperature=args.temperature,
                             seed=args.seed, gate=RelevanceGate(min_dense=args.min_relevance),
-                            extractive=args.extractive, condense=condense)
+                            extractive=args.extractive, condense=condense, rewriter=rewriter, router=router,
+                            retrievers=collections)
         if llm is not None:
             llm.load()
     except Exception:
@@ -135,14 +207,17 @@ def _build(args: argparse.Namespace, condense: bool = True) -> tuple[Answerer, A
     return answerer, llm
 
 
-def print_stream(stream: AnswerStream, out: TextIO) -> Answer:
-    """Write the streamed pieces as they come, then the sources and the support check."""
+def print_stream(stream: AnswerStream, out: TextIO, trace: bool = False) -> Answer:
+    """Write the streamed pieces as they come, then the sources, the support check and (if asked) the trace."""
     for piece in stream:
         out.write(piece)
         out.flush()
     out.write("\n")
     answer = stream.answer
     out.write(format_sources(answer))
+    if trace and answer.metadata.get("trace") is not None:
+        out.write("Trace:\n" + "\n".join("  " + line for line in answer.metadata["trace"].format().splitlines())
+                  + "\n")
     out.flush()
     return answer
 
@@ -176,7 +251,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     except (IndexError_, ModelError, ValueError, OSError) as exc:
         return _error(str(exc))
     try:
-        print_stream(answerer.stream(args.question), sys.stdout)
+        print_stream(answerer.stream(args.question), sys.stdout, trace=args.trace)
     except ValueError as exc:
         return _error(str(exc))
     finally:
@@ -219,7 +294,7 @@ def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
                 stream = session.stream(question)
                 if stream.standalone_query and stream.standalone_query != question:
                     out.write(f"(searching for: {stream.standalone_query})\n")
-                print_stream(stream, out)
+                print_stream(stream, out, trace=args.trace)
             except ValueError as exc:
                 print(f"error: {exc}", file=sys.stderr)
             out.write("\n")

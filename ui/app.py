@@ -27,8 +27,10 @@ from rag.llm import LlamaCppLLM  # noqa: E402
 from rag.loaders import SUPPORTED_EXTENSIONS  # noqa: E402
 from rag.memory import MEMORY_TYPES, make_memory  # noqa: E402
 from rag.models import DEFAULT_MODEL, names as model_names  # noqa: E402
+from rag.plugins import PluginContext, available_rewriters, available_routers, make_rewriter  # noqa: E402
 from rag.rerank import Reranker  # noqa: E402
 from rag.retrieval import FUSIONS, MODES, Retriever  # noqa: E402
+from rag.routing import build_router, describe_collection  # noqa: E402
 from rag.types import Answer  # noqa: E402
 from rag.webapp import DEFAULT_UPLOAD_MB, escape_markdown, save_uploads  # noqa: E402
 
@@ -190,6 +192,19 @@ def sidebar_settings() -> dict[str, Any]:
         s["rerank"] = st.checkbox("Rerank with a cross-encoder", value=False)
         s["reranker_path"] = st.text_input("Cross-encoder name or path", key="reranker_path",
                                            disabled=not s["rerank"])
+    with st.sidebar.expander("Routing and query rewriting"):
+        rewriters = available_rewriters()
+        s["rewriter"] = st.selectbox("Query rewriter", rewriters, key="rewriter_select",
+                                     index=rewriters.index("condense") if "condense" in rewriters else 0,
+                                     help="condense: rewrite follow-ups (default); keyword: no LLM; multi-query, "
+                                          "hyde, decompose: the language model writes extra queries, merged by RRF.")
+        routers = available_routers()
+        s["router"] = st.selectbox("Router", routers, key="router_select",
+                                   index=routers.index("none") if "none" in routers else 0,
+                                   help="Which collection answers: rules (collection name in the question), "
+                                        "embedding (closest collection description), llm (the model picks).")
+        s["chitchat"] = st.checkbox("Answer small talk without searching", value=False, key="chitchat",
+                                    help="Greetings and thanks get a direct reply (router 'chitchat').")
     return s
 
 
@@ -203,6 +218,14 @@ def marked_answer(answer: Answer) -> str:
         text = escape_markdown(s.sentence)
         parts.append(text if s.supported else f":orange-background[{text}] :material/warning:")
     return " ".join(parts)
+
+
+def render_trace(answer: Answer) -> None:
+    """The routing/rewriting/retrieval trace, as JSON (rendered literally, never as Markdown)."""
+    trace = answer.metadata.get("trace")
+    if trace is not None:
+        with st.expander("Trace"):
+            st.json(trace.to_dict(), expanded=False)
 
 
 def render_answer(answer: Answer) -> None:
@@ -219,6 +242,7 @@ def render_answer(answer: Answer) -> None:
             with st.expander(label):
                 st.caption(f"{c.chunk.source} · characters {c.chunk.start}–{c.chunk.end}")
                 st.text(c.chunk.text)
+    render_trace(answer)
 
 
 def build_chat(index: Index, s: dict[str, Any]) -> ChatSession:
@@ -228,8 +252,25 @@ def build_chat(index: Index, s: dict[str, Any]) -> ChatSession:
                           alpha=s["alpha"], reranker=reranker)
     extractive = s["answer_mode"] == "extractive"
     llm = None if extractive else get_llm(s["model"], "auto")
+
+    def retrievers(name: str) -> Retriever:
+        if name not in store().names():
+            raise KeyError(name)
+        return Retriever(load_index(name), mode=s["mode"], embedder=embedder, fusion=s["fusion"],
+                         rrf_k=s["rrf_k"], alpha=s["alpha"], reranker=reranker)
+
+    rewriter = make_rewriter(s["rewriter"], PluginContext(llm=llm, embedder=embedder, default_collection=index.name))
+    router_spec = ",".join(n for n in (["chitchat"] if s["chitchat"] else []) +
+                           ([s["router"]] if s["router"] != "none" else []))
+    router = None
+    if router_spec:
+        collections = {n: describe_collection(n, [d.title or Path(d.source).stem
+                                                  for d in load_index(n).documents.values()])
+                       for n in store().names()}
+        router = build_router(router_spec, PluginContext(llm=llm, embedder=embedder, collections=collections,
+                                                         default_collection=index.name))
     answerer = Answerer(retriever, llm, k=s["k"], temperature=s["temperature"], extractive=extractive,
-                        embedder=embedder)
+                        embedder=embedder, rewriter=rewriter, router=router, retrievers=retrievers)
     ss = state()
     mem_key = (s["memory"], s["model"] if not extractive else None)
     if ss.get("memory_key") != mem_key:
