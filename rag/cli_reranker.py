@@ -23,20 +23,11 @@ import json
 import logging
 import sys
 
+from .cli_answer import _positive_int
 from .index import IndexError_, IndexStore
 from .reranker_train import DEFAULT_STRATEGY, STRATEGIES
 
 logger = logging.getLogger(__name__)
-
-
-def _positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
-    return n
 
 
 def _positive_float(value: str) -> float:
