@@ -57,6 +57,30 @@ def embedder():  # type: ignore[no-untyped-def]
     return Embedder().load()
 
 
+@pytest.fixture(scope="session")
+def smol():  # type: ignore[no-untyped-def]
+    """The real packaged SmolLM2, loaded once for the whole run and closed at the end."""
+    from rag.llm import LlamaCppLLM
+
+    with LlamaCppLLM(seed=0) as llm:
+        yield llm
+
+
+def build_index(root: Path, name: str, files: dict[str, str], embedder, **kw):  # type: ignore[no-untyped-def]
+    """Write ``files`` under ``root`` and ingest them into a fresh index ``name``; return it loaded."""
+    from rag.index import IndexStore
+    from rag.ingest import Ingestor
+
+    docs = root / f"{name}-docs"
+    docs.mkdir(parents=True)
+    for fname, text in files.items():
+        (docs / fname).write_text(text, encoding="utf-8")
+    store = IndexStore(root / "indexes")
+    report = Ingestor(name, store=store, embedder=embedder, **kw).ingest([docs])
+    assert report.ok, report.summary()
+    return store.load(name)
+
+
 @pytest.fixture()
 def store(tmp_path: Path):  # type: ignore[no-untyped-def]
     from rag.index import IndexStore

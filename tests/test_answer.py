@@ -9,10 +9,10 @@ import pytest
 
 from rag.answer import Answerer, RelevanceGate
 from rag.citecheck import SupportChecker, fix_citations, split_sentences, strip_citations
-from rag.index import Index, IndexStore
-from rag.ingest import Ingestor
+from rag.index import Index
 from rag.llm import ContextOverflowError, LlamaCppLLM, ScriptedLLM
 from rag.prompting import NOT_FOUND, PromptBuilder
+from tests.conftest import build_index
 from rag.retrieval import Retriever
 from rag.types import Chunk
 
@@ -21,17 +21,6 @@ PUMP = ("# Pump manual\n\nTo prime the centrifugal pump, open the bleed valve an
 TURBINE = ("Turbine maintenance. The turbine blades must be inspected for cracks every 500 operating hours. "
            "Replace any blade with erosion deeper than 2 mm.")
 FRUIT = "Bananas are yellow and rich in potassium. Apples grow on trees in temperate climates."
-
-
-def build_index(root: Path, name: str, files: dict[str, str], embedder: Any, **kw: Any) -> Index:
-    docs = root / f"{name}-docs"
-    docs.mkdir(parents=True)
-    for fname, text in files.items():
-        (docs / fname).write_text(text, encoding="utf-8")
-    store = IndexStore(root / "indexes")
-    report = Ingestor(name, store=store, embedder=embedder, **kw).ingest([docs])
-    assert report.ok, report.summary()
-    return store.load(name)
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +32,6 @@ def index(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Index:
 @pytest.fixture(scope="module")
 def retriever(index: Index, embedder: Any) -> Retriever:
     return Retriever(index, mode="hybrid", embedder=embedder)
-
-
-@pytest.fixture(scope="module")
-def smol() -> Iterator[LlamaCppLLM]:
-    with LlamaCppLLM(seed=0) as llm:
-        yield llm
 
 
 class CountingLLM:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -159,12 +159,6 @@ def test_scripted_llm_counts_and_overflows() -> None:
 
 
 # -- the real SmolLM2 ----------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def smol() -> Iterator[LlamaCppLLM]:
-    with LlamaCppLLM(seed=0) as llm:
-        yield llm
-
 
 MSG = [{"role": "user", "content": "Name one colour of the sky."}]
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import pytest
 
 from rag.answer import Answerer
 from rag.fusion import ranked, reciprocal_rank_fusion
-from rag.index import Index, IndexStore
-from rag.ingest import Ingestor
+from rag.index import Index
 from rag.llm import LlamaCppLLM, ScriptedLLM
 from rag.plugins import PluginContext, Rewrite, SearchQuery, make_rewriter
 from rag.prompting import content_terms
 from rag.retrieval import Retriever
+from tests.conftest import build_index
 from rag.rewriting import (CondenseRewriter, DecomposeRewriter, FusionSearcher, HydeRewriter, KeywordRewriter,
                            MultiQueryRewriter, NoRewriter)
 from rag.trace import Trace
@@ -29,26 +29,13 @@ Q = "How do I prime the centrifugal pump?"
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Index:
-    root = tmp_path_factory.mktemp("rewriting")
-    docs = root / "docs"
-    docs.mkdir()
-    for name, text in {"pump.md": PUMP, "turbine.txt": TURBINE, "fruit.txt": FRUIT}.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    store = IndexStore(root / "indexes")
-    report = Ingestor("docs", store=store, embedder=embedder).ingest([docs])
-    assert report.ok, report.summary()
-    return store.load("docs")
+    return build_index(tmp_path_factory.mktemp("rewriting"), "docs",
+                       {"pump.md": PUMP, "turbine.txt": TURBINE, "fruit.txt": FRUIT}, embedder)
 
 
 @pytest.fixture(scope="module")
 def retriever(index: Index, embedder: Any) -> Retriever:
     return Retriever(index, mode="hybrid", embedder=embedder)
-
-
-@pytest.fixture(scope="module")
-def smol() -> Iterator[LlamaCppLLM]:
-    with LlamaCppLLM(seed=0) as llm:
-        yield llm
 
 
 def by_prompt(rewrite: str, answer: str = "Open the bleed valve [1].") -> ScriptedLLM:
