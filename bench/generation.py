@@ -27,12 +27,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see rag/llm.py: torch's spinning threads starve llama.cpp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.answer import Answerer  # noqa: E402
+from rag.answer.answerer import Answerer  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
-from rag.index import IndexStore  # noqa: E402
-from rag.ingest import Ingestor  # noqa: E402
-from rag.llm import LlamaCppLLM  # noqa: E402
-from rag.retrieval import Retriever  # noqa: E402
+from rag.index.store import IndexStore  # noqa: E402
+from rag.ingest.ingestor import Ingestor  # noqa: E402
+from rag.generation.llm import LlamaCppLLM  # noqa: E402
+from rag.pipeline import GenerationConfig, PipelineConfig, RetrievalConfig, build  # noqa: E402
 
 QUESTION = "How do I prime the centrifugal pump, and what happens if it runs dry?"
 CORPUS = {
@@ -92,7 +92,7 @@ def app_run(answerer: Answerer, llm: LlamaCppLLM, max_tokens: int) -> tuple[floa
     end = time.perf_counter() - t0
     CHECK_S.append(end - (last or end))
     answer = stream.answer
-    n = llm.count_tokens(answer.metadata.get("raw", answer.text))
+    n = llm.count_tokens(answer.diagnostics.raw or answer.text)
     return first or end, last or end, n
 
 
@@ -115,13 +115,15 @@ def main(argv: list[str] | None = None) -> int:
             (docs / name).write_text(text, encoding="utf-8")
         store = IndexStore(Path(tmp) / "indexes")
         Ingestor("bench", store=store, embedder=embedder).ingest([docs])
-        retriever = Retriever(store.load("bench"), embedder=embedder)
+        index = store.load("bench")
 
     with LlamaCppLLM(args.model, seed=0, n_threads=args.n_threads) as llm:
-        answerer = Answerer(retriever, llm, k=args.k, max_tokens=args.max_tokens)
+        config = PipelineConfig(index="bench", retrieval=RetrievalConfig(k=args.k),
+                                generation=GenerationConfig(model=args.model, max_tokens=args.max_tokens))
+        answerer = build(config, store, index=index, embedder=embedder, llm=llm).answerer
         # the exact prompt the app sends (same retrieval, same budget)
-        hits = answerer.gate.filter(retriever.retrieve(QUESTION, k=args.k))
-        prompt = answerer.prompts.build(QUESTION, [h.chunk for h in hits])  # type: ignore[union-attr]
+        plan = answerer.planner.plan(QUESTION)
+        prompt = answerer.strategy.prompts.build(QUESTION, [h.chunk for h in plan.relevant])
         messages = [dict(m) for m in prompt.messages]
         kwargs = {"n_ctx": llm.n_ctx, "n_gpu_layers": 0 if not llama_cpp.llama_supports_gpu_offload() else -1,
                   "seed": 0, "verbose": False}

@@ -9,7 +9,7 @@ Prints Markdown tables for
    re-encode of a sample of those texts as a cross-check;
 2. query latency p50/p95 for ``bm25`` / ``dense`` / ``hybrid`` (``Retriever``, k=10,
    candidates=100), with the hybrid time split into its BM25 and dense parts;
-3. rank-bm25 (what ``rag.sparse.BM25Index`` wraps) against bm25s on the same analyzer
+3. rank-bm25 (what ``rag.index.sparse.BM25Index`` wraps) against bm25s on the same analyzer
    tokens and the same k1/b/IDF, as a time ratio.
 
 Corpus sizes are chunk-count targets.  The smallest uses the default chunking (200/40
@@ -53,13 +53,13 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from eval.datasets import Dataset, load_cranfield  # noqa: E402
-from rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE  # noqa: E402
+from rag_eval.datasets import Dataset, load_cranfield  # noqa: E402
+from rag.ingest.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
-from rag.index import Index, IndexStore, iter_chunk_texts  # noqa: E402
-from rag.ingest import Ingestor  # noqa: E402
-from rag.loaders import LoadedFile, doc_id_for  # noqa: E402
-from rag.retrieval import MODES, Retriever  # noqa: E402
+from rag.index.store import Index, IndexStore, iter_chunk_texts  # noqa: E402
+from rag.ingest.ingestor import Ingestor  # noqa: E402
+from rag.ingest.loaders import LoadedFile, doc_id_for  # noqa: E402
+from rag.retrieval.retriever import MODES, Retriever  # noqa: E402
 from rag.types import Document  # noqa: E402
 
 K = 10
@@ -134,7 +134,7 @@ def loaded_files(ds: Dataset) -> list[LoadedFile]:
     files = []
     for d in ds.documents:
         source = f"cranfield/{d.doc_id}.txt"
-        doc = Document.from_text(d.text, source=source, title=d.title, metadata={"ext": ".txt"})
+        doc = Document.from_text(d.text, source=source, title=d.title, format=".txt")
         files.append(LoadedFile(source=source, doc_id=doc_id_for(source),
                                 file_hash=hashlib.sha256(f"{d.title}\n{d.text}".encode()).hexdigest(),
                                 documents=(doc,)))
@@ -236,7 +236,7 @@ def bm25_libraries(index: Index, queries: Sequence[str]) -> dict[str, Any]:
 
     settings = index.settings
     t_rank_build, _ = timeit(lambda: type(index.bm25).build(index.tokens, k1=settings.bm25_k1, b=settings.bm25_b))
-    fast = bm25s.BM25(k1=settings.bm25_k1, b=settings.bm25_b, method="lucene")  # Lucene IDF, as rag.sparse
+    fast = bm25s.BM25(k1=settings.bm25_k1, b=settings.bm25_b, method="lucene")  # Lucene IDF, as rag.index.sparse
     t_s_build, _ = timeit(lambda: fast.index(index.tokens, show_progress=False))
     qtoks = [t for t in (index.analyzer.tokenize(q) for q in queries) if t]
 
@@ -412,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines += table(["corpus", "mode", "p50", "p95", "mean", "share of hybrid"], latency_rows)
     lines += ["", "### 3. rank-bm25 vs bm25s, same analyzer tokens, k1/b and Lucene IDF",
               "", f"Per query: score every chunk + the same top-{CANDIDATES} selection (ms). rank-bm25 is the "
-              "`rag.sparse.BM25Index` in the index; bm25s `method=\"lucene\"`, numpy backend. "
+              "`rag.index.sparse.BM25Index` in the index; bm25s `method=\"lucene\"`, numpy backend. "
               "BM25 / dense share = of p50 hybrid latency (table 2). `est. hybrid w/ bm25s` = p50 hybrid - p50 "
               "rank-bm25 + p50 bm25s from this table, and the BM25 share it would leave (an estimate, not "
               "measured). Agreement = queries "

@@ -1,8 +1,15 @@
 """rag: local, private question answering over your own documents.
 
-Pipeline stages, one module each: :mod:`rag.loaders` -> :mod:`rag.chunking` ->
-:mod:`rag.embedding` / :mod:`rag.sparse` / :mod:`rag.dense` (persisted by :mod:`rag.index`)
--> :mod:`rag.retrieval` (+ :mod:`rag.fusion`, :mod:`rag.rerank`).
+The stages, one subpackage each, in pipeline order:
+
+* :mod:`rag.ingest`: loaders -> chunking -> ingestor (writes an index);
+* :mod:`rag.index`: the on-disk collection (store), BM25 (sparse) and FAISS (dense);
+* :mod:`rag.retrieval`: the one :class:`Retriever` (fusion, rerank), multi-query fusion;
+* :mod:`rag.generation`: the llama.cpp chat model, model registry, prompts, chat memory;
+* :mod:`rag.answer`: planner (route, rewrite, retrieve, gate) -> strategy (generative, extractive,
+  direct) -> citation and support check; chat sessions;
+* :mod:`rag.plugins`: router and query-rewriter plugins;
+* :mod:`rag.pipeline`: the one builder every front end uses; :mod:`rag.cli` the command line.
 
 Example (runs the real embedder)::
 
@@ -23,21 +30,24 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # small CPU (prompt eval measured 4-8x slower); only effective before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .answer import Answerer  # noqa: E402
-from .chat import ChatSession  # noqa: E402
-from .chunking import Chunker  # noqa: E402
-from .embedding import Embedder  # noqa: E402
-from .index import Index, IndexMismatchError, IndexNotFoundError, IndexStore  # noqa: E402
-from .ingest import Ingestor, IngestReport  # noqa: E402
-from .llm import LlamaCppLLM  # noqa: E402
-from .loaders import DocumentLoader, LoadError  # noqa: E402
-from .rerank import Reranker  # noqa: E402
-from .retrieval import Retriever  # noqa: E402
-from .types import Answer, Chunk, Citation, Document, Hit, SentenceSupport  # noqa: E402
+from rag.answer.answerer import Answerer  # noqa: E402
+from rag.answer.chat import ChatSession  # noqa: E402
+from rag.embedding import Embedder  # noqa: E402
+from rag.generation.llm import LlamaCppLLM  # noqa: E402
+from rag.index.store import Index, IndexMismatchError, IndexNotFoundError, IndexStore  # noqa: E402
+from rag.ingest.chunking import Chunker  # noqa: E402
+from rag.ingest.ingestor import Ingestor, IngestReport  # noqa: E402
+from rag.ingest.loaders import DocumentLoader, LoadError  # noqa: E402
+from rag.pipeline import Pipeline, PipelineConfig, RetrievalConfig, build  # noqa: E402
+from rag.retrieval.rerank import Reranker  # noqa: E402
+from rag.retrieval.retriever import Retriever  # noqa: E402
+from rag.types import (Answer, AnswerMode, Chunk, Citation, Diagnostics, Document, Fusion, Hit,  # noqa: E402
+                       RetrievalMode, SentenceSupport)
 
 __all__ = [
-    "Answer", "Answerer", "ChatSession", "Chunk", "Chunker", "Citation", "Document", "DocumentLoader", "Embedder", "Hit", "Index",
-    "IndexMismatchError", "IndexNotFoundError", "IndexStore", "Ingestor", "IngestReport", "LlamaCppLLM", "LoadError",
-    "Reranker", "Retriever", "SentenceSupport",
+    "Answer", "AnswerMode", "Answerer", "ChatSession", "Chunk", "Chunker", "Citation", "Diagnostics", "Document",
+    "DocumentLoader", "Embedder", "Fusion", "Hit", "Index", "IndexMismatchError", "IndexNotFoundError", "IndexStore",
+    "IngestReport", "Ingestor", "LlamaCppLLM", "LoadError", "Pipeline", "PipelineConfig", "Reranker",
+    "RetrievalConfig", "RetrievalMode", "Retriever", "SentenceSupport", "build",
 ]
 __version__ = "0.1.0"

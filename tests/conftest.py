@@ -60,7 +60,7 @@ def embedder():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def smol():  # type: ignore[no-untyped-def]
     """The real packaged SmolLM2, loaded once for the whole run and closed at the end."""
-    from rag.llm import LlamaCppLLM
+    from rag.generation.llm import LlamaCppLLM
 
     with LlamaCppLLM(seed=0) as llm:
         yield llm
@@ -68,8 +68,8 @@ def smol():  # type: ignore[no-untyped-def]
 
 def build_index(root: Path, name: str, files: dict[str, str], embedder, **kw):  # type: ignore[no-untyped-def]
     """Write ``files`` under ``root`` and ingest them into a fresh index ``name``; return it loaded."""
-    from rag.index import IndexStore
-    from rag.ingest import Ingestor
+    from rag.index.store import IndexStore
+    from rag.ingest.ingestor import Ingestor
 
     docs = root / f"{name}-docs"
     docs.mkdir(parents=True)
@@ -83,7 +83,7 @@ def build_index(root: Path, name: str, files: dict[str, str], embedder, **kw):  
 
 @pytest.fixture()
 def store(tmp_path: Path):  # type: ignore[no-untyped-def]
-    from rag.index import IndexStore
+    from rag.index.store import IndexStore
 
     return IndexStore(tmp_path / "indexes")
 
@@ -105,3 +105,30 @@ def docs_dir(tmp_path: Path) -> Path:
         "<style>body{color:red}</style></head><body><h1>Bananas</h1><p>Bananas are yellow and rich in "
         "potassium.</p></body></html>", encoding="utf-8")
     return d
+
+
+def make_answerer(retriever, llm=None, *, k=5, max_tokens=256, temperature=0.0, seed=0, gate=None,  # type: ignore[no-untyped-def]
+                  extractive=False, condense=True, max_quotes=3, embedder=None, rewriter=None, router=None,
+                  retrievers=None):
+    """An :class:`~rag.answer.answerer.Answerer` over an existing retriever, composed from its parts.
+
+    Unit tests drive the stages with hand-made retrievers, scripted models and plugin objects;
+    :func:`rag.pipeline.build` (tested in test_pipeline.py) is what users get.
+    """
+    from rag.answer.answerer import Answerer
+    from rag.answer.gate import RelevanceGate
+    from rag.answer.planner import QueryPlanner
+    from rag.answer.strategies import DIRECT_MAX_TOKENS, DirectStrategy, ExtractiveStrategy, GenerativeStrategy
+    from rag.embedding import Embedder
+    from rag.plugins.rewriters import CondenseRewriter
+
+    gate = gate or RelevanceGate()
+    embedder = embedder or retriever.embedder or Embedder()
+    answer_llm = None if extractive else llm
+    planner = QueryPlanner(retriever, k=k, gate=gate, router=router, retrievers=retrievers,
+                           rewriter=rewriter if rewriter is not None else CondenseRewriter(answer_llm, enabled=condense))
+    strategy = (ExtractiveStrategy(embedder, max_quotes=max_quotes, min_similarity=gate.min_dense) if extractive
+                else GenerativeStrategy(llm, embedder, max_tokens=max_tokens, temperature=temperature, seed=seed))
+    direct = DirectStrategy(answer_llm, max_tokens=min(max_tokens, DIRECT_MAX_TOKENS), temperature=temperature,
+                            seed=seed)
+    return Answerer(planner, strategy, direct)

@@ -7,13 +7,13 @@ from typing import Any, Iterator, Sequence
 
 import pytest
 
-from rag.answer import Answerer, RelevanceGate
-from rag.citecheck import SupportChecker, fix_citations, split_sentences, strip_citations
-from rag.index import Index
-from rag.llm import ContextOverflowError, LlamaCppLLM, ScriptedLLM
-from rag.prompting import NOT_FOUND, PromptBuilder
-from tests.conftest import build_index
-from rag.retrieval import Retriever
+from rag.answer.gate import RelevanceGate
+from rag.answer.citecheck import SupportChecker, fix_citations, split_sentences, strip_citations
+from rag.index.store import Index
+from rag.generation.llm import ContextOverflowError, LlamaCppLLM, ScriptedLLM
+from rag.generation.prompting import NOT_FOUND, PromptBuilder
+from tests.conftest import build_index, make_answerer
+from rag.retrieval.retriever import Retriever
 from rag.types import Chunk
 
 PUMP = ("# Pump manual\n\nTo prime the centrifugal pump, open the bleed valve and fill the casing with water "
@@ -68,7 +68,7 @@ def sources(answer: Any) -> list[str]:
 
 @pytest.mark.slow
 def test_answer_cites_the_chunk_that_holds_the_answer(retriever: Retriever, smol: LlamaCppLLM) -> None:
-    answer = Answerer(retriever, smol, max_tokens=64).answer("How do I prime the pump?")
+    answer = make_answerer(retriever, smol, max_tokens=64).answer("How do I prime the pump?")
     assert answer.grounded and answer.mode == "generative"
     assert "bleed valve" in answer.text.lower()
     assert sources(answer) and sources(answer)[0] == "pump.md"
@@ -82,10 +82,10 @@ def test_answer_cites_the_chunk_that_holds_the_answer(retriever: Retriever, smol
 def test_question_without_support_is_declined_without_calling_the_llm(retriever: Retriever,
                                                                       smol: LlamaCppLLM) -> None:
     llm = CountingLLM(smol)
-    answer = Answerer(retriever, llm, max_tokens=48).answer("What is the capital of France?")
+    answer = make_answerer(retriever, llm, max_tokens=48).answer("What is the capital of France?")
     assert answer.text == NOT_FOUND and not answer.grounded
     assert answer.citations == () and llm.generations == 0
-    assert answer.metadata["top_dense"] < RelevanceGate().min_dense
+    assert answer.diagnostics.top_dense < RelevanceGate().min_dense
 
 
 @pytest.mark.slow
@@ -99,13 +99,13 @@ def test_long_corpus_with_small_context_never_overflows(tmp_path: Path, embedder
     index = build_index(tmp_path, "long", files, embedder)
     assert len(index) >= 16
     with LlamaCppLLM(n_ctx=512, seed=0) as small:
-        answerer = Answerer(Retriever(index, embedder=embedder), small, k=12, max_tokens=64,
+        answerer = make_answerer(Retriever(index, embedder=embedder), small, k=12, max_tokens=64,
                             gate=RelevanceGate(min_dense=0.0))
         answer = answerer.answer("What must operators record before the pump start-up?")
-        meta = answer.metadata
-        assert meta["prompt_tokens"] + 64 <= 512
-        assert meta["chunks_dropped"] > 0 or meta["truncated"]
-        assert 1 <= meta["sources_in_prompt"] < 12
+        d = answer.diagnostics
+        assert d.prompt_tokens + 64 <= 512
+        assert d.chunks_dropped > 0 or d.truncated
+        assert 1 <= d.sources_in_prompt < 12
         assert answer.text
 
 
@@ -141,20 +141,20 @@ def test_citation_helpers() -> None:
 
 def test_invalid_citations_are_stripped(retriever: Retriever) -> None:
     llm = ScriptedLLM(["To prime the centrifugal pump, open the bleed valve [1][7]."])
-    answer = Answerer(retriever, llm, max_tokens=32).answer("How do I prime the pump?")
+    answer = make_answerer(retriever, llm, max_tokens=32).answer("How do I prime the pump?")
     assert "[7]" not in answer.text and "[1]" in answer.text
-    assert answer.metadata["invalid_citations"] == (7,)
+    assert answer.diagnostics.invalid_citations == (7,)
     assert [c.number for c in answer.citations] == [1] and sources(answer) == ["pump.md"]
 
 
 def test_missing_citation_is_inferred_and_unsupported_sentence_flagged(retriever: Retriever) -> None:
     llm = ScriptedLLM(["Open the bleed valve and fill the casing with water until no air escapes. "
                        "The pump was invented in Paris in 1850."])
-    answer = Answerer(retriever, llm, max_tokens=32).answer("How do I prime the pump?")
+    answer = make_answerer(retriever, llm, max_tokens=32).answer("How do I prime the pump?")
     first, second = answer.support
     assert first.supported and first.citation is not None
     assert not second.supported
-    assert sources(answer) == ["pump.md"] and answer.metadata["inferred_citations"] == (first.citation,)
+    assert sources(answer) == ["pump.md"] and answer.diagnostics.inferred_citations == (first.citation,)
 
 
 def test_number_not_in_sources_is_unsupported(embedder: Any) -> None:
@@ -167,50 +167,50 @@ def test_number_not_in_sources_is_unsupported(embedder: Any) -> None:
 
 def test_model_decline_becomes_not_found(retriever: Retriever) -> None:
     llm = ScriptedLLM([f"Sorry. {NOT_FOUND}"])
-    answer = Answerer(retriever, llm).answer("How do I prime the pump?")
+    answer = make_answerer(retriever, llm).answer("How do I prime the pump?")
     assert answer.text == NOT_FOUND and not answer.grounded and len(llm.calls) == 1
 
 
 def test_stream_yields_pieces_then_final_answer(retriever: Retriever) -> None:
     llm = ScriptedLLM(["Open the bleed valve [1]."])
-    stream = Answerer(retriever, llm).stream("How do I prime the pump?")
+    stream = make_answerer(retriever, llm).stream("How do I prime the pump?")
     pieces = list(stream)
     assert len(pieces) > 1 and "".join(pieces) == "Open the bleed valve [1]."
     assert stream.answer.text == "Open the bleed valve [1]." and stream.answer.citations
 
 
 def test_extractive_mode_quotes_without_llm(retriever: Retriever) -> None:
-    answer = Answerer(retriever, extractive=True, max_quotes=2).answer("How do I prime the pump?")
+    answer = make_answerer(retriever, extractive=True, max_quotes=2).answer("How do I prime the pump?")
     assert answer.mode == "extractive" and answer.grounded
     first_line = answer.text.splitlines()[0]
     assert "bleed valve" in first_line and first_line.endswith("[1]")
     assert sources(answer)[0] == "pump.md"
     quoted = first_line.rsplit(" [", 1)[0].strip('"')
     assert quoted in answer.citations[0].chunk.text
-    none = Answerer(retriever, extractive=True).answer("What is the capital of France?")
+    none = make_answerer(retriever, extractive=True).answer("What is the capital of France?")
     assert none.text == NOT_FOUND and not none.grounded
 
 
 def test_relevance_gate_in_bm25_mode(index: Index, embedder: Any) -> None:
     bm25 = Retriever(index, mode="bm25")
-    answerer = Answerer(bm25, extractive=True, embedder=embedder)
+    answerer = make_answerer(bm25, extractive=True, embedder=embedder)
     assert answerer.answer("zeppelin quantum").text == NOT_FOUND
     assert "bleed valve" in answerer.answer("prime the pump").text
 
 
 def test_answerer_validates_config(retriever: Retriever) -> None:
     with pytest.raises(ValueError, match="need an llm"):
-        Answerer(retriever)
+        make_answerer(retriever)
     with pytest.raises(ValueError, match="k must be a positive integer"):
-        Answerer(retriever, extractive=True, k=0)
+        make_answerer(retriever, extractive=True, k=0)
     with pytest.raises(ValueError, match="min_dense"):
         RelevanceGate(min_dense=3.0)
     with pytest.raises(ValueError, match="question"):
-        Answerer(retriever, extractive=True).answer("  ")
+        make_answerer(retriever, extractive=True).answer("  ")
 
 
 def test_gate_term_coverage_rescues_a_multi_topic_chunk(embedder: Any) -> None:
-    from rag.sparse import Analyzer
+    from rag.index.sparse import Analyzer
     from rag.types import Chunk, Hit
 
     faq = Chunk("c", "## What happens if ingestion is interrupted?\nNothing is lost. ## How large can a file be?",

@@ -10,17 +10,18 @@ from typing import Any, Sequence
 import pytest
 from langchain_core.runnables import Runnable
 
-from rag import cli_answer
-from rag.answer import Answerer
-from rag.chain import answer_runnable, normalize_history
-from rag.chat import ChatSession
-from rag.index import Index, IndexStore
-from rag.ingest import Ingestor
-from rag.llm import LlamaCppLLM, ScriptedLLM
-from rag.memory import BufferMemory, SummaryMemory, WindowMemory, make_memory
-from rag.prompting import NOT_FOUND, QueryCondenser
-from rag.retrieval import Retriever
+from rag.cli import answer as cli_answer
+from rag.cli.main import build_parser, main
+from rag.answer.chain import answer_runnable, normalize_history
+from rag.answer.chat import ChatSession
+from rag.index.store import Index, IndexStore
+from rag.ingest.ingestor import Ingestor
+from rag.generation.llm import LlamaCppLLM, ScriptedLLM
+from rag.generation.memory import BufferMemory, SummaryMemory, WindowMemory, make_memory
+from rag.generation.prompting import NOT_FOUND, QueryCondenser
+from rag.retrieval.retriever import Retriever
 from rag.types import Answer
+from tests.conftest import make_answerer
 
 PUMP = ("# Pump manual\n\nTo prime the centrifugal pump, open the bleed valve and fill the casing with water "
         "until no air escapes.\n\nNever run the pump dry: the mechanical seal overheats within seconds.\n")
@@ -138,12 +139,12 @@ def test_no_history_means_no_condensation_call() -> None:
 
 def test_chat_session_condenses_follow_up_and_remembers(retriever: Retriever) -> None:
     llm = scripted("What happens if the centrifugal pump runs dry?")
-    chat = ChatSession(Answerer(retriever, llm), memory="window", window=1)
+    chat = ChatSession(make_answerer(retriever, llm), memory="window", window=1)
     first = chat.ask("How do I prime the centrifugal pump?")
     assert first.standalone_query == "How do I prime the centrifugal pump?"
     follow = chat.ask("What happens if it runs dry?")
     assert follow.standalone_query == "What happens if the centrifugal pump runs dry?"
-    assert follow.metadata["condense_method"] == "llm"
+    assert follow.diagnostics.rewrite_method == "llm"
     assert [m["content"] for m in chat.memory.messages()] == ["What happens if it runs dry?", follow.text]
     chat.reset()
     assert chat.memory.messages() == []
@@ -151,7 +152,7 @@ def test_chat_session_condenses_follow_up_and_remembers(retriever: Retriever) ->
 
 def test_condensation_can_be_disabled(retriever: Retriever) -> None:
     llm = scripted("SHOULD NOT BE USED")
-    chat = ChatSession(Answerer(retriever, llm, condense=False))
+    chat = ChatSession(make_answerer(retriever, llm, condense=False))
     chat.ask("How do I prime the centrifugal pump?")
     follow = chat.ask("What happens if it runs dry?")
     assert follow.standalone_query == "What happens if it runs dry?"
@@ -160,13 +161,13 @@ def test_condensation_can_be_disabled(retriever: Retriever) -> None:
 
 def test_summary_memory_in_a_session(retriever: Retriever) -> None:
     llm = scripted("What happens if the centrifugal pump runs dry?")
-    chat = ChatSession(Answerer(retriever, llm), memory="summary")
+    chat = ChatSession(make_answerer(retriever, llm), memory="summary", llm=llm)
     chat.ask("How do I prime the centrifugal pump?")
     assert chat.memory.summary == "The user asked how to prime the centrifugal pump."
 
 
 def test_streaming_session_stores_turn_after_stream(retriever: Retriever) -> None:
-    chat = ChatSession(Answerer(retriever, scripted("x")), memory="buffer")
+    chat = ChatSession(make_answerer(retriever, scripted("x")), memory="buffer")
     stream = chat.stream("How do I prime the centrifugal pump?")
     assert chat.memory.messages() == []
     text = "".join(stream)
@@ -177,11 +178,11 @@ def test_streaming_session_stores_turn_after_stream(retriever: Retriever) -> Non
 @pytest.mark.slow
 def test_real_model_follow_up_is_condensed_with_history(retriever: Retriever) -> None:
     with LlamaCppLLM(seed=0) as llm:
-        answer = Answerer(retriever, llm, max_tokens=48).answer("What happens if it runs dry?", HISTORY)
-    assert answer.metadata["condense_method"] in ("llm", "llm+terms", "fallback")
+        answer = make_answerer(retriever, llm, max_tokens=48).answer("What happens if it runs dry?", HISTORY)
+    assert answer.diagnostics.rewrite_method in ("llm", "llm+terms", "fallback")
     assert "pump" in answer.standalone_query.lower()
     assert answer.standalone_query != "What happens if it runs dry?"
-    given = [Path(c.chunk.source).name for c in answer.metadata.get("sources", answer.citations)]
+    given = [Path(c.chunk.source).name for c in (answer.sources or answer.citations)]
     assert given and given[0] == "pump.md"
 
 
@@ -189,7 +190,7 @@ def test_real_model_follow_up_is_condensed_with_history(retriever: Retriever) ->
 
 def test_runnable_takes_question_and_history(retriever: Retriever) -> None:
     llm = scripted("What happens if the centrifugal pump runs dry?")
-    chain = answer_runnable(Answerer(retriever, llm))
+    chain = answer_runnable(make_answerer(retriever, llm))
     assert isinstance(chain, Runnable)
     answer = chain.invoke({"question": "What happens if it runs dry?", "history": [("human", HISTORY[0]["content"]),
                                                                                   ("ai", HISTORY[1]["content"])]})
@@ -205,14 +206,11 @@ def test_runnable_takes_question_and_history(retriever: Retriever) -> None:
 # -- CLI ------------------------------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rag")
-    cli_answer.add_commands(p.add_subparsers(dest="command", required=True))
-    return p
+    return build_parser()
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    args = parser().parse_args(argv)
-    code = args.func(args)
+    code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.chunking import Chunker
+from rag.ingest.chunking import Chunker
 from rag.types import Document
 
 

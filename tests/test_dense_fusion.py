@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.dense import FaissIndex
-from rag.fusion import convex_combination, min_max_normalize, ranked, reciprocal_rank_fusion
+from rag.index.dense import FaissIndex
+from rag.retrieval.fusion import convex_combination, min_max_normalize, ranked, reciprocal_rank_fusion
 
 
 def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from eval.datasets import cranfield_gain, load_cranfield
-from eval.metrics import evaluate, per_query
-from eval.retrieval import parse_configs
+from rag_eval.datasets import cranfield_gain, load_cranfield
+from rag_eval.metrics import evaluate, per_query
+from rag_eval.retrieval import parse_configs
 from tests.conftest import CRANFIELD
 
 # A tiny inline TREC fixture: graded qrels and a run with a missing query (q3).
@@ -75,7 +75,7 @@ def test_unknown_configs_are_listed() -> None:
 @pytest.mark.skipif(not CRANFIELD.exists(), reason="needs ../shared/data/cranfield")
 def test_cranfield_end_to_end_hybrid_beats_bm25(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from rag.cli import main
+    from rag.cli.main import main
 
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
     code = main(["eval", "retrieval", "--dataset", "cranfield", "--path", str(CRANFIELD),

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from eval.datasets import (load_beir, load_dataset, read_beir_qrels, read_trec_qrels, read_trec_run,
+from rag_eval.datasets import (load_beir, load_dataset, read_beir_qrels, read_trec_qrels, read_trec_run,
                            write_trec_qrels, write_trec_run)
-from eval.metrics import default_metrics, evaluate, metric_spec, parse_metrics, per_query
-from eval.stats import paired_t_test, randomization_test, significance
+from rag_eval.metrics import default_metrics, evaluate, metric_spec, parse_metrics, per_query
+from rag_eval.stats import paired_t_test, randomization_test, significance
 
 QRELS = {
     "q1": {"d1": 2, "d2": 0, "d3": 1, "d4": 3},
@@ -166,7 +166,7 @@ def test_paired_t_test_matches_scipy() -> None:
 
 def test_eval_retrieval_compares_configs_and_writes_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    from rag.cli import main
+    from rag.cli.main import main
 
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
     root = write_beir(tmp_path / "tiny")
@@ -207,7 +207,7 @@ def test_eval_retrieval_compares_configs_and_writes_outputs(tmp_path: Path, monk
 def test_rerank_config_reranks_the_head_and_keeps_the_tail(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     import dataclasses
 
-    from eval.retrieval import EvalSettings, compare_configs
+    from rag_eval.retrieval import EvalSettings, compare_configs
 
     class ReverseReranker:
         """Stand-in cross-encoder: reverses the order of the hits it is given."""

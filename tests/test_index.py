@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.dense import FaissIndex
-from rag.index import (FORMAT_VERSION, DocRecord, Index, IndexCorruptError, IndexMismatchError,
-                       IndexNotFoundError, IndexSettings, IndexStore)
+from rag.index.dense import FaissIndex
+from rag.index.store import (FORMAT_VERSION, DocRecord, Index, IndexCorruptError, IndexMismatchError,
+                             IndexNotFoundError, IndexSettings, IndexStore)
 from rag.types import Chunk
 
 
@@ -102,6 +102,15 @@ def test_crash_between_renames_is_recovered(store: IndexStore) -> None:
     assert len(store.load("col")) == 2
 
 
+def test_recovery_never_takes_another_index_with_a_longer_name(store: IndexStore) -> None:
+    store.save(_index("a", 2))
+    path = store.save(_index("a-b", 3))
+    os.replace(path, store.root / ".old-a-b-0123abcd")  # index "a-b" crashed mid-write
+    store.delete("a")
+    assert not store.exists("a")
+    assert store.names() == ["a-b"] and len(store.load("a-b")) == 3
+
+
 @pytest.mark.parametrize("name", ["", "../evil", "a/b", ".hidden", "-x", "x" * 65])
 def test_bad_index_names(store: IndexStore, name: str) -> None:
     with pytest.raises(ValueError, match="index name must be"):
@@ -122,3 +131,20 @@ def test_a_trained_reranker_survives_a_reingest(store: IndexStore) -> None:
     path = store.save(_index(n=3))
     assert (path / "reranker" / "weights.bin").read_bytes() == b"w"
     assert len(store.load("col")) == 3
+
+
+def test_an_index_from_an_older_stop_list_is_re_analysed_on_load(store: IndexStore) -> None:
+    from rag.index.sparse import Analyzer
+
+    settings = IndexSettings(embedder_id="e", dim=4, chunker={}, analyzer={"stemmer": "english", "stopwords": True,
+                                                                           "lowercase": True})
+    chunks = [Chunk(id="c0", text="Lift plotted against the angle of attack", doc_id="d", source="/s.txt",
+                    page=None, start=0, end=40, index=0)]
+    old_tokens = [["lift", "plot", "against", "angl", "attack"]]  # the old list kept "against"
+    store.save(Index("old", settings, chunks, np.eye(4, dtype=np.float32)[:1], old_tokens,
+                     {"/s.txt": DocRecord("d", "/s.txt", "h", "s", 1, None, 0.0)}))
+    loaded = store.load("old")
+    assert loaded.tokens == [Analyzer().tokenize(chunks[0].text)] and "against" not in loaded.tokens[0]
+    assert loaded.settings.analyzer == Analyzer().params and loaded.bm25.search(["against"], 1) == []
+    store.save(loaded)
+    assert json.loads((store.path("old") / "manifest.json").read_text())["bm25"]["analyzer"] == Analyzer().params

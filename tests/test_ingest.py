@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.index import IndexMismatchError, IndexStore
-from rag.ingest import Ingestor
+from rag.index.store import IndexMismatchError, IndexStore
+from rag.ingest.ingestor import Ingestor
 from tests.pdfgen import write_pdf
 
 
@@ -70,7 +70,7 @@ def test_pdf_chunks_carry_pages_and_offsets(store: IndexStore, embedder, tmp_pat
     assert set(by_page) == {1, 2}
     assert "bleed valve" in by_page[2].text
     assert index.documents[str(pdf.resolve())].pages == 2
-    from rag.loaders import DocumentLoader
+    from rag.ingest.loaders import DocumentLoader
 
     pages = {d.page: d.text for d in DocumentLoader().load(pdf).documents}
     for c in index.chunks:
@@ -98,7 +98,7 @@ def test_settings_mismatch_requires_rebuild(store: IndexStore, embedder, docs_di
 
 
 def test_ingest_loaded_reports_an_empty_file_and_keeps_going(store: IndexStore, embedder) -> None:  # type: ignore[no-untyped-def]
-    from rag.loaders import LoadedFile
+    from rag.ingest.loaders import LoadedFile
     from rag.types import Document
 
     good = LoadedFile("mem:a", "a", "h1", (Document.from_text("Valves need grease.", source="mem:a"),))

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from rag import models
-from rag.llm import ContextOverflowError, LlamaCppLLM, ScriptedLLM, auto_gpu_layers
-from rag.models import (ModelDownloadError, ModelNotFoundError, ModelSpec, get_spec, pull, register,
+from rag.generation import models
+from rag.generation.llm import ContextOverflowError, LlamaCppLLM, ScriptedLLM, auto_gpu_layers
+from rag.generation.models import (ModelDownloadError, ModelNotFoundError, ModelSpec, get_spec, pull, register,
                         resolve_model)
 
 PHI = "Phi-3-mini-4k-instruct-q4.gguf"
@@ -217,7 +217,7 @@ def test_prompt_longer_than_context_is_refused_before_llama() -> None:
 
 
 def test_repeat_penalty_is_validated_and_sent() -> None:
-    from rag.llm import DEFAULT_REPEAT_PENALTY
+    from rag.generation.llm import DEFAULT_REPEAT_PENALTY
 
     with pytest.raises(ValueError, match=r"repeat_penalty must be in \[1, 2\]"):
         LlamaCppLLM(repeat_penalty=0.5)

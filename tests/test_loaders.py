@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.loaders import DocumentLoader, LoadError, iter_files
+from rag.ingest.loaders import DocumentLoader, LoadError, iter_files
 from tests.pdfgen import write_pdf
 
 
@@ -33,7 +33,7 @@ def test_pdf_pages_are_numbered_from_one(tmp_path: Path, loader: DocumentLoader)
     assert [d.page for d in f.documents] == [1, 2]
     assert "Turbines" in f.documents[1].text and "Turbines" not in f.documents[0].text
     assert len({d.id for d in f.documents}) == 2
-    assert {d.metadata["ext"] for d in f.documents} == {".pdf"}
+    assert {d.format for d in f.documents} == {".pdf"}
 
 
 def test_html_drops_scripts_and_styles(tmp_path: Path, loader: DocumentLoader) -> None:

@@ -14,12 +14,12 @@ from typing import Any, Iterator, Sequence
 
 import pytest
 
-from rag import plugins
-from rag.index import IndexStore
-from rag.ingest import Ingestor
-from rag.plugins import (BUILTIN_REWRITERS, BUILTIN_ROUTERS, PluginContext, Rewrite, Route, available_rewriters,
+from rag.plugins import base as plugins
+from rag.index.store import IndexStore
+from rag.ingest.ingestor import Ingestor
+from rag.plugins.base import (BUILTIN_REWRITERS, BUILTIN_ROUTERS, PluginContext, Rewrite, Route, available_rewriters,
                          available_routers, make_rewriter, make_router)
-from rag.rewriting import HydeRewriter, KeywordRewriter
+from rag.plugins.rewriters import HydeRewriter, KeywordRewriter
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "rag-example-plugins"
@@ -82,8 +82,8 @@ def test_entry_points_are_discovered_and_cannot_shadow_builtins(fake_entry_point
     assert "fake" in available_rewriters() and "broken" in available_routers()
     rw = make_rewriter("fake", PluginContext(options={"suffix": "?!"}))
     assert isinstance(rw, FakeRewriter) and rw.rewrite("pump").queries[0].text == "pump?!"
-    with caplog.at_level(logging.WARNING, logger="rag.plugins"):
-        hyde = make_rewriter("hyde", PluginContext(llm=__import__("rag.llm").llm.ScriptedLLM(["x"])))
+    with caplog.at_level(logging.WARNING, logger="rag.plugins.base"):
+        hyde = make_rewriter("hyde", PluginContext(llm=__import__("rag.generation.llm").generation.llm.ScriptedLLM(["x"])))
     assert isinstance(hyde, HydeRewriter) and "shadows a built-in" in caplog.text
     with pytest.raises(TypeError, match="router 'broken' \\(object\\) has no route\\(\\) method"):
         make_router("broken")
@@ -122,7 +122,7 @@ def example_installed() -> Iterator[None]:
 def test_third_party_package_router_and_rewriter_are_found_by_name_and_used(example_installed: None,
                                                                              two_collections: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    listed = subprocess.run([sys.executable, "-c", "from rag.plugins import available_routers as a, "
+    listed = subprocess.run([sys.executable, "-c", "from rag.plugins.base import available_routers as a, "
                              "available_rewriters as b; print(a()); print(b())"],
                             capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
     routers, rewriters = listed.stdout.splitlines()
@@ -143,7 +143,7 @@ def test_third_party_package_router_and_rewriter_are_found_by_name_and_used(exam
 
 def test_eval_retrieval_compares_rewriters_and_writes_traces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    from rag.cli import main
+    from rag.cli.main import main
     from tests.test_eval_harness import write_beir
 
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))

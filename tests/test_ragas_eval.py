@@ -13,10 +13,11 @@ from typing import Iterator
 
 import pytest
 
-from eval.answers import (GeneratedAnswer, QuestionSample, as_generator, dataset_doc_id, load_questions,
+from rag_eval.answers import (GeneratedAnswer, QuestionSample, as_generator, dataset_doc_id, load_questions,
                           questions_from_dataset)
-from eval.ragas_eval import (ALL_METRICS, AnswerScorer, LlamaCppJudge, OpenAICompatibleJudge, evaluate_answers,
-                             make_judge, parse_answer_metrics, schema_grammar, write_answer_report)
+from rag_eval.answer_report import write_answer_report
+from rag_eval.judges import LlamaCppJudge, OpenAICompatibleJudge, make_judge, schema_grammar
+from rag_eval.scoring import ALL_METRICS, AnswerScorer, evaluate_answers, parse_answer_metrics
 
 SAMPLE = QuestionSample("q1", "what is lift?", reference_ids=("d1", "d2", "d3", "d4"),
                         reference_contexts=("Lift is the force on a wing that acts upward.",))
@@ -82,7 +83,7 @@ def test_a_slow_judge_times_out_instead_of_hanging() -> None:
 
 
 def test_llamacpp_judge_stops_at_the_deadline_and_builds_a_grammar() -> None:
-    from rag.llm import ScriptedLLM
+    from rag.generation.llm import ScriptedLLM
 
     prompt = 'Say it. as specified in JSON Schema:\n{"type": "object", "properties": {"verdict": {"type": "integer"}}}'
     assert schema_grammar(prompt) is not None and "verdict" in schema_grammar(prompt)
@@ -167,7 +168,7 @@ def test_evaluate_answers_records_generator_failures_and_writes_reports(tmp_path
 
 
 def test_question_sets(tmp_path: Path) -> None:
-    from eval.datasets import BenchDocument, Dataset
+    from rag_eval.datasets import BenchDocument, Dataset
 
     ds = Dataset("toy", tuple(BenchDocument(f"d{i}", "", f"text {i}") for i in range(4)),
                  {"a": "q a", "b": "q b", "c": "q c"},
@@ -187,7 +188,7 @@ def test_question_sets(tmp_path: Path) -> None:
 @pytest.mark.timeout(900)
 def test_eval_answers_end_to_end_with_the_default_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    from rag.cli import main
+    from rag.cli.main import main
     from tests.test_eval_harness import write_beir
 
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))

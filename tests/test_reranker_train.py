@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from rag.index import IndexSettings, IndexStore, Index
-from rag.ingest import Ingestor
-from rag.reranker_train import (RERANKER_MANIFEST, CrossEncoderTrainer, PairMiner, RerankerBuilder,
-                                RerankerTrainingError, TrainingPair, load_index_reranker, read_reranker_manifest,
+from rag.index.store import IndexSettings, IndexStore, Index
+from rag.ingest.ingestor import Ingestor
+from rag.reranker.builder import RerankerBuilder
+from rag.reranker.mining import PairMiner, RerankerTrainingError, TrainingPair, sentence_spans
+from rag.reranker.store import (RERANKER_MANIFEST, load_index_reranker, read_reranker_manifest, save_reranker,
                                 trained_reranker_path)
+from rag.reranker.training import CrossEncoderTrainer
 
 # Six short documents with disjoint vocabularies: each title is a query whose planted positive is its document.
 DOCS = {
@@ -113,8 +115,48 @@ def test_empty_and_single_document_indexes_are_refused(tmp_path: Path, embedder)
         PairMiner().mine(store.load("one"))
 
 
+def test_sentence_spans_locate_the_shared_splitter_sentences() -> None:
+    from rag.text import split_sentences
+
+    text = "# Pump guide\n\n1.\nOpen the  valve [1]. Fill the casing.\nDone!"
+    spans = sentence_spans(text)
+    squash = " ".join
+    assert [squash(text[a:b].split()) for a, b in spans] == [squash(x.split()) for x in split_sentences(text)]
+    assert len(spans) == 4 and text[spans[1][0]:spans[1][1]] == "1.\nOpen the  valve [1]."
+    assert all(a < b <= c for (a, b), (c, _) in zip(spans, spans[1:]))
+
+
+class _FakeModel:
+    """Stands in for a CrossEncoder: ``save`` writes one weights file (or fails)."""
+
+    def __init__(self, payload: bytes, fail: bool = False) -> None:
+        self.payload, self.fail = payload, fail
+
+    def save(self, path: str) -> None:
+        (Path(path) / "weights.bin").write_bytes(self.payload)
+        if self.fail:
+            raise OSError("disk full")
+
+
+def test_save_reranker_is_atomic_and_recovers_from_a_crash(tmp_path: Path) -> None:
+    import os
+
+    index_dir = tmp_path / "col"
+    index_dir.mkdir()
+    path = save_reranker(_FakeModel(b"v1"), {"format_version": 1, "v": 1}, index_dir)
+    assert path == index_dir / "reranker" == trained_reranker_path(index_dir)
+    save_reranker(_FakeModel(b"v2"), {"format_version": 1, "v": 2}, index_dir)
+    assert (path / "weights.bin").read_bytes() == b"v2" and read_reranker_manifest(index_dir)["v"] == 2
+    with pytest.raises(OSError, match="disk full"):
+        save_reranker(_FakeModel(b"v3", fail=True), {"v": 3}, index_dir)
+    assert (path / "weights.bin").read_bytes() == b"v2"
+    assert sorted(p.name for p in index_dir.iterdir()) == ["reranker"]
+    os.replace(path, index_dir / ".old-reranker-deadbeef")  # a crash between the two renames
+    assert trained_reranker_path(index_dir) == path and read_reranker_manifest(index_dir)["v"] == 2
+
+
 def _cli(argv: list[str]) -> argparse.Namespace:
-    from rag.cli_reranker import add_commands
+    from rag.cli.reranker import add_commands
 
     parser = argparse.ArgumentParser(prog="rag")
     add_commands(parser.add_subparsers(dest="command", required=True))
@@ -122,19 +164,18 @@ def _cli(argv: list[str]) -> argparse.Namespace:
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli.main import main  # commands raise; main() alone turns errors into one line and an exit code
+
     root = str(tmp_path / "indexes")
-    args = _cli(["reranker", "train", "--index", "nope", "--index-dir", root, "-q"])
-    assert args.func(args) == 2
+    assert main(["reranker", "train", "--index", "nope", "--index-dir", root, "-q"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no index named 'nope'") and "\n" not in err
     store = IndexStore(root)
     store.save(Index.empty("void", IndexSettings(embedder_id="x", dim=384, chunker={})))
-    args = _cli(["reranker", "train", "--index", "void", "--index-dir", root, "-q"])
-    assert args.func(args) == 2
+    assert main(["reranker", "train", "--index", "void", "--index-dir", root, "-q"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "error: index 'void' is empty; add documents first with `rag ingest DIR --index void`"
-    args = _cli(["reranker", "info", "--index", "void", "--index-dir", root])
-    assert args.func(args) == 1
+    assert main(["reranker", "info", "--index", "void", "--index-dir", root]) == 1
     assert "has no trained reranker; train one with `rag reranker train --index void`" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _cli(["reranker", "train", "--index", "x", "--strategy", "cloze"])
@@ -144,8 +185,8 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 @pytest.mark.slow
 def test_train_save_reload_and_rank_planted_positive(tiny, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
-    from rag.rerank import Reranker
-    from rag.retrieval import Retriever
+    from rag.retrieval.rerank import Reranker
+    from rag.retrieval.retriever import Retriever
 
     store, _ = tiny
     m = _train_tiny(store)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.index import IndexMismatchError, IndexStore
-from rag.ingest import Ingestor
-from rag.retrieval import Retriever
+from rag.index.store import IndexMismatchError, IndexStore
+from rag.ingest.ingestor import Ingestor
+from rag.retrieval.retriever import Retriever
 
 QUERY_TARGETS = [
     ("how do I prime the centrifugal pump?", "pump.md"),
@@ -52,7 +52,7 @@ def test_empty_query_and_validation(index, embedder) -> None:  # type: ignore[no
     assert r.retrieve("   ", k=3) == []
     with pytest.raises(ValueError, match="k must be a positive integer"):
         r.retrieve("x", k=0)
-    with pytest.raises(ValueError, match=r"mode must be one of \('bm25', 'dense', 'hybrid'\)"):
+    with pytest.raises(ValueError, match=r"retrieval mode must be one of bm25, dense, hybrid; got 'magic'"):
         Retriever(index, mode="magic")
     with pytest.raises(ValueError, match="fusion must be one of"):
         Retriever(index, fusion="borda", embedder=embedder)
@@ -71,7 +71,7 @@ def test_reranker_slot_reorders_by_cross_encoder(index, embedder, tmp_path: Path
     from sentence_transformers import CrossEncoder
 
     from rag.embedding import packaged_embedder_path
-    from rag.rerank import Reranker
+    from rag.retrieval.rerank import Reranker
 
     # a real CrossEncoder built from the packaged MiniLM weights (its head is untrained)
     ce = CrossEncoder(str(packaged_embedder_path()), num_labels=1, device="cpu")
@@ -89,7 +89,7 @@ def test_reranker_slot_reorders_by_cross_encoder(index, embedder, tmp_path: Path
 def test_langchain_adapter(index, embedder) -> None:  # type: ignore[no-untyped-def]
     from langchain_core.retrievers import BaseRetriever
 
-    from rag.langchain import LangChainRetriever
+    from rag.retrieval.langchain import LangChainRetriever
 
     lc = LangChainRetriever(retriever=Retriever(index, embedder=embedder), k=2)
     assert isinstance(lc, BaseRetriever)

@@ -7,17 +7,17 @@ from typing import Any, Sequence
 
 import pytest
 
-from rag.answer import Answerer
-from rag.fusion import ranked, reciprocal_rank_fusion
-from rag.index import Index
-from rag.llm import LlamaCppLLM, ScriptedLLM
-from rag.plugins import PluginContext, Rewrite, SearchQuery, make_rewriter
-from rag.prompting import content_terms
-from rag.retrieval import Retriever
-from tests.conftest import build_index
-from rag.rewriting import (CondenseRewriter, DecomposeRewriter, FusionSearcher, HydeRewriter, KeywordRewriter,
+from rag.retrieval.fusion import ranked, reciprocal_rank_fusion
+from rag.index.store import Index
+from rag.generation.llm import LlamaCppLLM, ScriptedLLM
+from rag.plugins.base import PluginContext, Rewrite, SearchQuery, make_rewriter
+from rag.text import content_terms
+from rag.retrieval.multi_query import MultiQuerySearcher
+from rag.retrieval.retriever import Retriever
+from tests.conftest import build_index, make_answerer
+from rag.plugins.rewriters import (CondenseRewriter, DecomposeRewriter, HydeRewriter, KeywordRewriter,
                            MultiQueryRewriter, NoRewriter)
-from rag.trace import Trace
+from rag.answer.trace import Trace
 
 PUMP = ("# Pump manual\n\nTo prime the centrifugal pump, open the bleed valve and fill the casing with water "
         "until no air escapes.\n\nNever run the pump dry: the mechanical seal overheats within seconds.\n")
@@ -120,7 +120,7 @@ def test_condense_rewriter_matches_todays_default() -> None:
 # -- running rewrites ------------------------------------------------------------------------------------
 
 def test_single_query_is_exactly_the_retriever(retriever: Retriever) -> None:
-    found = FusionSearcher(retriever).search(Rewrite.single(Q), k=3, collection="docs")
+    found = MultiQuerySearcher(retriever).search(Rewrite.single(Q), k=3, collection="docs")
     assert list(found.hits) == retriever.retrieve(Q, k=3)
     (t,) = found.retrievals
     assert t.collection == "docs" and t.retriever == "hybrid-rrf" and t.hits[0].location.endswith("]")
@@ -129,7 +129,7 @@ def test_single_query_is_exactly_the_retriever(retriever: Retriever) -> None:
 
 def test_several_queries_are_merged_with_weighted_rrf(retriever: Retriever) -> None:
     queries = (SearchQuery("turbine blade cracks"), SearchQuery("bananas potassium", weight=2.0))
-    found = FusionSearcher(retriever, rrf_k=60).search(Rewrite(queries), k=3)
+    found = MultiQuerySearcher(retriever, rrf_k=60).search(Rewrite(queries), k=3)
     lists = [retriever.retrieve(q.text, k=retriever.candidates) for q in queries]
     fused = reciprocal_rank_fusion([[h.chunk.id for h in hits] for hits in lists], k=60, weights=[1.0, 2.0])
     assert [h.chunk.id for h in found.hits] == ranked(fused)[:3]
@@ -141,17 +141,17 @@ def test_several_queries_are_merged_with_weighted_rrf(retriever: Retriever) -> N
 def test_dense_override_searches_the_passage_on_the_dense_side(index: Index, embedder: Any) -> None:
     dense = Retriever(index, mode="dense", embedder=embedder)
     q = SearchQuery("zebra xylophone", dense="open the bleed valve to prime the centrifugal pump", kind="hyde")
-    hits = FusionSearcher(dense).search(Rewrite((q,)), k=2).hits
+    hits = MultiQuerySearcher(dense).search(Rewrite((q,)), k=2).hits
     assert names(hits)[0] == "pump.md" and names(dense.retrieve("zebra xylophone", k=1)) != ["pump.md"]
     hybrid = Retriever(index, mode="hybrid", embedder=embedder)
-    h = FusionSearcher(hybrid).search(Rewrite((q,)), k=1).hits[0]
+    h = MultiQuerySearcher(hybrid).search(Rewrite((q,)), k=1).hits[0]
     assert "bm25" not in h.scores and h.scores["dense"] > 0.3  # BM25 on the nonsense text found nothing
 
 
 def test_answerer_with_a_multi_query_rewriter_traces_every_query(retriever: Retriever) -> None:
     llm = by_prompt("centrifugal pump priming procedure\nturbine blade cracks maintenance\npump bleed valve")
-    answer = Answerer(retriever, llm, rewriter=MultiQueryRewriter(llm)).answer(Q)
-    trace = answer.metadata["trace"]
+    answer = make_answerer(retriever, llm, rewriter=MultiQueryRewriter(llm)).answer(Q)
+    trace = answer.trace
     assert isinstance(trace, Trace) and trace.rewriter == "multi-query" and trace.query == Q
     assert [q.text for q in trace.queries] == [Q, "centrifugal pump priming procedure",
                                                "pump bleed valve"]  # the off-topic line was dropped
@@ -159,15 +159,15 @@ def test_answerer_with_a_multi_query_rewriter_traces_every_query(retriever: Retr
     assert "pump.md" in trace.retrievals[2].hits[0].location and "pump.md" in trace.fused[0].location
     assert trace.fused[0].scores["multi_rrf"] > 0
     assert {"rewrite_s", "retrieve_s", "fuse_s", "generate_s"} <= set(trace.timings)
-    assert answer.metadata["condense_method"] == "multi-query" and answer.citations
+    assert answer.diagnostics.rewrite_method == "multi-query" and answer.citations
     answer_prompt = llm.calls[-1][-1]["content"]
     assert answer_prompt.endswith(f"Question: {Q}")  # the prompt keeps the user's question
 
 
 def test_rewriter_fallback_is_noted_in_the_trace(retriever: Retriever) -> None:
     llm = by_prompt("ok")
-    answer = Answerer(retriever, llm, rewriter=HydeRewriter(llm)).answer(Q)
-    trace = answer.metadata["trace"]
+    answer = make_answerer(retriever, llm, rewriter=HydeRewriter(llm)).answer(Q)
+    trace = answer.trace
     assert len(trace.queries) == 1 and trace.queries[0].dense is None
     assert any("rewriter fell back: passage shorter" in n for n in trace.notes)
     assert "note: rewriter fell back" in trace.format()
@@ -188,5 +188,5 @@ def test_llm_rewriters_with_smollm2_give_usable_queries(name: str, smol: LlamaCp
         assert r.queries[0].dense is not None and r.queries[0].dense.startswith(Q + "\n")
     if name != "hyde":
         assert len(r.queries) >= 2 or r.fallback
-    hits = FusionSearcher(retriever).search(r, k=3).hits
+    hits = MultiQuerySearcher(retriever).search(r, k=3).hits
     assert names(hits)[0] == "pump.md"

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import pytest
 
-from rag import cli_answer
-from rag.answer import DIRECT_PROMPT, DIRECT_REPLY, Answerer
-from rag.index import IndexStore
-from rag.ingest import Ingestor
-from rag.llm import LlamaCppLLM, ScriptedLLM
-from rag.plugins import PluginContext, Route
-from rag.retrieval import Retriever
-from rag.routing import (DIRECT, ChitChatRouter, EmbeddingRouter, LLMRouter, RouterChain, RuleRouter, build_router,
+from rag.answer.strategies import DIRECT_PROMPT, DIRECT_REPLY
+from rag.cli.main import main
+from rag.index.store import IndexStore
+from rag.ingest.ingestor import Ingestor
+from rag.generation.llm import LlamaCppLLM, ScriptedLLM
+from rag.plugins.base import PluginContext, Route
+from rag.retrieval.retriever import Retriever
+from tests.conftest import make_answerer
+from rag.plugins.routers import (DIRECT, ChitChatRouter, EmbeddingRouter, LLMRouter, RouterChain, RuleRouter, build_router,
                          route_grammar)
 
 PUMP = ("# Pump manual\n\nTo prime the centrifugal pump, open the bleed valve and fill the casing with water "
@@ -152,50 +152,47 @@ def test_llm_router_real_model_output_is_valid_json_under_the_grammar() -> None:
 
 def test_chitchat_is_answered_without_retrieval(retrievers: dict[str, Retriever]) -> None:
     llm = ScriptedLLM(["You're welcome! Ask me about your documents."])
-    answerer = Answerer(retrievers["manuals"], llm, router=ChitChatRouter())
+    answerer = make_answerer(retrievers["manuals"], llm, router=ChitChatRouter())
     answer = answerer.answer("Thanks a lot!")
     assert answer.mode == "direct" and answer.text == "You're welcome! Ask me about your documents."
     assert answer.citations == () and not answer.grounded
-    trace = answer.metadata["trace"]
+    trace = answer.trace
     assert trace.route.action == "direct" and trace.retrievals == () and trace.rewrite_method.startswith("skipped")
     assert llm.calls[0][0]["content"] == DIRECT_PROMPT and len(llm.calls) == 1
-    extractive = Answerer(retrievers["manuals"], extractive=True, router=ChitChatRouter()).answer("hello")
+    extractive = make_answerer(retrievers["manuals"], extractive=True, router=ChitChatRouter()).answer("hello")
     assert extractive.text == DIRECT_REPLY and extractive.mode == "direct"
     question = answerer.answer("How do I prime the pump?")
-    assert question.mode == "generative" and question.metadata["trace"].retrievals
+    assert question.mode == "generative" and question.trace.retrievals
 
 
 def test_routed_collection_is_searched_and_traced(retrievers: dict[str, Retriever]) -> None:
     router = RuleRouter({r"\bcake\b": "recipes", r"\bturbine\b": "engines"})
-    answerer = Answerer(retrievers["manuals"], extractive=True, router=router, retrievers=retrievers.__getitem__)
+    answerer = make_answerer(retrievers["manuals"], extractive=True, router=router, retrievers=retrievers.__getitem__)
     cake = answerer.answer("How long do I bake the sponge cake?")
     assert [Path(c.chunk.source).name for c in cake.citations] == ["cake.md"]
-    trace = cake.metadata["trace"]
+    trace = cake.trace
     assert trace.router == "rules" and trace.route.collection == "recipes" and trace.collection == "recipes"
     assert trace.retrievals[0].collection == "recipes" and trace.retrievals[0].hits[0].scores["dense"] > 0.3
     assert {"route_s", "rewrite_s", "retrieve_s", "fuse_s"} <= set(trace.timings) and trace.notes == ()
     unknown = answerer.answer("How often is the turbine inspected? pump")
-    assert unknown.metadata["trace"].collection == "manuals"
-    assert unknown.metadata["trace"].notes == ("router chose unknown collection 'engines'; used 'manuals'",)
-    d = unknown.metadata["trace"].to_dict()
+    assert unknown.trace.collection == "manuals"
+    assert unknown.trace.notes == ("router chose unknown collection 'engines'; used 'manuals'",)
+    d = unknown.trace.to_dict()
     assert json.loads(json.dumps(d))["route"]["collection"] == "engines"
-    assert "router rules -> engines" in unknown.metadata["trace"].format()
+    assert "router rules -> engines" in unknown.trace.format()
 
 
 def test_answerer_rejects_objects_that_are_not_plugins(retrievers: dict[str, Retriever]) -> None:
     with pytest.raises(ValueError, match="rewriter must have a rewrite"):
-        Answerer(retrievers["manuals"], extractive=True, rewriter=object())  # type: ignore[arg-type]
+        make_answerer(retrievers["manuals"], extractive=True, rewriter=object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="router must have a route"):
-        Answerer(retrievers["manuals"], extractive=True, router="rules")  # type: ignore[arg-type]
+        make_answerer(retrievers["manuals"], extractive=True, router="rules")  # type: ignore[arg-type]
 
 
 # -- CLI -------------------------------------------------------------------------------------------
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    p = argparse.ArgumentParser(prog="rag")
-    cli_answer.add_commands(p.add_subparsers(dest="command", required=True))
-    args = p.parse_args(argv)
-    code = args.func(args)
+    code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -226,13 +223,13 @@ def test_cli_router_rewriter_and_trace(index_root: Path, tmp_path: Path, capsys:
 @pytest.mark.slow
 def test_real_model_small_talk_is_answered_directly(retrievers: dict[str, Retriever]) -> None:
     with LlamaCppLLM(seed=0) as llm:
-        answerer = Answerer(retrievers["manuals"], llm, max_tokens=48, router=build_router("chitchat,embedding",
+        answerer = make_answerer(retrievers["manuals"], llm, max_tokens=48, router=build_router("chitchat,embedding",
                             PluginContext(llm=llm, embedder=retrievers["manuals"].embedder, collections=ROUTES)),
                             retrievers=retrievers.__getitem__)
         thanks = answerer.answer("Thanks a lot!")
         cake = answerer.answer("How long do I bake the sponge cake?")
     assert thanks.mode == "direct" and thanks.text.strip() and thanks.citations == ()
-    assert thanks.metadata["trace"].retrievals == () and "generate_s" not in thanks.metadata["trace"].timings
-    assert cake.metadata["trace"].route.router == "embedding" and cake.metadata["trace"].collection == "recipes"
-    given = [Path(c.chunk.source).name for c in cake.metadata.get("sources", cake.citations)]
+    assert thanks.trace.retrievals == () and "generate_s" not in thanks.trace.timings
+    assert cake.trace.route.router == "embedding" and cake.trace.collection == "recipes"
+    given = [Path(c.chunk.source).name for c in (cake.sources or cake.citations)]
     assert given and given[0] == "cake.md"

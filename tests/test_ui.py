@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.webapp import UploadError, check_upload, escape_markdown, safe_upload_path, save_uploads
+from rag.serve.webapp import UploadError, check_upload, escape_markdown, safe_upload_path, save_uploads
 
 APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")
 
@@ -58,7 +58,7 @@ def test_delete_a_document(app_env: Path) -> None:
     at = _index_samples(_app())
     at.button(key="delete_0").click().run()  # documents are sorted: faq.md first
     assert not at.exception
-    from rag.index import IndexStore
+    from rag.index.store import IndexStore
 
     names = {Path(s).name for s in IndexStore(app_env / "idx").load("samples").documents}
     assert names == {"glossary.md", "user-guide.md"}
@@ -66,8 +66,8 @@ def test_delete_a_document(app_env: Path) -> None:
 
 
 def test_document_text_cannot_inject_markup(app_env: Path) -> None:
-    from rag.ingest import Ingestor
-    from rag.index import IndexStore
+    from rag.ingest.ingestor import Ingestor
+    from rag.index.store import IndexStore
 
     docs = app_env / "evil"
     docs.mkdir()

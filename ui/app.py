@@ -1,7 +1,7 @@
 """Streamlit chat app: ask questions about your own documents, with checked citations.
 
 Run with ``make run`` (or ``streamlit run ui/app.py``).  Environment:
-``RAG_INDEX_DIR`` (default ``indexes/``), ``RAG_UPLOAD_DIR`` (default ``uploads/``),
+``RAG_INDEX_DIR`` (default ``./indexes``, as for the CLI), ``RAG_UPLOAD_DIR`` (default ``uploads/``),
 ``RAG_UPLOAD_MB`` (default 50).
 """
 
@@ -17,27 +17,27 @@ os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 
 import streamlit as st  # noqa: E402
 
-from rag.answer import Answerer  # noqa: E402
-from rag.chat import ChatSession  # noqa: E402
+from rag.answer.chat import ChatSession  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
-from rag.fusion import DEFAULT_RRF_K  # noqa: E402
-from rag.index import Index, IndexStore, validate_name  # noqa: E402
-from rag.ingest import Ingestor  # noqa: E402
-from rag.llm import LlamaCppLLM  # noqa: E402
-from rag.loaders import SUPPORTED_EXTENSIONS  # noqa: E402
-from rag.memory import MEMORY_TYPES, make_memory  # noqa: E402
-from rag.models import DEFAULT_MODEL, names as model_names  # noqa: E402
-from rag.plugins import PluginContext, available_rewriters, available_routers, make_rewriter  # noqa: E402
-from rag.rerank import Reranker  # noqa: E402
-from rag.retrieval import FUSIONS, MODES, Retriever  # noqa: E402
-from rag.routing import build_router, describe_collection  # noqa: E402
+from rag.retrieval.fusion import DEFAULT_RRF_K  # noqa: E402
+from rag.index.store import Index, IndexStore, default_index_root, validate_name  # noqa: E402
+from rag.ingest.ingestor import Ingestor  # noqa: E402
+from rag.generation.llm import LlamaCppLLM  # noqa: E402
+from rag.ingest.loaders import SUPPORTED_EXTENSIONS  # noqa: E402
+from rag.generation.memory import MEMORY_TYPES, make_memory  # noqa: E402
+from rag.generation.models import DEFAULT_MODEL, names as model_names  # noqa: E402
+from rag.pipeline import (GenerationConfig, MemoryConfig, PipelineConfig, PluginConfig, RetrievalConfig,  # noqa: E402
+                          build)
+from rag.plugins import available_rewriters, available_routers  # noqa: E402
+from rag.retrieval.rerank import Reranker  # noqa: E402
+from rag.retrieval.retriever import FUSIONS, MODES  # noqa: E402
 from rag.types import Answer  # noqa: E402
-from rag.webapp import DEFAULT_UPLOAD_MB, escape_markdown, save_uploads  # noqa: E402
+from rag.serve.webapp import DEFAULT_UPLOAD_MB, escape_markdown, save_uploads  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 SAMPLE_INDEX = "samples"
-INDEX_DIR = Path(os.environ.get("RAG_INDEX_DIR", ROOT / "indexes"))
+INDEX_DIR = default_index_root()  # $RAG_INDEX_DIR or ./indexes, as for the CLI
 UPLOAD_DIR = Path(os.environ.get("RAG_UPLOAD_DIR", ROOT / "uploads"))
 UPLOAD_MB = float(os.environ.get("RAG_UPLOAD_MB", DEFAULT_UPLOAD_MB))
 
@@ -222,7 +222,7 @@ def marked_answer(answer: Answer) -> str:
 
 def render_trace(answer: Answer) -> None:
     """The routing/rewriting/retrieval trace, as JSON (rendered literally, never as Markdown)."""
-    trace = answer.metadata.get("trace")
+    trace = answer.trace
     if trace is not None:
         with st.expander("Trace"):
             st.json(trace.to_dict(), expanded=False)
@@ -245,32 +245,25 @@ def render_answer(answer: Answer) -> None:
     render_trace(answer)
 
 
+def pipeline_config(index: Index, s: dict[str, Any]) -> PipelineConfig:
+    """The sidebar settings as the pipeline's config (the same builder as the CLI and the eval harness)."""
+    router = ",".join(n for n in (["chitchat"] if s["chitchat"] else []) +
+                      ([s["router"]] if s["router"] != "none" else []))
+    return PipelineConfig(
+        index=index.name,
+        retrieval=RetrievalConfig(mode=s["mode"], fusion=s["fusion"], rrf_k=s["rrf_k"], alpha=s["alpha"], k=s["k"]),
+        generation=GenerationConfig(mode=s["answer_mode"], model=s["model"], temperature=s["temperature"]),
+        memory=MemoryConfig(kind=s["memory"]),
+        plugins=PluginConfig(rewriter=s["rewriter"], router=router or None))
+
+
 def build_chat(index: Index, s: dict[str, Any]) -> ChatSession:
-    embedder = get_embedder()
+    config = pipeline_config(index, s)
+    extractive = config.generation.extractive
     reranker = get_reranker(s["reranker_path"]) if s["rerank"] and s["reranker_path"].strip() else None
-    retriever = Retriever(index, mode=s["mode"], embedder=embedder, fusion=s["fusion"], rrf_k=s["rrf_k"],
-                          alpha=s["alpha"], reranker=reranker)
-    extractive = s["answer_mode"] == "extractive"
     llm = None if extractive else get_llm(s["model"], "auto")
-
-    def retrievers(name: str) -> Retriever:
-        if name not in store().names():
-            raise KeyError(name)
-        return Retriever(load_index(name), mode=s["mode"], embedder=embedder, fusion=s["fusion"],
-                         rrf_k=s["rrf_k"], alpha=s["alpha"], reranker=reranker)
-
-    rewriter = make_rewriter(s["rewriter"], PluginContext(llm=llm, embedder=embedder, default_collection=index.name))
-    router_spec = ",".join(n for n in (["chitchat"] if s["chitchat"] else []) +
-                           ([s["router"]] if s["router"] != "none" else []))
-    router = None
-    if router_spec:
-        collections = {n: describe_collection(n, [d.title or Path(d.source).stem
-                                                  for d in load_index(n).documents.values()])
-                       for n in store().names()}
-        router = build_router(router_spec, PluginContext(llm=llm, embedder=embedder, collections=collections,
-                                                         default_collection=index.name))
-    answerer = Answerer(retriever, llm, k=s["k"], temperature=s["temperature"], extractive=extractive,
-                        embedder=embedder, rewriter=rewriter, router=router, retrievers=retrievers)
+    pipeline = build(config, store(), index=index, embedder=get_embedder(), llm=llm, reranker=reranker,
+                     load_index=load_index)
     ss = state()
     mem_key = (s["memory"], s["model"] if not extractive else None)
     if ss.get("memory_key") != mem_key:
@@ -278,9 +271,9 @@ def build_chat(index: Index, s: dict[str, Any]) -> ChatSession:
             st.warning("Summary memory needs a language model; using the full buffer in extractive mode.")
             ss["memory"] = make_memory("buffer")
         else:
-            ss["memory"] = make_memory(s["memory"], llm=llm)
+            ss["memory"] = pipeline.new_memory()
         ss["memory_key"] = mem_key
-    return ChatSession(answerer, memory=ss["memory"])
+    return pipeline.chat(ss["memory"])
 
 
 def escaped(pieces: Iterator[str]) -> Iterator[str]:

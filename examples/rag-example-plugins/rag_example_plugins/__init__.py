@@ -1,6 +1,6 @@
 """Example plugins for rag: a router and a query rewriter registered as entry points.
 
-Each entry point names a factory taking a :class:`rag.plugins.PluginContext`.
+Each entry point names a factory taking a :class:`rag.plugins.base.PluginContext`.
 
 Example:
     >>> PrefixRouter().route("@manuals how do I prime the pump?").collection

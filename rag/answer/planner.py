@@ -1,0 +1,139 @@
+"""Before generation: route the question, rewrite it, retrieve, gate — the :class:`Plan` a strategy answers from.
+
+* A ``router`` (:mod:`rag.plugins.routers`) picks the collection, or a direct answer without
+  retrieval (small talk).
+* A ``rewriter`` (:mod:`rag.plugins.rewriters`) turns the question and the chat history into one
+  or more queries; :class:`~rag.retrieval.multi_query.MultiQuerySearcher` runs them through the
+  collection's :class:`~rag.retrieval.retriever.Retriever` and merges them with RRF.
+* The :class:`~rag.answer.gate.RelevanceGate` keeps the hits relevant enough to answer from.
+
+Every step is recorded in a :class:`~rag.answer.trace.Trace`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from rag.answer.gate import RelevanceGate
+from rag.answer.trace import Trace
+from rag.generation.llm import Message
+from rag.index.store import IndexError_
+from rag.plugins.base import QueryRewriter, Rewrite, RewriteMethod, Route, RouteAction, Router, plugin_name
+from rag.plugins.rewriters import CondenseRewriter
+from rag.retrieval.multi_query import MultiQuerySearcher, trace_hits
+from rag.retrieval.retriever import Retriever
+from rag.types import Diagnostics, Hit
+
+logger = logging.getLogger(__name__)
+
+History = Sequence[Message]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the planner found for one question: the rewrite, all hits, the relevant ones, the trace."""
+
+    question: str
+    rewrite: Rewrite
+    hits: tuple[Hit, ...]
+    relevant: tuple[Hit, ...]
+    retrieve_s: float
+    trace: Trace
+    direct: bool = False
+
+    @property
+    def query(self) -> str:
+        """The standalone question (shown as "searched for", used for quotes and the gate)."""
+        return self.rewrite.standalone
+
+    def diagnostics(self, timings: Mapping[str, float] | None = None, **fields: Any) -> Diagnostics:
+        """:class:`~rag.types.Diagnostics` with this plan's counts and retrieval time, plus ``fields``."""
+        top = max((float(h.scores["dense"]) for h in self.hits if "dense" in h.scores), default=None)
+        return Diagnostics(retrieved=len(self.hits), relevant=len(self.relevant), top_dense=top,
+                           rewrite_method=str(self.rewrite.method),
+                           timings={"retrieve_s": round(self.retrieve_s, 3), **(timings or {})}, **fields)
+
+
+class QueryPlanner:
+    """Route, rewrite, retrieve and gate one question.
+
+    Args:
+        retriever: the default collection's :class:`~rag.retrieval.retriever.Retriever`.
+        k: hits kept per question.
+        gate: the :class:`~rag.answer.gate.RelevanceGate` (default ``min_dense=0.3``).
+        rewriter: a :class:`~rag.plugins.QueryRewriter`; default
+            :class:`~rag.plugins.rewriters.CondenseRewriter` without an LLM (key-term follow-ups).
+        router: a :class:`~rag.plugins.Router`; default none (always ``retriever``'s collection).
+        retrievers: ``name -> Retriever`` for the collections a router may pick (raise KeyError
+            or an index error for unknown names: the plan then uses ``retriever`` and notes it).
+    """
+
+    def __init__(self, retriever: Retriever, k: int = 5, gate: RelevanceGate | None = None,
+                 rewriter: QueryRewriter | None = None, router: Router | None = None,
+                 retrievers: Callable[[str], Retriever] | None = None) -> None:
+        if not isinstance(k, int) or k <= 0:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        if rewriter is not None and not isinstance(rewriter, QueryRewriter):
+            raise ValueError(f"rewriter must have a rewrite(query, history) method, got {rewriter!r}")
+        if router is not None and not isinstance(router, Router):
+            raise ValueError(f"router must have a route(query, history) method, got {router!r}")
+        self.retriever = retriever
+        self.k = k
+        self.gate = gate or RelevanceGate()
+        self.rewriter: QueryRewriter = rewriter or CondenseRewriter(None)
+        self.router = router
+        self.retrievers = retrievers
+
+    def plan(self, question: str, history: History = ()) -> Plan:
+        """Route, rewrite, retrieve and gate ``question``."""
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError("question must be a non-empty string")
+        history = [{"role": str(m["role"]), "content": str(m["content"])} for m in history]
+        timings: dict[str, float] = {}
+        notes: list[str] = []
+        route: Route | None = None
+        t0 = time.perf_counter()
+        if self.router is not None:
+            route = self.router.route(question, history)
+            timings["route_s"] = time.perf_counter() - t0
+            logger.info("route: %s", route)
+        router_name = plugin_name(self.router) if self.router is not None else None
+        rewriter_name = plugin_name(self.rewriter)
+        if route is not None and route.action is RouteAction.DIRECT:
+            rewrite = Rewrite.single(question, RewriteMethod.NONE)
+            trace = Trace(question, rewriter_name, "skipped (direct answer)", rewrite.queries, router_name, route,
+                          timings=timings)
+            return Plan(question, rewrite, (), (), 0.0, trace, direct=True)
+        retriever, collection = self._collection(route, notes)
+        t1 = time.perf_counter()
+        rewrite = self.rewriter.rewrite(question, history)
+        timings["rewrite_s"] = time.perf_counter() - t1
+        if rewrite.fallback:
+            notes.append(f"rewriter fell back: {rewrite.fallback}")
+        if rewrite.method != RewriteMethod.NONE:
+            logger.info("rewrite (%s): %s", rewrite.method, [q.text for q in rewrite.queries])
+        found = MultiQuerySearcher(retriever).search(rewrite, self.k, collection)
+        timings["retrieve_s"] = found.retrieve_s
+        timings["fuse_s"] = found.fuse_s
+        relevant = self.gate.filter(found.hits, rewrite.standalone, retriever.index.analyzer)
+        trace = Trace(question, rewriter_name, str(rewrite.method), rewrite.queries, router_name, route, collection,
+                      found.retrievals, trace_hits(found.hits, self.k), timings, tuple(notes), rewrite.raw)
+        return Plan(question, rewrite, found.hits, tuple(relevant), found.retrieve_s + found.fuse_s, trace)
+
+    def _collection(self, route: Route | None, notes: list[str]) -> tuple[Retriever, str]:
+        """The retriever for the routed collection; the default one (with a note) when unavailable."""
+        default = self.retriever.index.name
+        if route is None or route.collection is None or route.collection == default:
+            return self.retriever, default
+        if self.retrievers is None:
+            notes.append(f"router chose {route.collection!r} but only {default!r} is available")
+            return self.retriever, default
+        try:
+            return self.retrievers(route.collection), route.collection
+        except (KeyError, ValueError, OSError, IndexError_) as exc:
+            logger.warning("routed collection %r unavailable (%s); using %r", route.collection, exc, default)
+            notes.append(f"router chose unknown collection {route.collection!r}; used {default!r}")
+            return self.retriever, default

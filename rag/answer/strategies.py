@@ -1,0 +1,256 @@
+"""Answer strategies: turn a :class:`~rag.answer.planner.Plan` into a streamed :class:`~rag.types.Answer`.
+
+All share one contract, ``stream(plan, history) -> AnswerStream``:
+
+* :class:`GenerativeStrategy`: the relevant chunks numbered ``[1]..[n]`` in a prompt under the
+  model's token budget, generation, citation markers fixed (numbers that name no source are
+  removed and listed in ``diagnostics.invalid_citations``), and every sentence mapped to its
+  best-supporting chunk (:class:`~rag.answer.citecheck.SupportChecker`).  ``Answer.citations``
+  holds the chunks the model cited plus those that support a sentence
+  (``diagnostics.inferred_citations``), because a small model often forgets to cite.
+* :class:`ExtractiveStrategy`: quotes the retrieved sentences most similar to the question; no LLM.
+* :class:`DirectStrategy`: a short small-talk reply without retrieval (a fixed one without an LLM).
+
+:func:`not_found` is the fixed reply when no hit passed the gate.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Mapping, Protocol, Sequence
+
+import numpy as np
+
+from rag.answer.citecheck import DEFAULT_SUPPORT_THRESHOLD, SupportChecker, fix_citations
+from rag.answer.gate import DEFAULT_MIN_DENSE
+from rag.answer.planner import History, Plan
+from rag.answer.stream import AnswerStream, single
+from rag.embedding import Embedder
+from rag.generation.llm import ChatModel
+from rag.generation.prompting import NOT_FOUND, PromptBuilder
+from rag.text import content_terms, split_sentences
+from rag.types import Answer, AnswerMode, Chunk, Citation, Hit, SentenceSupport
+
+logger = logging.getLogger(__name__)
+
+DIRECT_PROMPT = ("You are the friendly assistant of a document question-answering app. The user is making "
+                 "small talk. Reply in one short sentence and offer to answer questions about their documents.")
+DIRECT_REPLY = "Hello! Ask me a question about your documents."
+DIRECT_MAX_TOKENS = 48
+_DECLINE_MARKERS = ("could not find this in your documents", "could not find this in the documents",
+                    "not in your documents", "sources do not contain")
+
+
+class AnswerStrategy(Protocol):
+    """Answer from a plan whose relevant hits are not empty."""
+
+    mode: AnswerMode
+
+    def stream(self, plan: Plan, history: History = ()) -> AnswerStream: ...
+
+
+def not_found(plan: Plan, mode: AnswerMode = AnswerMode.GENERATIVE, reason: str = "no relevant hit") -> Answer:
+    """The fixed "I could not find this in your documents" answer."""
+    return Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.query, grounded=False, mode=mode,
+                  trace=plan.trace, diagnostics=plan.diagnostics(reason=reason))
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Generation settings passed to the chat model.
+
+    Example:
+        >>> Sampling(max_tokens=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: max_tokens must be a positive integer, got 0
+    """
+
+    max_tokens: int = 256
+    temperature: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_tokens, int) or self.max_tokens <= 0:
+            raise ValueError(f"max_tokens must be a positive integer, got {self.max_tokens!r}")
+        if not 0.0 <= self.temperature <= 2.0:
+            raise ValueError(f"temperature must be in [0, 2], got {self.temperature!r}")
+        if not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+
+
+class GenerativeStrategy:
+    """Prompt the LLM with the numbered relevant chunks, stream its answer, then check citations and support.
+
+    Args:
+        llm: the chat model (e.g. :class:`~rag.generation.llm.LlamaCppLLM`).
+        embedder: for the support check (the index's embedder).
+        max_tokens: answer budget in tokens (reserved in the context window).
+        temperature, seed: sampling settings passed to the model.
+        support_threshold: cosine threshold of the sentence support check.
+
+    Example:
+        >>> GenerativeStrategy(None, None)
+        Traceback (most recent call last):
+        ...
+        ValueError: generative answers need an llm; pass llm=... or use extractive answers
+    """
+
+    mode = AnswerMode.GENERATIVE
+
+    def __init__(self, llm: ChatModel, embedder: Embedder, max_tokens: int = 256, temperature: float = 0.0,
+                 seed: int = 0, support_threshold: float = DEFAULT_SUPPORT_THRESHOLD) -> None:
+        if llm is None:
+            raise ValueError("generative answers need an llm; pass llm=... or use extractive answers")
+        self.llm = llm
+        self.sampling = Sampling(max_tokens, temperature, seed)
+        self.checker = SupportChecker(embedder, threshold=support_threshold)
+        self.prompts = PromptBuilder(llm, max_tokens=max_tokens)
+
+    def stream(self, plan: Plan, history: History = ()) -> AnswerStream:
+        prompt_q = plan.query if plan.rewrite.condensed else plan.question
+        prompt = self.prompts.build(prompt_q, [h.chunk for h in plan.relevant], history)
+        t0 = time.perf_counter()
+        pieces = self.llm.stream(list(prompt.messages), max_tokens=prompt.max_tokens,
+                                 temperature=self.sampling.temperature, seed=self.sampling.seed)
+        hits_by_chunk = {h.chunk.id: h for h in plan.relevant}
+
+        def finish(raw: str) -> Answer:
+            generate_s = time.perf_counter() - t0
+            trace = replace(plan.trace, timings={**plan.trace.timings, "generate_s": generate_s})
+            fields = dict(prompt_tokens=prompt.prompt_tokens, sources_in_prompt=prompt.n_sources,
+                          chunks_dropped=prompt.dropped, truncated=prompt.truncated, raw=raw)
+            return self._finish(replace(plan, trace=trace), raw, prompt.chunks, hits_by_chunk,
+                                {"generate_s": round(generate_s, 3)}, fields)
+
+        return AnswerStream(iter(pieces), finish, plan.query)
+
+    def _finish(self, plan: Plan, raw: str, chunks: Sequence[Chunk], hits_by_chunk: Mapping[str, Hit],
+                timings: Mapping[str, float], fields: dict[str, object]) -> Answer:
+        text = raw.strip()
+        sources = tuple(Citation(i, c, hits_by_chunk[c.id].score) for i, c in enumerate(chunks, 1))
+        if not text or any(m in text.lower() for m in _DECLINE_MARKERS):
+            return Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.query, grounded=False,
+                          sources=sources, trace=plan.trace,
+                          diagnostics=plan.diagnostics(timings, reason="model declined" if text else "empty",
+                                                       **fields))
+        fixed, valid, invalid = fix_citations(text, len(chunks))
+        if invalid:
+            logger.warning("removed citations to missing sources: %s", invalid)
+        support = self.checker.check(fixed, chunks)
+        inferred = tuple(dict.fromkeys(s.citation for s in support
+                                       if s.supported and s.citation is not None and s.citation not in valid))
+        numbers = sorted(set(valid) | set(inferred))
+        citations = tuple(sources[n - 1] for n in numbers)
+        diagnostics = plan.diagnostics(timings, explicit_citations=valid, inferred_citations=inferred,
+                                       invalid_citations=invalid, **fields)
+        return Answer(question=plan.question, text=fixed, citations=citations, support=support,
+                      standalone_query=plan.query, grounded=any(s.supported for s in support),
+                      mode=AnswerMode.GENERATIVE, sources=sources, trace=plan.trace, diagnostics=diagnostics)
+
+
+class ExtractiveStrategy:
+    """Quote the retrieved sentences most similar to the question, with citations; no LLM.
+
+    Args:
+        embedder: embeds the question and the candidate sentences.
+        max_quotes: sentences quoted at most.
+        min_similarity: a quote after the first needs at least this cosine to the question.
+
+    Example:
+        >>> ExtractiveStrategy(None, max_quotes=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: max_quotes must be a positive integer, got 0
+    """
+
+    mode = AnswerMode.EXTRACTIVE
+
+    def __init__(self, embedder: Embedder, max_quotes: int = 3, min_similarity: float = DEFAULT_MIN_DENSE) -> None:
+        if not isinstance(max_quotes, int) or max_quotes <= 0:
+            raise ValueError(f"max_quotes must be a positive integer, got {max_quotes!r}")
+        if not -1.0 <= min_similarity <= 1.0:
+            raise ValueError(f"min_similarity must be a cosine in [-1, 1], got {min_similarity!r}")
+        self.embedder = embedder
+        self.max_quotes = max_quotes
+        self.min_similarity = min_similarity
+
+    def stream(self, plan: Plan, history: History = ()) -> AnswerStream:
+        return single(self.answer(plan), plan.query)
+
+    def answer(self, plan: Plan) -> Answer:
+        candidates: list[tuple[str, Hit]] = []
+        for hit in plan.relevant:
+            for sentence in split_sentences(hit.chunk.text):
+                sentence = sentence.lstrip("#*->• ").strip()
+                if sentence.endswith("?"):  # a question (often an FAQ heading) echoes, it doesn't answer
+                    continue
+                if len(content_terms(sentence)) >= 2 and (sentence, hit) not in candidates:
+                    candidates.append((sentence, hit))
+        if not candidates:
+            return not_found(plan, self.mode)
+        vecs = self.embedder.encode([plan.query, *(s for s, _ in candidates)])
+        sims = vecs[1:] @ vecs[0]
+        order = [int(i) for i in np.argsort(-sims, kind="stable")]
+        picked: list[int] = []
+        for i in order:
+            if len(picked) >= self.max_quotes:
+                break
+            if picked and sims[i] < self.min_similarity:
+                break
+            if candidates[i][0] not in {candidates[j][0] for j in picked}:
+                picked.append(i)
+        numbers: dict[str, int] = {}
+        lines, support = [], []
+        for i in picked:
+            sentence, hit = candidates[i]
+            n = numbers.setdefault(hit.chunk.id, len(numbers) + 1)
+            line = f'"{sentence}" [{n}]'
+            lines.append(line)
+            support.append(SentenceSupport(line, n, 1.0, True))
+        by_id = {h.chunk.id: h for h in plan.relevant}
+        citations = tuple(Citation(n, by_id[cid].chunk, by_id[cid].score) for cid, n in numbers.items())
+        return Answer(question=plan.question, text="\n".join(lines), citations=citations, support=tuple(support),
+                      standalone_query=plan.query, grounded=True, mode=AnswerMode.EXTRACTIVE, sources=citations,
+                      trace=plan.trace,
+                      diagnostics=plan.diagnostics(quote_similarity=tuple(round(float(sims[i]), 3) for i in picked)))
+
+
+class DirectStrategy:
+    """Small talk: a short reply without retrieval; the fixed :data:`DIRECT_REPLY` without an LLM.
+
+    Example:
+        >>> from rag.answer.planner import Plan
+        >>> from rag.answer.trace import Trace
+        >>> from rag.plugins import Rewrite
+        >>> r = Rewrite.single("thanks!")
+        >>> plan = Plan("thanks!", r, (), (), 0.0, Trace("thanks!", "none", "none", r.queries), direct=True)
+        >>> DirectStrategy(None).stream(plan).answer.text == DIRECT_REPLY
+        True
+    """
+
+    mode = AnswerMode.DIRECT
+
+    def __init__(self, llm: ChatModel | None = None, max_tokens: int = DIRECT_MAX_TOKENS, temperature: float = 0.0,
+                 seed: int = 0) -> None:
+        self.llm = llm
+        self.sampling = Sampling(max_tokens, temperature, seed)
+
+    def stream(self, plan: Plan, history: History = ()) -> AnswerStream:
+        reason = "direct route: " + (plan.trace.route.reason if plan.trace.route else "")
+
+        def answer(text: str) -> Answer:
+            return Answer(question=plan.question, text=text.strip() or DIRECT_REPLY, standalone_query=plan.query,
+                          grounded=False, mode=AnswerMode.DIRECT, trace=plan.trace,
+                          diagnostics=plan.diagnostics(reason=reason))
+
+        if self.llm is None:
+            return single(answer(DIRECT_REPLY), plan.query)
+        messages = [{"role": "system", "content": DIRECT_PROMPT},
+                    *[{"role": str(m["role"]), "content": str(m["content"])} for m in list(history)[-2:]],
+                    {"role": "user", "content": plan.question}]
+        sp = self.sampling
+        pieces = self.llm.stream(messages, max_tokens=sp.max_tokens, temperature=sp.temperature, seed=sp.seed)
+        return AnswerStream(iter(pieces), answer, plan.query)

@@ -1,0 +1,141 @@
+"""``rag ask`` and ``rag chat``: cited answers from an index, built by :func:`rag.pipeline.build`.
+
+Both take every retrieval option of ``rag search`` plus the answer, plugin (and, for chat,
+memory) options.  Routing and rewriting plugins are picked by name (built-ins and
+``rag.routers`` / ``rag.rewriters`` entry points)::
+
+    rag ask "How do I prime the pump?" --index docs --fusion weighted --alpha 0.7 --reranker auto
+    rag ask "thanks!" --index docs --router chitchat --trace
+    rag ask "in manuals: how do I prime the pump?" --router chitchat,rules --rewriter multi-query --trace
+
+Example:
+    >>> import argparse
+    >>> sub = argparse.ArgumentParser(prog="rag").add_subparsers(dest="command")
+    >>> add_commands(sub)
+    >>> a = sub.choices["ask"].parse_args(["q", "--rrf-k", "20", "--extractive"])
+    >>> a.rrf_k, a.extractive, a.candidates
+    (20, True, 100)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any, TextIO
+
+from rag.answer.stream import AnswerStream
+from rag.cli.common import (add_generation_args, add_index_args, add_memory_args, add_plugin_args,
+                            add_retrieval_args, pipeline_config, store)
+from rag.types import Answer
+
+logger = logging.getLogger(__name__)
+
+
+def print_stream(stream: AnswerStream, out: TextIO, trace: bool = False) -> Answer:
+    """Write the streamed pieces as they come, then the sources, the support check and (if asked) the trace."""
+    for piece in stream:
+        out.write(piece)
+        out.flush()
+    out.write("\n")
+    answer = stream.answer
+    out.write(format_sources(answer))
+    if trace and answer.trace is not None:
+        out.write("Trace:\n" + "\n".join("  " + line for line in answer.trace.format().splitlines()) + "\n")
+    out.flush()
+    return answer
+
+
+def format_sources(answer: Answer) -> str:
+    """Numbered sources, removed citations and unsupported sentences, as plain text."""
+    if answer.declined:
+        return ""
+    lines: list[str] = []
+    if answer.citations:
+        lines.append("Sources:")
+        lines += [f"  [{c.number}] {c.chunk.location}" for c in answer.citations]
+    elif answer.sources:
+        lines.append("Sources given to the model (none of them supports the answer):")
+        lines += [f"  [{c.number}] {c.chunk.location}" for c in answer.sources]
+    invalid = answer.diagnostics.invalid_citations
+    if invalid:
+        lines.append("Removed citations to sources that do not exist: " + ", ".join(f"[{n}]" for n in invalid))
+    unsupported = [s for s in answer.support if not s.supported]
+    if unsupported:
+        lines.append("Not supported by the sources (check before trusting):")
+        for s in unsupported:
+            best = f"closest [{s.citation}], " if s.citation is not None else ""
+            lines.append(f"  ! {s.sentence}  ({best}similarity {s.similarity:.2f})")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _pipeline(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from rag.pipeline import build
+
+    return build(pipeline_config(args), store(args))
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    with _pipeline(args) as pipeline:
+        print_stream(pipeline.answerer.stream(args.question), sys.stdout, trace=args.trace)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
+    stdin = stdin or sys.stdin
+    with _pipeline(args) as pipeline:
+        session = pipeline.chat()
+        interactive = stdin.isatty()
+        out = sys.stdout
+        if interactive:
+            out.write(f"chatting with index {args.index!r} ({args.memory} memory); /reset to forget, /quit to leave\n")
+        try:
+            while True:
+                if interactive:
+                    out.write("> ")
+                    out.flush()
+                line = stdin.readline()
+                if not line:
+                    break
+                question = line.strip()
+                if not question:
+                    continue
+                if question in ("/quit", "/exit", "/q"):
+                    break
+                if question == "/reset":
+                    session.reset()
+                    out.write("(memory cleared)\n")
+                    continue
+                try:
+                    stream = session.stream(question)
+                    if stream.standalone_query and stream.standalone_query != question:
+                        out.write(f"(searching for: {stream.standalone_query})\n")
+                    print_stream(stream, out, trace=args.trace)
+                except ValueError as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                out.write("\n")
+        except KeyboardInterrupt:
+            out.write("\n")
+    return 0
+
+
+def _add_answer_args(p: argparse.ArgumentParser) -> None:
+    add_index_args(p)
+    add_retrieval_args(p)
+    add_generation_args(p)
+    add_plugin_args(p)
+    p.add_argument("--trace", action="store_true",
+                   help="print the trace after each answer: rewrites, route, hits per query, timings")
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``ask`` and ``chat`` to an argparse ``add_subparsers()`` object."""
+    ask = sub.add_parser("ask", help="answer one question from an index, with citations")
+    ask.add_argument("question", help="the question")
+    _add_answer_args(ask)
+    ask.set_defaults(func=cmd_ask)
+
+    chat = sub.add_parser("chat", help="interactive chat over an index (/reset, /quit)")
+    _add_answer_args(chat)
+    add_memory_args(chat)
+    chat.set_defaults(func=cmd_chat)

@@ -1,0 +1,210 @@
+"""What every ``rag`` command shares: argument validators, argument groups, config from arguments.
+
+One convention for all commands: ``--index NAME`` and ``--index-dir DIR`` (a :class:`~pathlib.Path`,
+default ``$RAG_INDEX_DIR`` or ``./indexes``), numbers checked by the types below (argparse turns
+their ``ArgumentTypeError`` into a usage error, exit 2), and errors raised as exceptions that
+:func:`rag.cli.main.main` alone turns into one ``error: ...`` line and an exit code.
+
+Example:
+    >>> import argparse
+    >>> p = argparse.ArgumentParser()
+    >>> add_retrieval_args(p)
+    >>> retrieval_config(p.parse_args(["--mode", "bm25", "-k", "3"])).k
+    3
+    >>> positive_int("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a positive integer, got '0'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rag.answer.gate import DEFAULT_MIN_DENSE
+from rag.generation.memory import MEMORY_TYPES
+from rag.generation.models import DEFAULT_MODEL, names as model_names
+from rag.pipeline import GenerationConfig, MemoryConfig, PipelineConfig, PluginConfig, RetrievalConfig
+from rag.retrieval.fusion import DEFAULT_RRF_K
+from rag.types import AnswerMode, Fusion, RetrievalMode
+
+DEFAULT_INDEX = "default"
+MODES = tuple(m.value for m in RetrievalMode)
+FUSIONS = tuple(f.value for f in Fusion)
+
+
+class CommandError(Exception):
+    """A command failed in a way the user can fix; ``code`` is the exit status (default 1)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _number(value: str, kind: type) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        return None
+
+
+def positive_int(value: str) -> int:
+    n = _number(value, int)
+    if n is None or n <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
+    return int(n)
+
+
+def non_negative_int(value: str) -> int:
+    n = _number(value, int)
+    if n is None or n < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value!r}")
+    return int(n)
+
+
+def positive_float(value: str) -> float:
+    x = _number(value, float)
+    if x is None or not x > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {value!r}")
+    return float(x)
+
+
+def unit_interval(value: str) -> float:
+    x = _number(value, float)
+    if x is None or not 0.0 <= x <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {value!r}")
+    return float(x)
+
+
+def cosine(value: str) -> float:
+    x = _number(value, float)
+    if x is None or not -1.0 <= x <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a cosine similarity in [-1, 1], got {value!r}")
+    return float(x)
+
+
+def temperature(value: str) -> float:
+    t = _number(value, float)
+    if t is None or not 0.0 <= t <= 2.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 2], got {value!r}")
+    return float(t)
+
+
+def gpu_layers(value: str) -> int | str:
+    if value == "auto":
+        return value
+    n = _number(value, int)
+    if n is None or n < -1:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or an integer >= -1, got {value!r}")
+    return int(n)
+
+
+def add_index_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index-dir", type=Path, default=None,
+                   help="where indexes live (default: $RAG_INDEX_DIR or ./indexes)")
+
+
+def add_index_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+    """``--index NAME`` (default ``default`` unless ``required``) and ``--index-dir DIR``."""
+    if required:
+        p.add_argument("--index", required=True, help="index (collection) name")
+    else:
+        p.add_argument("--index", default=DEFAULT_INDEX, help="index (collection) name (default: %(default)s)")
+    add_index_dir_arg(p)
+
+
+def add_retrieval_args(p: argparse.ArgumentParser, k: int = 5) -> None:
+    """Every retrieval option, shared by ``search``, ``ask`` and ``chat``."""
+    g = p.add_argument_group("retrieval")
+    g.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default: %(default)s)")
+    g.add_argument("-k", type=positive_int, default=k, help="hits kept (default: %(default)s)")
+    g.add_argument("--fusion", choices=FUSIONS, default="rrf", help="hybrid fusion (default: %(default)s)")
+    g.add_argument("--rrf-k", type=non_negative_int, default=DEFAULT_RRF_K, help="RRF constant (default: %(default)s)")
+    g.add_argument("--alpha", type=unit_interval, default=0.5, help="dense weight for --fusion weighted")
+    g.add_argument("--candidates", type=positive_int, default=100, help="hits per retriever before fusion")
+    g.add_argument("--reranker", default=None,
+                   help="CrossEncoder name or path, or 'auto' for the index's trained reranker (default: none)")
+    g.add_argument("--rerank-candidates", type=positive_int, default=50, help="fused hits the reranker rescores")
+
+
+def retrieval_config(args: argparse.Namespace) -> RetrievalConfig:
+    return RetrievalConfig(mode=args.mode, fusion=args.fusion, rrf_k=args.rrf_k, alpha=args.alpha,
+                           candidates=args.candidates, reranker=args.reranker,
+                           rerank_candidates=args.rerank_candidates, k=args.k)
+
+
+def add_generation_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("answer")
+    g.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"registry name ({', '.join(model_names())}) or path to a .gguf file (default: %(default)s)")
+    g.add_argument("--models-dir", type=Path, default=None, help="where pulled models live")
+    g.add_argument("--temperature", type=temperature, default=0.0, help="sampling temperature (default: 0)")
+    g.add_argument("--max-tokens", type=positive_int, default=256, help="answer length budget in tokens")
+    g.add_argument("--n-ctx", type=positive_int, default=None, help="context window (default: the model's)")
+    g.add_argument("--n-gpu-layers", type=gpu_layers, default="auto",
+                   help="layers offloaded to the GPU: 'auto' (all if supported), -1 (all) or N")
+    g.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    g.add_argument("--min-relevance", type=cosine, default=DEFAULT_MIN_DENSE,
+                   help="minimum dense cosine of a hit to answer from it (default: %(default)s)")
+    g.add_argument("--extractive", action="store_true", help="quote the best sentences; no LLM")
+
+
+def add_plugin_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("routing and rewriting")
+    g.add_argument("--rewriter", default=None,
+                   help="query rewriter (default: condense follow-ups); built-in: none, condense, keyword, "
+                        "multi-query, hyde, decompose, or a 'rag.rewriters' entry point")
+    g.add_argument("--router", default=None,
+                   help="router, or a comma-separated chain (default: none); built-in: chitchat, rules, "
+                        "embedding, llm, or a 'rag.routers' entry point. Collections: all indexes in --index-dir")
+    g.add_argument("--router-config", type=Path, default=None,
+                   help='JSON options for the router, e.g. {"rules": {"pump|valve": "manuals"}, "threshold": 0.3}')
+    g.add_argument("--rewriter-config", type=Path, default=None, help="JSON options for the rewriter")
+
+
+def add_memory_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("memory")
+    g.add_argument("--memory", choices=MEMORY_TYPES, default="buffer", help="chat memory (default: %(default)s)")
+    g.add_argument("--window", type=positive_int, default=3, help="turns kept by --memory window")
+    g.add_argument("--no-condense", action="store_true",
+                   help="do not rewrite follow-up questions into standalone queries (same as --rewriter none)")
+
+
+def read_options(path: Path | None) -> dict[str, Any]:
+    """A plugin's JSON options file (``--router-config`` / ``--rewriter-config``); ``{}`` without one."""
+    if path is None:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object of options, got {type(data).__name__}")
+    return data
+
+
+def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+    """The :class:`~rag.pipeline.PipelineConfig` of an ``ask`` / ``chat`` command line."""
+    rewriter = args.rewriter or ("none" if getattr(args, "no_condense", False) else "condense")
+    return PipelineConfig(
+        index=args.index,
+        retrieval=retrieval_config(args),
+        generation=GenerationConfig(
+            mode=AnswerMode.EXTRACTIVE if args.extractive else AnswerMode.GENERATIVE, model=args.model,
+            models_dir=str(args.models_dir) if args.models_dir else None, n_ctx=args.n_ctx,
+            n_gpu_layers=args.n_gpu_layers, temperature=args.temperature, seed=args.seed,
+            max_tokens=args.max_tokens, min_relevance=args.min_relevance),
+        memory=MemoryConfig(kind=getattr(args, "memory", "buffer"), window=getattr(args, "window", 3)),
+        plugins=PluginConfig(rewriter=rewriter, router=args.router,
+                             rewriter_options=read_options(args.rewriter_config),
+                             router_options=read_options(args.router_config)))
+
+
+def store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The :class:`~rag.index.store.IndexStore` at ``--index-dir``."""
+    from rag.index.store import IndexStore
+
+    return IndexStore(args.index_dir)

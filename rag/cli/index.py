@@ -1,0 +1,128 @@
+"""``rag ingest``, ``rag remove``, ``rag docs``, ``rag indexes``, ``rag delete-index``: building and inspecting indexes.
+
+Example:
+    >>> import argparse
+    >>> sub = argparse.ArgumentParser(prog="rag").add_subparsers(dest="command")
+    >>> add_commands(sub)
+    >>> sub.choices["ingest"].parse_args(["notes/", "--index", "notes"]).chunk_size
+    200
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from rag.cli.common import CommandError, add_index_args, add_index_dir_arg, positive_float, positive_int, store
+from rag.index.store import IndexError_
+
+logger = logging.getLogger(__name__)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from rag.embedding import Embedder
+    from rag.ingest.ingestor import Ingestor
+
+    ing = Ingestor(args.index, store=store(args), embedder=Embedder(args.embedder),
+                   chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
+                   title_prefix=not args.no_title_prefix, faiss_kind=args.faiss, stemmer=args.stemmer,
+                   max_file_mb=args.max_file_mb, show_progress=not args.quiet)
+    report = ing.ingest(args.paths, rebuild=args.rebuild, prune=not args.no_prune)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from rag.ingest.ingestor import Ingestor
+
+    ing = Ingestor(args.index, store=store(args))
+    failed = 0
+    for p in args.paths:
+        if ing.remove(p):
+            print(f"removed {Path(p).expanduser().resolve()} from index {args.index!r}")
+        else:
+            print(f"error: {p} is not in index {args.index!r} (see `rag docs --index {args.index}`)",
+                  file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    index = store(args).load(args.index)
+    for r in sorted(index.documents.values(), key=lambda r: r.source):
+        pages = f", {r.pages} pages" if r.pages else ""
+        print(f"{r.source}  ({r.n_chunks} chunks{pages})")
+    print(f"{len(index.documents)} documents, {len(index)} chunks in index {args.index!r}")
+    return 0
+
+
+def cmd_indexes(args: argparse.Namespace) -> int:
+    s = store(args)
+    names = s.names()
+    if not names:
+        print(f"no indexes under {s.root}/ yet; create one with `rag ingest DIR --index NAME`")
+        return 0
+    for name in names:
+        try:
+            m = s.read_manifest(name)
+        except IndexError_ as exc:
+            print(f"{name}: unreadable ({exc})")
+            continue
+        c = m["counts"]
+        print(f"{name}: {c['documents']} documents, {c['chunks']} chunks, embedder {m['embedder']['id']}, "
+              f"faiss {m['faiss']['kind']}")
+    return 0
+
+
+def cmd_delete_index(args: argparse.Namespace) -> int:
+    s = store(args)
+    if not s.exists(args.name):
+        raise CommandError(f"no index named {args.name!r} under {s.root}/ (see `rag indexes`)", code=2)
+    s.delete(args.name)
+    print(f"deleted index {args.name!r}")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Add the index commands to an argparse ``add_subparsers()`` object."""
+    from rag.index.dense import INDEX_KINDS
+    from rag.ingest.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
+    from rag.ingest.loaders import DEFAULT_MAX_FILE_MB
+
+    p = sub.add_parser("ingest", help="index files and folders (incremental)")
+    p.add_argument("paths", nargs="+", help="files or directories (recursive)")
+    add_index_args(p)
+    p.add_argument("--chunk-size", type=positive_int, default=DEFAULT_CHUNK_SIZE,
+                   help="tokens per chunk (default %(default)s)")
+    p.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP,
+                   help="tokens shared by neighbouring chunks (default %(default)s)")
+    p.add_argument("--no-title-prefix", action="store_true", help="do not prefix chunks with the document title")
+    p.add_argument("--faiss", choices=INDEX_KINDS, default="flat", help="FAISS index kind (default %(default)s)")
+    p.add_argument("--stemmer", choices=("english", "none"), default="english", help="BM25 stemmer")
+    p.add_argument("--embedder", default="default", help="sentence-transformers model name or path")
+    p.add_argument("--max-file-mb", type=positive_float, default=DEFAULT_MAX_FILE_MB, help="skip larger files")
+    p.add_argument("--rebuild", action="store_true", help="re-create the index from scratch")
+    p.add_argument("--no-prune", action="store_true", help="keep documents whose files were deleted")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("remove", help="remove documents from an index")
+    p.add_argument("paths", nargs="+")
+    add_index_args(p)
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("docs", help="list the documents in an index")
+    add_index_args(p)
+    p.set_defaults(func=cmd_docs)
+
+    p = sub.add_parser("indexes", help="list indexes")
+    add_index_dir_arg(p)
+    p.set_defaults(func=cmd_indexes)
+
+    p = sub.add_parser("delete-index", help="delete a whole index")
+    p.add_argument("name")
+    add_index_dir_arg(p)
+    p.set_defaults(func=cmd_delete_index)

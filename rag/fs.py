@@ -1,0 +1,191 @@
+"""Filesystem utilities shared by the stores: atomic directory writes, crash recovery, library versions.
+
+A stored thing (an index, a trained reranker) is a directory whose *marker* file (its
+manifest) is written last.  :func:`atomic_directory` writes a new version into a temporary
+sibling ``.tmp-NAME-XXXXXXXX`` and :func:`swap` renames it into place; if ``NAME`` already
+exists it is first moved aside to ``.old-NAME-XXXXXXXX`` and removed after the second
+rename.  A crash between those two renames leaves no ``NAME`` but an ``.old-NAME-*`` with
+its marker, which :func:`recover` renames back, so a reader always finds the previous
+complete version or the new one.
+
+Example:
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> with atomic_directory(root / "col") as tmp:
+    ...     _ = (tmp / "manifest.json").write_text("{}")
+    >>> sorted(p.name for p in root.iterdir())
+    ['col']
+    >>> os.replace(root / "col", root / ".old-col-deadbeef")   # a crash between the two renames
+    >>> recover(root / "col", "manifest.json")
+    True
+    >>> sorted(p.name for p in root.iterdir())
+    ['col']
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import uuid
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+logger = logging.getLogger(__name__)
+
+TMP_PREFIX = ".tmp-"
+OLD_PREFIX = ".old-"
+_SUFFIX_RE = re.compile(r"-[0-9a-f]{8}$")
+
+
+def _sibling(final: Path, prefix: str) -> Path:
+    return final.parent / f"{prefix}{final.name}-{uuid.uuid4().hex[:8]}"
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush ``path`` and the entries directly in it to disk (best effort: errors are ignored).
+
+    Example:
+        >>> import tempfile
+        >>> fsync_dir(Path(tempfile.mkdtemp())) is None
+        True
+    """
+    path = Path(path)
+    for p in list(path.iterdir()) + [path]:
+        try:
+            fd = os.open(p, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def swap(tmp: Path, final: Path) -> None:
+    """Rename directory ``tmp`` to ``final``, replacing it; a crash midway is undone by :func:`recover`.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> (root / "new").mkdir(); (root / "cur").mkdir()
+        >>> swap(root / "new", root / "cur")
+        >>> [p.name for p in root.iterdir()]
+        ['cur']
+    """
+    tmp, final = Path(tmp), Path(final)
+    if final.exists():
+        old = _sibling(final, OLD_PREFIX)
+        os.replace(final, old)  # from here until the next line, recover() restores `old`
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+@contextmanager
+def atomic_directory(final: Path) -> Iterator[Path]:
+    """Write a new version of directory ``final`` atomically.
+
+    Yields a fresh, empty temporary sibling ``.tmp-NAME-XXXXXXXX`` (the parent is created if
+    needed).  If the block completes, the temporary directory is flushed to disk and
+    :func:`swap`-ped into place; if it raises (anything, ``KeyboardInterrupt`` included), the
+    temporary directory is removed and ``final`` is left as it was.  Write the marker file
+    (manifest) last.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> with atomic_directory(root / "a") as tmp:
+        ...     tmp.name.startswith(".tmp-a-")
+        True
+        >>> try:
+        ...     with atomic_directory(root / "a") as tmp:
+        ...         raise OSError("disk full")
+        ... except OSError:
+        ...     pass
+        >>> [p.name for p in root.iterdir()]
+        ['a']
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _sibling(final, TMP_PREFIX)
+    tmp.mkdir()
+    try:
+        yield tmp
+        fsync_dir(tmp)
+        swap(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _moved_aside_name(entry: str) -> str | None:
+    """``NAME`` for an ``.old-NAME-XXXXXXXX`` entry, else None."""
+    if not entry.startswith(OLD_PREFIX) or not _SUFFIX_RE.search(entry):
+        return None
+    return entry[len(OLD_PREFIX):-9] or None
+
+
+def recover(final: Path, marker: str) -> bool:
+    """Undo a crash between the two renames of :func:`swap`; True if ``final`` was restored.
+
+    If ``final`` is missing, the newest ``.old-NAME-*`` sibling is renamed back to it,
+    provided it contains ``marker`` (a complete version).
+
+    Example:
+        >>> import tempfile
+        >>> recover(Path(tempfile.mkdtemp()) / "absent", "manifest.json")
+        False
+    """
+    final = Path(final)
+    parent = final.parent
+    if final.exists() or not parent.is_dir():
+        return False
+    olds = sorted((p for p in parent.iterdir() if _moved_aside_name(p.name) == final.name),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
+    if olds and (olds[0] / marker).exists():
+        logger.warning("recovering %s from an interrupted write", final)
+        os.replace(olds[0], final)
+        return True
+    return False
+
+
+def recover_all(root: Path, marker: str, accept: Callable[[str], bool] = lambda name: True) -> list[str]:
+    """:func:`recover` every ``NAME`` under ``root`` that has an ``.old-NAME-*`` and passes ``accept``.
+
+    Returns the names restored.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> (root / ".old-a-0123abcd").mkdir(); _ = (root / ".old-a-0123abcd" / "m.json").write_text("{}")
+        >>> recover_all(root, "m.json"), [p.name for p in root.iterdir()]
+        (['a'], ['a'])
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    names = sorted({n for p in root.iterdir() if (n := _moved_aside_name(p.name)) is not None})
+    return [n for n in names if accept(n) and recover(root / n, marker)]
+
+
+def library_versions(packages: Iterable[str]) -> dict[str, str]:
+    """Installed version of each distribution in ``packages`` (``unknown`` if not installed).
+
+    Example:
+        >>> library_versions(["no-such-distribution-xyz"])
+        {'no-such-distribution-xyz': 'unknown'}
+    """
+    out: dict[str, str] = {}
+    for pkg in packages:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out

@@ -1,0 +1,252 @@
+"""Ingestion pipeline: files -> documents -> chunks -> embeddings -> saved index.
+
+Incremental: a file whose content hash is unchanged is skipped; a changed file's chunks
+are replaced; files that were ingested from a directory and have since been deleted from
+it are removed.  A file that fails to load is listed in the report and never aborts the
+batch; if an older version of it is indexed, that version is kept.
+
+Example:
+    >>> ing = Ingestor("docs", chunk_size=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: chunk_size must be a positive integer, got 0
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from rag.ingest.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, Chunker
+from rag.index.dense import validate_kind
+from rag.embedding import DEFAULT_EMBEDDER, Embedder
+from rag.index.store import DocRecord, Index, IndexMismatchError, IndexSettings, IndexStore, indexed_text, validate_name
+from rag.ingest.loaders import DEFAULT_MAX_FILE_MB, DocumentLoader, LoadedFile, LoadError, iter_files
+from rag.index.sparse import Analyzer
+from rag.types import Chunk
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did. ``errors`` are ``(path, reason)`` pairs; ``ok`` is False if any."""
+
+    index: str
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    chunks_added: int = 0
+    total_chunks: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        lines = [f"index {self.index!r}: {len(self.added)} added, {len(self.updated)} updated, "
+                 f"{len(self.unchanged)} unchanged, {len(self.removed)} removed, {len(self.errors)} failed; "
+                 f"{self.chunks_added} new chunks, {self.total_chunks} in total ({self.seconds:.1f}s)"]
+        for path, msg in self.warnings:
+            lines.append(f"  warning: {path}: {msg}")
+        for path, msg in self.errors:
+            lines.append(f"  error: {path}: {msg}")
+        return "\n".join(lines)
+
+
+class Ingestor:
+    """Ingest files into a named index (created on first use).
+
+    Args:
+        index: index name (a directory under the store root).
+        store: where indexes live (default ``$RAG_INDEX_DIR`` or ``./indexes``).
+        embedder: an :class:`Embedder` (default: the packaged MiniLM).
+        chunk_size, chunk_overlap: window size and overlap in embedder tokens.
+        title_prefix: prepend the document title to each chunk for BM25 and embedding.
+        faiss_kind: ``flat`` (exact), ``hnsw`` or ``ivf`` for large corpora.
+        stemmer: BM25 analyzer stemmer, ``english`` or ``none``.
+        max_file_mb: refuse larger files with a clear error.
+
+    Example (runs the real embedder)::
+
+        report = Ingestor("manuals").ingest(["~/Documents/manuals"])
+        print(report.summary())
+    """
+
+    def __init__(self, index: str, store: IndexStore | None = None, embedder: Embedder | None = None,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE, chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
+                 title_prefix: bool = True, faiss_kind: str = "flat", stemmer: str = "english",
+                 max_file_mb: float = DEFAULT_MAX_FILE_MB, show_progress: bool | None = None) -> None:
+        self.index_name = validate_name(index)
+        self.store = store or IndexStore()
+        self.embedder = embedder or Embedder(DEFAULT_EMBEDDER)
+        # validate chunker params now; the tokenizer is attached on first use
+        Chunker(chunk_size, chunk_overlap, length_function=len)
+        self.chunk_size = chunk_size
+        self.chunk_overlap = chunk_overlap
+        self.title_prefix = title_prefix
+        self.faiss_kind = validate_kind(faiss_kind)
+        self.analyzer = Analyzer(stemmer=stemmer)
+        self.loader = DocumentLoader(max_file_mb=max_file_mb)
+        self.show_progress = (logger.getEffectiveLevel() <= logging.INFO) if show_progress is None else show_progress
+        self._chunker: Chunker | None = None
+
+    def _settings(self) -> IndexSettings:
+        chunker = self._get_chunker()
+        return IndexSettings(embedder_id=self.embedder.model_id, dim=self.embedder.dim, chunker=chunker.params,
+                             analyzer=self.analyzer.params, faiss_kind=self.faiss_kind,
+                             title_prefix=self.title_prefix)
+
+    def _get_chunker(self) -> Chunker:
+        if self._chunker is None:
+            self._chunker = Chunker(self.chunk_size, self.chunk_overlap, tokenizer=self.embedder.tokenizer)
+        return self._chunker
+
+    def _open(self, rebuild: bool) -> Index:
+        settings = self._settings()
+        if rebuild or not self.store.exists(self.index_name):
+            return Index.empty(self.index_name, settings)
+        index = self.store.load(self.index_name)
+        theirs, ours = index.settings, settings
+        for label, a, b in (("embedder", theirs.embedder_id, ours.embedder_id),
+                            ("chunker", dict(theirs.chunker), dict(ours.chunker)),
+                            ("BM25 analyzer", dict(theirs.analyzer), dict(ours.analyzer)),
+                            ("title_prefix", theirs.title_prefix, ours.title_prefix),
+                            ("FAISS kind", theirs.faiss_kind, ours.faiss_kind)):
+            if a != b:
+                raise IndexMismatchError(
+                    f"index {self.index_name!r} was built with {label} {a!r}, this ingest asks for {b!r}; "
+                    f"use the same settings, another --index name, or --rebuild to re-create it")
+        return index
+
+    def ingest(self, paths: Sequence[str | Path], rebuild: bool = False, prune: bool = True) -> IngestReport:
+        """Ingest files and directories (recursively) and save the index atomically."""
+        t0 = time.perf_counter()
+        report = IngestReport(index=self.index_name)
+        old = self._open(rebuild)
+        files: list[Path] = []
+        roots: list[Path] = []
+        for p in paths:
+            path = Path(p).expanduser()
+            if not path.exists():
+                report.errors.append((str(path), "no such file or directory"))
+                continue
+            roots.append(path.resolve())
+            files.extend(iter_files(path))
+        seen: set[str] = set()
+        loaded_files: list[LoadedFile] = []
+        for f in self._progress(files, "reading"):
+            source = str(f.resolve())
+            if source in seen:
+                continue
+            seen.add(source)
+            try:
+                loaded_files.append(self.loader.load(f))
+            except LoadError as exc:
+                report.errors.append((str(f), exc.reason))
+            except Exception as exc:  # noqa: BLE001 - one bad file must not abort the batch
+                logger.exception("unexpected error loading %s", f)
+                report.errors.append((str(f), f"unexpected {type(exc).__name__}: {exc}"))
+        removed: list[str] = []
+        if prune:
+            removed = [s for s in sorted(old.documents) if s not in seen
+                       and any(_is_under(Path(s), r) for r in roots) and not Path(s).exists()]
+        self._apply(old, loaded_files, removed, report, force_save=rebuild)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def ingest_loaded(self, files: Sequence[LoadedFile], rebuild: bool = False) -> IngestReport:
+        """Ingest already-loaded files (e.g. a benchmark corpus that is not on disk as files)."""
+        t0 = time.perf_counter()
+        report = IngestReport(index=self.index_name)
+        self._apply(self._open(rebuild), files, [], report, force_save=rebuild)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _apply(self, old: Index, loaded_files: Sequence[LoadedFile], removed: Sequence[str],
+               report: IngestReport, force_save: bool) -> None:
+        """Chunk and embed new/changed files, drop replaced/removed ones, save atomically."""
+        to_embed: list[tuple[LoadedFile, list[Chunk]]] = []
+        for loaded in loaded_files:
+            report.warnings.extend((loaded.source, w) for w in loaded.warnings)
+            if not loaded.documents:
+                report.errors.append((loaded.source, "no text to index"))
+                continue
+            prev = old.documents.get(loaded.source)
+            if prev is not None and prev.file_hash == loaded.file_hash:
+                report.unchanged.append(loaded.source)
+                continue
+            try:
+                chunks = self._get_chunker().split(loaded.documents, doc_id=loaded.doc_id)
+            except Exception as exc:  # noqa: BLE001 - one bad file must not abort the batch
+                report.errors.append((loaded.source, f"could not be chunked ({type(exc).__name__}: {exc})"))
+                continue
+            (report.updated if prev is not None else report.added).append(loaded.source)
+            to_embed.append((loaded, chunks))
+        report.removed.extend(removed)
+        replaced = set(report.updated) | set(removed)
+        keep_sources = set(old.documents) - replaced
+        new_chunks = [c for _, chunks in to_embed for c in chunks]
+        texts = [indexed_text(c, self.title_prefix) for c in new_chunks]
+        vectors = self.embedder.encode(texts, show_progress=self.show_progress and len(texts) > 0)
+        tokens = [self.analyzer.tokenize(t) for t in texts]
+        now = time.time()
+        records = {s: r for s, r in old.documents.items() if s in keep_sources}
+        for loaded, chunks in to_embed:
+            pages = len(loaded.documents) if loaded.documents[0].page is not None else None
+            records[loaded.source] = DocRecord(doc_id=loaded.doc_id, source=loaded.source,
+                                               file_hash=loaded.file_hash, title=loaded.documents[0].title,
+                                               n_chunks=len(chunks), pages=pages, ingested_at=now)
+        report.chunks_added = len(new_chunks)
+        if not (to_embed or removed or force_save or not self.store.exists(self.index_name)):
+            report.total_chunks = len(old)
+            return
+        keep_idx = [i for i, c in enumerate(old.chunks) if c.source in keep_sources]
+        index = Index(
+            self.index_name, old.settings,
+            [old.chunks[i] for i in keep_idx] + new_chunks,
+            np.concatenate([old.embeddings[keep_idx], vectors]) if keep_idx else vectors,
+            [old.tokens[i] for i in keep_idx] + tokens,
+            records, created_at=old.created_at,
+        )
+        self.store.save(index)
+        report.total_chunks = len(index)
+
+    def remove(self, path: str | Path) -> bool:
+        """Remove one document (by path) from the index; return False if it was not indexed."""
+        index = self.store.load(self.index_name)
+        source = str(Path(path).expanduser().resolve())
+        if source not in index.documents:
+            return False
+        keep = [i for i, c in enumerate(index.chunks) if c.source != source]
+        docs = {s: r for s, r in index.documents.items() if s != source}
+        new = Index(self.index_name, index.settings, [index.chunks[i] for i in keep],
+                    index.embeddings[keep], [index.tokens[i] for i in keep], docs, created_at=index.created_at)
+        self.store.save(new)
+        return True
+
+    def _progress(self, items: list[Path], desc: str) -> Sequence[Path]:
+        if not self.show_progress or len(items) < 2:
+            return items
+        from tqdm.auto import tqdm
+
+        return tqdm(items, desc=desc, unit="file")  # type: ignore[return-value]
+
+
+def _is_under(path: Path, root: Path) -> bool:
+    if path == root:
+        return True
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False

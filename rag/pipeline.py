@@ -1,0 +1,310 @@
+"""The one pipeline builder: a frozen :class:`PipelineConfig` in, a ready :class:`Pipeline` out.
+
+The CLI (``rag search / ask / chat``), the Streamlit app, the evaluation harness and the HTTP API
+all assemble retrieval and answering here, so a setting added once reaches every one of them.
+
+* :func:`build_retriever`: the :class:`~rag.retrieval.retriever.Retriever` for a
+  :class:`RetrievalConfig` (also what ``rag search`` and ``rag eval retrieval`` use).
+* :func:`build`: the whole answer pipeline — retriever, router and rewriter plugins, relevance
+  gate, answer strategy, chat model — as a :class:`Pipeline` (close it, or use ``with``).
+
+Example:
+    >>> cfg = PipelineConfig(index="manuals", retrieval=RetrievalConfig(mode="bm25", k=3))
+    >>> cfg.retrieval.mode, cfg.generation.mode, cfg.plugins.rewriter
+    ('bm25', 'generative', 'condense')
+    >>> RetrievalConfig(k=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: k must be a positive integer, got 0
+
+Example (runs the real models)::
+
+    from rag.index.store import IndexStore
+    from rag.pipeline import PipelineConfig, build
+    with build(PipelineConfig(index="docs"), IndexStore()) as pipeline:
+        print(pipeline.answerer.answer("How do I prime the pump?").text)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from rag.answer.answerer import Answerer
+from rag.answer.chat import ChatSession
+from rag.answer.citecheck import DEFAULT_SUPPORT_THRESHOLD
+from rag.answer.gate import DEFAULT_MIN_DENSE, RelevanceGate
+from rag.answer.planner import QueryPlanner
+from rag.answer.strategies import DIRECT_MAX_TOKENS, DirectStrategy, ExtractiveStrategy, GenerativeStrategy
+from rag.embedding import DEFAULT_EMBEDDER, Embedder
+from rag.generation.llm import ChatModel
+from rag.generation.memory import MEMORY_TYPES, Memory, make_memory
+from rag.generation.models import DEFAULT_MODEL
+from rag.index.store import Index, IndexStore
+from rag.plugins.base import PluginContext, make_rewriter
+from rag.retrieval.fusion import DEFAULT_RRF_K
+from rag.retrieval.rerank import Reranker
+from rag.retrieval.retriever import Retriever
+from rag.types import AnswerMode, Fusion, RetrievalMode
+
+logger = logging.getLogger(__name__)
+
+AUTO_RERANKER = "auto"
+
+
+def _positive_int(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """How to retrieve: mode, fusion, candidates, an optional reranker, and ``k`` hits kept.
+
+    ``reranker`` is None (no second stage), ``"auto"`` (the index's own reranker from
+    ``rag reranker train``) or a CrossEncoder name or path.
+    """
+
+    mode: RetrievalMode = RetrievalMode.HYBRID
+    fusion: Fusion = Fusion.RRF
+    rrf_k: int = DEFAULT_RRF_K
+    alpha: float = 0.5
+    candidates: int = 100
+    reranker: str | None = None
+    rerank_candidates: int = 50
+    k: int = 5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", RetrievalMode.parse(self.mode))
+        object.__setattr__(self, "fusion", Fusion.parse(self.fusion))
+        for name in ("candidates", "rerank_candidates", "k"):
+            _positive_int(name, getattr(self, name))
+        if not isinstance(self.rrf_k, int) or self.rrf_k < 0:
+            raise ValueError(f"rrf_k must be a non-negative integer, got {self.rrf_k!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}")
+        if self.reranker is not None and not str(self.reranker).strip():
+            object.__setattr__(self, "reranker", None)
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """How to answer: ``generative`` (the chat model) or ``extractive`` (quotes, no model), and sampling."""
+
+    mode: AnswerMode = AnswerMode.GENERATIVE
+    model: str = DEFAULT_MODEL
+    models_dir: str | None = None
+    n_ctx: int | None = None
+    n_gpu_layers: int | str = "auto"
+    temperature: float = 0.0
+    seed: int = 0
+    max_tokens: int = 256
+    min_relevance: float = DEFAULT_MIN_DENSE
+    support_threshold: float = DEFAULT_SUPPORT_THRESHOLD
+    max_quotes: int = 3
+
+    def __post_init__(self) -> None:
+        mode = AnswerMode.parse(self.mode)
+        if mode is AnswerMode.DIRECT:
+            raise ValueError("generation mode must be generative or extractive; direct answers come from a router")
+        object.__setattr__(self, "mode", mode)
+        _positive_int("max_tokens", self.max_tokens)
+        _positive_int("max_quotes", self.max_quotes)
+        if not 0.0 <= self.temperature <= 2.0:
+            raise ValueError(f"temperature must be in [0, 2], got {self.temperature!r}")
+        if not -1.0 <= self.min_relevance <= 1.0:
+            raise ValueError(f"min_relevance must be a cosine similarity in [-1, 1], got {self.min_relevance!r}")
+
+    @property
+    def extractive(self) -> bool:
+        return self.mode is AnswerMode.EXTRACTIVE
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """Chat memory: ``buffer`` (every turn), ``window`` (the last ``window`` turns) or ``summary`` (LLM)."""
+
+    kind: str = "buffer"
+    window: int = 3
+
+    def __post_init__(self) -> None:
+        if self.kind not in MEMORY_TYPES:
+            raise ValueError(f"memory must be one of {MEMORY_TYPES}, got {self.kind!r}")
+        _positive_int("window", self.window)
+
+
+@dataclass(frozen=True)
+class PluginConfig:
+    """Query rewriter and router by name (built-ins or entry points), with their JSON options.
+
+    ``router`` is None (always the configured index) or a name or comma-separated chain
+    (``"chitchat,rules"``); the collections a router may pick are every index in the store.
+    """
+
+    rewriter: str = "condense"
+    router: str | None = None
+    rewriter_options: Mapping[str, Any] = field(default_factory=dict)
+    router_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything :func:`build` needs besides the store: which index, and how to retrieve and answer."""
+
+    index: str = "default"
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    plugins: PluginConfig = field(default_factory=PluginConfig)
+
+
+def resolve_reranker(spec: str | None, index_dir: Path | None = None) -> Reranker | None:
+    """The reranker a :attr:`RetrievalConfig.reranker` names: None, the index's trained one (``auto``), or a model."""
+    if not spec:
+        return None
+    if spec == AUTO_RERANKER:
+        from rag.reranker.store import load_index_reranker
+
+        reranker = load_index_reranker(index_dir) if index_dir is not None else None
+        if reranker is None:
+            name = index_dir.name if index_dir is not None else "this index"
+            raise ValueError(f"index {name!r} has no trained reranker; train one with "
+                             f"`rag reranker train --index {name}` or pass a CrossEncoder path")
+        return reranker
+    return Reranker(spec)
+
+
+def build_retriever(config: RetrievalConfig, index: Index, embedder: Embedder | None = None,
+                    reranker: Reranker | None = None) -> Retriever:
+    """The :class:`~rag.retrieval.retriever.Retriever` for ``config`` over ``index``.
+
+    ``reranker`` overrides ``config.reranker`` (pass a loaded, shared one); otherwise
+    ``config.reranker`` is resolved next to the index only when ``index`` came from a store
+    (use :func:`resolve_reranker`).
+    """
+    return Retriever(index, mode=config.mode, embedder=embedder, fusion=config.fusion, rrf_k=config.rrf_k,
+                     alpha=config.alpha, candidates=config.candidates, reranker=reranker,
+                     rerank_candidates=config.rerank_candidates)
+
+
+class Collections:
+    """Retrievers for every index in a store, loaded on first use: the collections a router may pick."""
+
+    def __init__(self, store: IndexStore, first: Retriever, config: RetrievalConfig,
+                 load_index: Callable[[str], Index] | None = None) -> None:
+        self.store = store
+        self.config = config
+        self.load_index = load_index or store.load
+        self.loaded = {first.index.name: first}
+        self.embedder = first.embedder
+        self.reranker = first.reranker
+
+    def __call__(self, name: str) -> Retriever:
+        if name not in self.loaded:
+            if name not in self.store.names():
+                raise KeyError(name)
+            self.loaded[name] = build_retriever(self.config, self.load_index(name), self.embedder, self.reranker)
+        return self.loaded[name]
+
+    def describe(self) -> dict[str, str]:
+        """``{name: description}`` from each collection's document titles (for routers)."""
+        from rag.plugins.routers import describe_collection
+
+        out = {}
+        for name in self.store.names():
+            docs = self(name).index.documents.values()
+            out[name] = describe_collection(name, [d.title or Path(d.source).stem for d in docs])
+        return out
+
+
+@dataclass
+class Pipeline:
+    """A built pipeline: the answerer, its retriever, and the models it holds. Close it when done."""
+
+    config: PipelineConfig
+    index: Index
+    retriever: Retriever
+    answerer: Answerer
+    embedder: Embedder
+    llm: ChatModel | None = None
+    owns_llm: bool = False
+
+    def new_memory(self) -> Memory:
+        """A fresh chat memory as configured (``summary`` uses the pipeline's LLM)."""
+        return make_memory(self.config.memory.kind, llm=self.llm, k=self.config.memory.window)
+
+    def chat(self, memory: Memory | None = None) -> ChatSession:
+        """A multi-turn session over this pipeline (a new memory unless one is given)."""
+        return ChatSession(self.answerer, memory if memory is not None else self.new_memory())
+
+    def close(self) -> None:
+        """Free the chat model if this pipeline loaded it (a model passed to :func:`build` stays open)."""
+        if self.owns_llm and self.llm is not None and hasattr(self.llm, "close"):
+            self.llm.close()
+
+    def __enter__(self) -> "Pipeline":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build(config: PipelineConfig, store: IndexStore, *, index: Index | None = None,
+          embedder: Embedder | None = None, llm: ChatModel | None = None, reranker: Reranker | None = None,
+          load_index: Callable[[str], Index] | None = None) -> Pipeline:
+    """Assemble the answer pipeline for ``config``.
+
+    Shared resources can be passed in (the app caches them across sessions): a loaded ``index``
+    (default: ``store.load(config.index)``), the ``embedder``, the chat model ``llm`` (default:
+    a :class:`~rag.generation.llm.LlamaCppLLM` for ``config.generation``, loaded now so a bad
+    model fails here), a ``reranker`` (default: resolved from ``config.retrieval.reranker``) and
+    ``load_index`` for the other collections a router may pick.
+    """
+    load = load_index or store.load
+    index = index if index is not None else load(config.index)
+    embedder = embedder or Embedder(DEFAULT_EMBEDDER)
+    gen = config.generation
+    if reranker is None and config.retrieval.reranker:
+        reranker = resolve_reranker(config.retrieval.reranker,
+                                    store.path(index.name) if store.exists(index.name) else None)
+    retriever = build_retriever(config.retrieval, index, embedder, reranker)
+    collections = Collections(store, retriever, config.retrieval, load)
+    owns_llm = False
+    if llm is None and not gen.extractive:
+        from rag.generation.llm import LlamaCppLLM
+
+        llm = LlamaCppLLM(gen.model, n_ctx=gen.n_ctx, n_gpu_layers=gen.n_gpu_layers, seed=gen.seed,
+                          models_dir=gen.models_dir)
+        owns_llm = True
+    answer_llm = None if gen.extractive else llm
+    try:
+        plugins = config.plugins
+        rewriter = make_rewriter(plugins.rewriter, PluginContext(
+            llm=answer_llm, embedder=embedder, default_collection=index.name, options=plugins.rewriter_options))
+        router = None
+        if plugins.router:
+            from rag.plugins.routers import build_router
+
+            router = build_router(plugins.router, PluginContext(
+                llm=answer_llm, embedder=embedder, collections=collections.describe(),
+                default_collection=index.name, options=plugins.router_options))
+        planner = QueryPlanner(retriever, k=config.retrieval.k, gate=RelevanceGate(min_dense=gen.min_relevance),
+                               rewriter=rewriter, router=router, retrievers=collections)
+        if gen.extractive:
+            strategy: Any = ExtractiveStrategy(embedder, max_quotes=gen.max_quotes, min_similarity=gen.min_relevance)
+        else:
+            strategy = GenerativeStrategy(answer_llm, embedder, max_tokens=gen.max_tokens,  # type: ignore[arg-type]
+                                          temperature=gen.temperature, seed=gen.seed,
+                                          support_threshold=gen.support_threshold)
+        direct = DirectStrategy(answer_llm, max_tokens=min(gen.max_tokens, DIRECT_MAX_TOKENS),
+                                temperature=gen.temperature, seed=gen.seed)
+        answerer = Answerer(planner, strategy, direct)
+        if owns_llm and llm is not None and hasattr(llm, "load"):
+            llm.load()
+    except Exception:
+        if owns_llm and llm is not None and hasattr(llm, "close"):
+            llm.close()
+        raise
+    return Pipeline(config, index, retriever, answerer, embedder, llm, owns_llm)

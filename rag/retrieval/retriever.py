@@ -1,0 +1,126 @@
+"""Retrieval stage: BM25, dense, or hybrid (fused), then an optional cross-encoder rerank.
+
+Example (runs the real embedder)::
+
+    from rag import IndexStore, Retriever
+    index = IndexStore().load("docs")
+    for hit in Retriever(index, mode="hybrid").retrieve("how do I prime the pump?", k=5):
+        print(hit.rank, round(hit.score, 3), hit.chunk.location)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from rag.embedding import DEFAULT_EMBEDDER, Embedder
+from rag.retrieval.fusion import DEFAULT_RRF_K, convex_combination, ranked, reciprocal_rank_fusion
+from rag.index.store import Index, IndexMismatchError
+from rag.retrieval.rerank import Reranker
+from rag.types import Fusion, Hit, RetrievalMode
+
+logger = logging.getLogger(__name__)
+
+MODES: tuple[str, ...] = tuple(m.value for m in RetrievalMode)
+FUSIONS: tuple[str, ...] = tuple(f.value for f in Fusion)
+
+
+class Retriever:
+    """Ranked chunks for a query: the one place that runs BM25 and dense search, fuses and reranks.
+
+    Args:
+        index: a loaded :class:`~rag.index.store.Index`.
+        mode: ``bm25``, ``dense`` or ``hybrid`` (a :class:`~rag.types.RetrievalMode` or its value).
+        embedder: must match the index's embedder (checked); default: the packaged MiniLM.
+        fusion: ``rrf`` (Reciprocal Rank Fusion) or ``weighted`` (convex combination of
+            normalised scores) for hybrid mode.
+        rrf_k: the RRF constant (default 60, as in Cormack et al. 2009).
+        alpha: dense weight for ``weighted`` fusion (BM25 gets ``1 - alpha``).
+        candidates: hits fetched from each retriever before fusion/reranking.
+        reranker: optional :class:`~rag.retrieval.rerank.Reranker`; skipped when None.
+        rerank_candidates: how many fused hits the reranker rescores; deeper hits keep their
+            fused order below the reranked ones.
+
+    Example:
+        >>> Retriever(None, mode="sparse")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: retrieval mode must be one of bm25, dense, hybrid; got 'sparse'
+    """
+
+    def __init__(self, index: Index, mode: RetrievalMode | str = RetrievalMode.HYBRID,
+                 embedder: Embedder | None = None, fusion: Fusion | str = Fusion.RRF, rrf_k: int = DEFAULT_RRF_K,
+                 alpha: float = 0.5, candidates: int = 100, reranker: Reranker | None = None,
+                 rerank_candidates: int = 50) -> None:
+        mode = RetrievalMode.parse(mode)
+        fusion = Fusion.parse(fusion)
+        if not isinstance(rrf_k, int) or rrf_k < 0:
+            raise ValueError(f"rrf_k must be a non-negative integer, got {rrf_k!r}")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        if not isinstance(candidates, int) or candidates <= 0:
+            raise ValueError(f"candidates must be a positive integer, got {candidates!r}")
+        if not isinstance(rerank_candidates, int) or rerank_candidates <= 0:
+            raise ValueError(f"rerank_candidates must be a positive integer, got {rerank_candidates!r}")
+        self.index = index
+        self.mode = mode
+        self.fusion = fusion
+        self.rrf_k = rrf_k
+        self.alpha = alpha
+        self.candidates = candidates
+        self.reranker = reranker
+        self.rerank_candidates = rerank_candidates
+        self.embedder = embedder
+        if mode is not RetrievalMode.BM25:
+            self.embedder = embedder or Embedder(DEFAULT_EMBEDDER)
+            if self.embedder.model_id != index.settings.embedder_id:
+                raise IndexMismatchError(
+                    f"index {index.name!r} was built with embedder {index.settings.embedder_id!r}, "
+                    f"but the retriever was given {self.embedder.model_id!r}; use the same embedder")
+
+    @property
+    def label(self) -> str:
+        """``bm25``, ``dense``, ``hybrid-rrf`` or ``hybrid-weighted`` (+ ``-rerank``): for traces and tables."""
+        name = f"hybrid-{self.fusion}" if self.mode is RetrievalMode.HYBRID else str(self.mode)
+        return name + ("-rerank" if self.reranker is not None else "")
+
+    def retrieve(self, query: str, k: int = 5, *, dense_query: str | None = None) -> list[Hit]:
+        """Top-``k`` hits for ``query``, best first; empty for an empty index or query.
+
+        ``dense_query`` replaces the query on the dense side only (HyDE's hypothetical passage);
+        BM25 and the reranker keep ``query``.
+        """
+        if not isinstance(k, int) or k <= 0:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        if not query or not query.strip() or len(self.index) == 0:
+            return []
+        n = max(self.candidates, k)
+        per: dict[str, dict[int, float]] = {}
+        if self.mode in (RetrievalMode.BM25, RetrievalMode.HYBRID):
+            per["bm25"] = dict(self.index.bm25.search(self.index.analyzer.tokenize(query), n))
+        if self.mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID):
+            if self.embedder is None:  # pragma: no cover - __init__ guarantees one outside bm25 mode
+                raise RuntimeError("dense retrieval needs an embedder")
+            per["dense"] = dict(self.index.dense.search(self.embedder.encode([dense_query or query])[0], n))
+        if self.mode is RetrievalMode.HYBRID:
+            if self.fusion is Fusion.RRF:
+                fused = reciprocal_rank_fusion([list(per["bm25"]), list(per["dense"])], k=self.rrf_k)
+            else:
+                fused = convex_combination(per["bm25"], per["dense"], alpha=self.alpha)
+            label = str(self.fusion)
+        else:
+            fused = per[str(self.mode)]
+            label = str(self.mode)
+        order = ranked(fused)
+        limit = max(k, self.rerank_candidates) if self.reranker is not None else k
+        hits = [self._hit(pos, fused[pos], rank, per, label) for rank, pos in enumerate(order[:limit], start=1)]
+        if self.reranker is not None:
+            head = self.reranker.rerank(query, hits[:self.rerank_candidates])
+            hits = head + [replace(h, rank=rank) for rank, h in
+                           enumerate(hits[self.rerank_candidates:], start=len(head) + 1)]
+        return hits[:k]
+
+    def _hit(self, pos: int, score: float, rank: int, per: dict[str, dict[int, float]], label: str) -> Hit:
+        scores = {name: s[pos] for name, s in per.items() if pos in s}
+        scores[label] = score
+        return Hit(chunk=self.index.chunks[pos], score=float(score), rank=rank, scores=scores)

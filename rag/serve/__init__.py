@@ -1,0 +1,1 @@
+"""Serving: helpers of the Streamlit app (upload safety, escaping)."""

@@ -1,0 +1,245 @@
+"""``rag eval ...`` subcommands (wired into :mod:`rag.cli.main`).
+
+Examples::
+
+    rag eval retrieval --dataset cranfield --path ../shared/data/cranfield --configs bm25,dense,hybrid --format json
+    rag eval retrieval --dataset beir --path datasets/scifact --out results/scifact
+    rag eval retrieval --dataset cranfield --path ../shared/data/cranfield --configs hybrid \
+        --rewriters none,keyword,multi-query,hyde,decompose --out results/rewriters
+    rag eval answers --dataset cranfield --path ../shared/data/cranfield --limit 5 --out results/answers
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from rag.cli.common import (FUSIONS, MODES, add_index_dir_arg, non_negative_int, positive_float, positive_int,  # one CLI convention
+                            unit_interval)
+from rag.ingest.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
+from rag.retrieval.fusion import DEFAULT_RRF_K
+
+
+def cmd_eval_retrieval(args: argparse.Namespace) -> int:
+    from rag_eval.datasets import load_dataset
+    from rag_eval.metrics import default_metrics, parse_metrics
+    from rag_eval.report import markdown_table, write_comparison
+    from rag_eval.retrieval import CONFIGS, RERANK_CONFIG, EvalSettings, compare_configs, parse_configs
+
+    configs = parse_configs(args.configs)
+    metrics = parse_metrics(args.metrics) if args.metrics else default_metrics(args.k, args.depth)
+    settings = EvalSettings(chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap, depth=args.depth,
+                            candidates=args.candidates, rrf_k=args.rrf_k, alpha=args.alpha,
+                            rerank_candidates=args.rerank_candidates)
+    reranker = None
+    if args.reranker:
+        from rag.retrieval.rerank import Reranker
+
+        reranker = Reranker(args.reranker)
+        if not any(CONFIGS[c].get("rerank") for c in configs):
+            configs.append(RERANK_CONFIG)
+    rewriters = [r.strip() for r in (args.rewriters or "").split(",") if r.strip()]
+    llm = None
+    if rewriters:
+        from rag.plugins.base import available_rewriters
+
+        unknown = [r for r in rewriters if r not in available_rewriters()]
+        if unknown:
+            raise ValueError(f"unknown rewriter(s) {', '.join(unknown)}; available: {', '.join(available_rewriters())}")
+        if any(r not in ("none", "keyword", "condense") for r in rewriters):
+            from rag.generation.llm import LlamaCppLLM
+
+            llm = LlamaCppLLM(args.llm, seed=0)
+    ds = load_dataset(args.dataset, args.path, split=args.split)
+    try:
+        cmp = compare_configs(ds, configs, settings=settings, reranker=reranker, metrics=metrics,
+                              baseline=args.baseline, test=args.test, n_resamples=args.resamples, seed=args.seed,
+                              show_progress=not args.quiet, rewriters=rewriters, llm=llm, limit=args.limit)
+    finally:
+        if llm is not None:
+            llm.close()
+    if args.out:
+        paths = write_comparison(cmp, args.out)
+        if rewriters:
+            from rag_eval.rewriters import rewriter_table, write_traces
+
+            write_traces(cmp, args.out)
+            (Path(args.out) / "rewriters.md").write_text(rewriter_table(cmp), encoding="utf-8")
+            paths = {**paths, "traces": Path(args.out) / "traces.jsonl", "rewriters": Path(args.out) / "rewriters.md"}
+        print(f"wrote {len(paths)} files to {Path(args.out)}/", file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps(cmp.means(with_latency=args.with_latency), indent=2))
+    else:
+        print(markdown_table(cmp, with_p=cmp.baseline is not None, with_latency=True), end="")
+        if rewriters:
+            from rag_eval.rewriters import rewriter_table
+
+            print("\n" + rewriter_table(cmp), end="")
+    return 0
+
+
+def cmd_eval_answers(args: argparse.Namespace) -> int:
+    """``rag eval answers``: build the pipeline, generate, score, print and write the report."""
+    from rag.embedding import Embedder
+    from rag.index.store import IndexStore
+    from rag.pipeline import GenerationConfig, PipelineConfig, PluginConfig, RetrievalConfig, build
+    from rag_eval.answer_report import summary_markdown, write_answer_report
+    from rag_eval.answers import answerer_generator, load_questions, questions_from_dataset
+    from rag_eval.judges import make_judge
+    from rag_eval.scoring import AnswerScorer, evaluate_answers, parse_answer_metrics
+
+    metrics = parse_answer_metrics(args.metrics)
+    embedder = Embedder()
+    if args.questions:
+        if not args.index:
+            raise ValueError("--questions needs --index NAME (the index the questions are asked against)")
+        index = IndexStore(args.index_dir).load(args.index)
+        samples = load_questions(args.questions, limit=args.limit)
+        id_of: Callable[[Any], str] | None = (lambda chunk: chunk.source)
+    else:
+        if not args.path:
+            raise ValueError("give --dataset/--path (a benchmark) or --questions FILE.jsonl --index NAME")
+        from rag_eval.datasets import load_dataset
+        from rag_eval.retrieval import EvalSettings, build_index
+
+        ds = load_dataset(args.dataset, args.path, split=args.split)
+        index = build_index(ds, embedder, EvalSettings(), show_progress=not args.quiet)
+        samples = questions_from_dataset(ds, limit=args.limit, seed=args.seed)
+        id_of = None
+    config = PipelineConfig(
+        index=index.name,
+        retrieval=RetrievalConfig(mode=args.mode, fusion=args.fusion, candidates=args.candidates, k=args.contexts),
+        generation=GenerationConfig(mode="extractive" if args.extractive else "generative", model=args.generator,
+                                    max_tokens=args.max_tokens),
+        plugins=PluginConfig(rewriter="none"))  # single questions: no follow-up condensation
+    llm = None
+    if not args.extractive:
+        from rag.generation.llm import LlamaCppLLM
+
+        llm = LlamaCppLLM(args.generator)
+    judge = make_judge(args.judge, model=args.judge_model, api_key=os.environ.get(args.judge_api_key_env),
+                       max_tokens=args.judge_max_tokens, shared_llm=llm)
+    answerer = build(config, IndexStore(args.index_dir), index=index, embedder=embedder, llm=llm).answerer
+    scorer = AnswerScorer(judge=judge, embedder=embedder, metrics=metrics, timeout_s=args.timeout)
+    settings = {"dataset": args.dataset if not args.questions else str(args.questions), "mode": args.mode,
+                "fusion": args.fusion, "contexts": args.contexts, "generator": "extractive" if args.extractive
+                else args.generator, "max_tokens": args.max_tokens, "timeout_s": args.timeout,
+                "limit": args.limit, "seed": args.seed}
+    judge_llm = getattr(judge, "llm", None)
+    try:
+        report = evaluate_answers(samples, answerer_generator(answerer, id_of), scorer,
+                                  show_progress=not args.quiet, settings=settings)
+    finally:
+        for model in {id(m): m for m in (llm, judge_llm) if m is not None and hasattr(m, "close")}.values():
+            model.close()
+    if args.out:
+        paths = write_answer_report(report, args.out)
+        print(f"wrote {len(paths)} files to {Path(args.out)}/", file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps({"judge": report.judge, "samples": len(report.results),
+                          "fully_scored": report.n_fully_scored, "metrics": report.aggregate()}, indent=2))
+    else:
+        print(summary_markdown(report), end="")
+    return 0
+
+
+def _add_retrieval(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from rag_eval.datasets import DATASETS
+    from rag_eval.retrieval import BASELINE, DEFAULT_CONFIGS
+    from rag_eval.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, SIGNIFICANCE_TESTS
+
+    e = esub.add_parser("retrieval", help="compare retrieval configs on a benchmark (metrics, p-values, latency)")
+    e.add_argument("--dataset", default="cranfield", choices=DATASETS, help="dataset format (default %(default)s)")
+    e.add_argument("--path", required=True, help="dataset folder (Cranfield files or a BEIR folder)")
+    e.add_argument("--split", default="test", help="BEIR qrels split, qrels/SPLIT.tsv (default %(default)s)")
+    e.add_argument("--configs", default=DEFAULT_CONFIGS,
+                   help="comma-separated: bm25, dense, hybrid(-rrf), hybrid-weighted, hybrid-rrf-rerank, "
+                        "hybrid-weighted-rerank (default %(default)s)")
+    e.add_argument("--format", choices=("json", "markdown"), default="markdown",
+                   help="stdout format; json prints only {config: {metric: mean}} (default %(default)s)")
+    e.add_argument("--out", default=None, help="write tables (md/csv/json), TREC runs and a bar chart here")
+    e.add_argument("--metrics", default=None,
+                   help="comma-separated labels: nDCG@k, MAP, Recall@k, MRR@k, P@k "
+                        "(default nDCG@K,MAP,Recall@DEPTH,MRR@K)")
+    e.add_argument("--k", type=positive_int, default=10, help="cutoff of the default nDCG/MRR metrics (default %(default)s)")
+    e.add_argument("--with-latency", action="store_true",
+                   help="add latency_mean_ms and latency_p95_ms to the --format json output")
+    e.add_argument("--chunk-size", type=positive_int, default=DEFAULT_CHUNK_SIZE)
+    e.add_argument("--chunk-overlap", type=non_negative_int, default=DEFAULT_CHUNK_OVERLAP)
+    e.add_argument("--depth", type=positive_int, default=100, help="documents per query in the run (default %(default)s)")
+    e.add_argument("--candidates", type=positive_int, default=200, help="chunks per retriever (default %(default)s)")
+    e.add_argument("--rrf-k", type=non_negative_int, default=DEFAULT_RRF_K)
+    e.add_argument("--alpha", type=unit_interval, default=0.5, help="dense weight of hybrid-weighted (default %(default)s)")
+    e.add_argument("--reranker", default=None,
+                   help="CrossEncoder name or path; adds the hybrid-rrf-rerank config")
+    e.add_argument("--rerank-candidates", type=positive_int, default=50, help="chunks the reranker rescores")
+    e.add_argument("--baseline", default=BASELINE, help="config the others are tested against (default %(default)s)")
+    e.add_argument("--test", choices=SIGNIFICANCE_TESTS, default="randomization",
+                   help="paired significance test (default %(default)s)")
+    e.add_argument("--resamples", type=positive_int, default=DEFAULT_RESAMPLES, help="randomization test samples")
+    e.add_argument("--seed", type=int, default=DEFAULT_SEED, help="randomization test seed")
+    e.add_argument("--rewriters", default=None,
+                   help="comma-separated query rewriters to compare with each config, e.g. "
+                        "none,keyword,multi-query,hyde,decompose (rows config+rewriter; the plain config is "
+                        "the baseline); with --out, per-query traces go to traces.jsonl")
+    e.add_argument("--llm", default="smollm2-135m",
+                   help="chat model of the LLM rewriters: registry name or .gguf path (default %(default)s)")
+    e.add_argument("--limit", type=positive_int, default=None,
+                   help="evaluate only the first N judged queries (same N for every row)")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(func=cmd_eval_retrieval)
+
+
+def add_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = subparsers.add_parser("eval", help="evaluation")
+    esub = p.add_subparsers(dest="eval_command", required=True, metavar="WHAT")
+    _add_retrieval(esub)
+    _add_answers(esub)
+
+
+def _add_answers(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from rag_eval.datasets import DATASETS
+
+    a = esub.add_parser("answers", help="generate answers for a question set and score them with Ragas",
+                        description="Retrieve -> generate over a question set, then score with Ragas: "
+                                    "faithfulness, answer relevancy, context precision/recall (LLM judge), "
+                                    "ID-based context precision/recall from qrels, non-LLM context recall. "
+                                    "A metric that cannot be scored is reported missing with its reason.")
+    a.add_argument("--dataset", default="cranfield", choices=DATASETS)
+    a.add_argument("--path", default=None, help="benchmark folder (questions, qrels and corpus)")
+    a.add_argument("--split", default="test", help="BEIR qrels split (default %(default)s)")
+    a.add_argument("--questions", default=None,
+                   help="JSONL question set instead of a benchmark: {question, reference?, reference_ids?} "
+                        "(needs --index)")
+    a.add_argument("--index", default=None, help="index to answer --questions from")
+    add_index_dir_arg(a)
+    a.add_argument("--limit", type=positive_int, default=5, help="questions to evaluate (seeded sample; default %(default)s)")
+    a.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
+    a.add_argument("--mode", choices=MODES, default="hybrid")
+    a.add_argument("--fusion", choices=FUSIONS, default="rrf")
+    a.add_argument("--candidates", type=positive_int, default=100, help="chunks per retriever before fusion")
+    a.add_argument("--contexts", type=positive_int, default=3, help="chunks given to the generator (default %(default)s)")
+    a.add_argument("--generator", default="smollm2-135m", help="generator GGUF: registry name or path")
+    a.add_argument("--max-tokens", type=positive_int, default=128, help="answer token budget (default %(default)s)")
+    a.add_argument("--extractive", action="store_true", help="quote retrieved sentences instead of generating")
+    a.add_argument("--judge", default="smollm2-135m",
+                   help="judge LLM: registry name or .gguf path (llama.cpp), an OpenAI-compatible base URL "
+                        "(http://host:port/v1), or 'none' for non-LLM metrics only (default %(default)s)")
+    a.add_argument("--judge-model", default=None, help="model name served by the --judge endpoint")
+    a.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
+                   help="environment variable holding the endpoint's API key (default %(default)s)")
+    a.add_argument("--judge-max-tokens", type=positive_int, default=256, help="judge output budget per call")
+    a.add_argument("--timeout", type=positive_float, default=120.0,
+                   help="seconds allowed per sample and metric before it is recorded as missing")
+    a.add_argument("--metrics", default="auto",
+                   help="auto/all, or a comma list of faithfulness, answer_relevancy, context_precision, "
+                        "context_recall, id_context_precision, id_context_recall, nonllm_context_recall, "
+                        "semantic_similarity")
+    a.add_argument("--format", choices=("json", "markdown"), default="markdown")
+    a.add_argument("--out", default=None, help="write samples.csv/json, summary.md/json and scores.png here")
+    a.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    a.set_defaults(func=cmd_eval_answers)
