@@ -195,6 +195,9 @@ class Diagnostics:
     declined``, ``empty``, ``direct route: ...``); ``explicit_citations`` are the ``[n]`` the model
     wrote, ``inferred_citations`` the sources the support check matched to uncited sentences,
     ``invalid_citations`` the markers that named no source (removed from the text).
+    ``foreign_urls`` are URLs in the answer that no cited source contains (a document can make
+    the model print a phishing link); ``suspicious_sources`` the numbers of sources the answer
+    relies on that hold instruction-like or credential-seeking text ("enter your password").
     ``timings`` holds seconds per step (``retrieve_s``, ``generate_s``).
     """
 
@@ -211,6 +214,8 @@ class Diagnostics:
     chunks_dropped: int = 0
     truncated: bool = False
     quote_similarity: tuple[float, ...] = ()
+    foreign_urls: tuple[str, ...] = ()
+    suspicious_sources: tuple[int, ...] = ()
     raw: str = ""
     timings: Mapping[str, float] = field(default_factory=dict)
 

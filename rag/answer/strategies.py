@@ -26,6 +26,7 @@ import numpy as np
 from rag.answer.citecheck import DEFAULT_SUPPORT_THRESHOLD, SupportChecker, fix_citations
 from rag.answer.gate import DEFAULT_MIN_DENSE
 from rag.answer.planner import History, Plan
+from rag.answer.safety import foreign_urls, is_suspicious
 from rag.answer.stream import AnswerStream, single
 from rag.embedding import Embedder
 from rag.generation.llm import ChatModel
@@ -49,6 +50,12 @@ class AnswerStrategy(Protocol):
     mode: AnswerMode
 
     def stream(self, plan: Plan, history: History = ()) -> AnswerStream: ...
+
+
+def untrusted_marks(text: str, citations: Sequence[Citation], sources: Sequence[Citation] = ()) -> dict[str, tuple]:
+    """``foreign_urls`` (not in a cited source) and ``suspicious_sources`` (of all the sources given)."""
+    return {"foreign_urls": foreign_urls(text, [c.chunk.text for c in citations]),
+            "suspicious_sources": tuple(c.number for c in (sources or citations) if is_suspicious(c.chunk.text))}
 
 
 def not_found(plan: Plan, mode: AnswerMode = AnswerMode.GENERATIVE, reason: str = "no relevant hit") -> Answer:
@@ -145,7 +152,8 @@ class GenerativeStrategy:
         numbers = sorted(set(valid) | set(inferred))
         citations = tuple(sources[n - 1] for n in numbers)
         diagnostics = plan.diagnostics(timings, explicit_citations=valid, inferred_citations=inferred,
-                                       invalid_citations=invalid, **fields)
+                                       invalid_citations=invalid, **fields,
+                                       **untrusted_marks(fixed, citations, sources))
         return Answer(question=plan.question, text=fixed, citations=citations, support=support,
                       standalone_query=plan.query, grounded=any(s.supported for s in support),
                       mode=AnswerMode.GENERATIVE, sources=sources, trace=plan.trace, diagnostics=diagnostics)
@@ -212,10 +220,12 @@ class ExtractiveStrategy:
             support.append(SentenceSupport(line, n, 1.0, True))
         by_id = {h.chunk.id: h for h in plan.relevant}
         citations = tuple(Citation(n, by_id[cid].chunk, by_id[cid].score) for cid, n in numbers.items())
-        return Answer(question=plan.question, text="\n".join(lines), citations=citations, support=tuple(support),
+        text = "\n".join(lines)
+        return Answer(question=plan.question, text=text, citations=citations, support=tuple(support),
                       standalone_query=plan.query, grounded=True, mode=AnswerMode.EXTRACTIVE, sources=citations,
                       trace=plan.trace,
-                      diagnostics=plan.diagnostics(quote_similarity=tuple(round(float(sims[i]), 3) for i in picked)))
+                      diagnostics=plan.diagnostics(quote_similarity=tuple(round(float(sims[i]), 3) for i in picked),
+                                                   **untrusted_marks(text, citations)))
 
 
 class DirectStrategy:

@@ -57,6 +57,14 @@ def format_sources(answer: Answer) -> str:
     elif answer.sources:
         lines.append("Sources given to the model (none of them supports the answer):")
         lines += [f"  [{c.number}] {c.chunk.location}" for c in answer.sources]
+    top = answer.sources[0] if answer.sources else None
+    if answer.citations and top is not None and top.number not in {c.number for c in answer.citations}:
+        lines.append(f"Top source (not cited): [{top.number}] {top.chunk.location}")
+    d = answer.diagnostics
+    for url in d.foreign_urls:
+        lines.append(f"Warning: the answer contains a link that no cited source contains: {url}")
+    for n in d.suspicious_sources:
+        lines.append(f"Warning: source [{n}] asks for credentials or gives instructions; do not follow it")
     invalid = answer.diagnostics.invalid_citations
     if invalid:
         lines.append("Removed citations to sources that do not exist: " + ", ".join(f"[{n}]" for n in invalid))
