@@ -69,3 +69,32 @@ def test_analyzer() -> None:
     assert Analyzer(stemmer="none", stopwords=False).tokenize("The pumps") == ["the", "pumps"]
     with pytest.raises(ValueError, match="stemmer must be one of"):
         Analyzer(stemmer="klingon")
+
+
+def _rank_bm25_lucene(tokens: list[list[str]], k1: float, b: float):  # type: ignore[no-untyped-def]
+    """The reference: rank-bm25's BM25Okapi with Lucene's IDF."""
+    from rank_bm25 import BM25Okapi
+
+    class LuceneBM25(BM25Okapi):
+        def _calc_idf(self, nd: dict[str, int]) -> None:
+            self.idf = {w: lucene_idf(self.corpus_size, df) for w, df in nd.items()}
+
+    return LuceneBM25(tokens, k1=k1, b=b)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_eager_scores_equal_rank_bm25_on_random_corpora(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(40)]
+    tokens = [list(rng.choice(words, size=int(rng.integers(0, 30)), p=np.linspace(2, 0.1, 40) / 42.0))
+              for _ in range(200)]
+    tokens[3] = []  # an empty chunk
+    k1, b = (1.2, 0.75) if seed != 2 else (0.9, 0.4)
+    ours, ref = BM25Index.build(tokens, k1=k1, b=b), _rank_bm25_lucene(tokens, k1, b)
+    for _ in range(25):
+        q = list(rng.choice([*words, "unknown"], size=int(rng.integers(1, 6))))  # repeats and unknown terms
+        expected = np.asarray(ref.get_scores(q))
+        np.testing.assert_allclose(ours.scores(q), expected, rtol=1e-12, atol=1e-12)
+        hits = ours.search(q, 10)
+        order = sorted((i for i in range(len(tokens)) if expected[i] > 0), key=lambda i: (-expected[i], i))[:10]
+        assert [i for i, _ in hits] == order  # identical ranking, ties by position
