@@ -1,17 +1,23 @@
-"""Index store: round trip, manifest checks, atomic writes and crash recovery."""
+"""Index store: round trip, manifest checks, versions, atomic writes, crash leftovers and write errors.
+
+Concurrency with real processes (writers, readers, kill -9) is in test_concurrency.py.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from rag.fs import shared_lock
 from rag.index.dense import FaissIndex
-from rag.index.store import (FORMAT_VERSION, DocRecord, Index, IndexCorruptError, IndexMismatchError,
-                             IndexNotFoundError, IndexSettings, IndexStore)
+from rag.index.store import (FORMAT_VERSION, PARTS, DocRecord, Index, IndexCorruptError, IndexError_,
+                             IndexLockedError, IndexMismatchError, IndexNotFoundError, IndexSettings, IndexStore,
+                             IndexWriteError)
 from rag.types import Chunk
 
 
@@ -26,13 +32,17 @@ def _index(name: str = "col", n: int = 3, embedder_id: str = "emb/x") -> Index:
 
 def test_round_trip_and_manifest(store: IndexStore) -> None:
     path = store.save(_index())
+    assert path == store.path("col")
     manifest = json.loads((path / "manifest.json").read_text())
+    version = store.version_path("col")
+    assert version.parent == path and version.name == manifest["parts_dir"]
+    assert json.loads((version / "manifest.json").read_text()) == manifest
     assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["embedder"] == {"id": "emb/x", "dim": 4}
     assert manifest["chunker"]["chunk_size"] == 10
     assert manifest["counts"] == {"documents": 1, "chunks": 3, "pages": 1}
     assert {"faiss-cpu", "rank-bm25", "sentence-transformers"} <= set(manifest["versions"])
-    assert set(manifest["parts"].values()) <= {p.name for p in path.iterdir()}
+    assert set(manifest["parts"].values()) <= {p.name for p in version.iterdir()}
     loaded = store.load("col")
     assert loaded.chunks == _index().chunks
     np.testing.assert_array_equal(loaded.embeddings, _index().embeddings)
@@ -72,7 +82,8 @@ def test_format_version_mismatch(store: IndexStore) -> None:
 
 
 def test_corrupt_parts_are_detected(store: IndexStore) -> None:
-    path = store.save(_index())
+    store.save(_index())
+    path = store.version_path("col")
     (path / "chunks.jsonl").write_text((path / "chunks.jsonl").read_text().splitlines()[0] + "\n")
     with pytest.raises(IndexCorruptError, match="part sizes disagree"):
         store.load("col")
@@ -88,10 +99,12 @@ def test_failed_write_leaves_previous_index_usable(store: IndexStore, monkeypatc
         raise OSError("disk full")
 
     monkeypatch.setattr(FaissIndex, "save", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(IndexWriteError, match=r"could not write index 'col' .*\(disk full\); the previous version "
+                                              r"is unchanged") as info:
         store.save(_index(n=3))
+    assert isinstance(info.value, OSError)  # callers catching OSError keep working
     assert len(store.load("col")) == 2
-    assert not [p for p in store.root.iterdir() if p.name.startswith(".tmp-")]
+    assert not [p for p in [*store.root.iterdir(), *store.path("col").iterdir()] if p.name.startswith(".tmp-")]
 
 
 def test_crash_between_renames_is_recovered(store: IndexStore) -> None:
@@ -148,3 +161,246 @@ def test_an_index_from_an_older_stop_list_is_re_analysed_on_load(store: IndexSto
     assert loaded.settings.analyzer == Analyzer().params and loaded.bm25.search(["against"], 1) == []
     store.save(loaded)
     assert json.loads((store.path("old") / "manifest.json").read_text())["bm25"]["analyzer"] == Analyzer().params
+
+
+# -- versions ------------------------------------------------------------------------------
+
+
+def _versions(store: IndexStore, name: str = "col") -> list[str]:
+    return sorted(p.name for p in store.path(name).iterdir() if p.name.startswith("v-"))
+
+
+def test_each_save_is_a_new_version_and_the_replaced_one_is_removed(store: IndexStore) -> None:
+    store.save(_index(n=2))
+    first = store.version_path("col")
+    store.save(_index(n=3))
+    assert store.version_path("col") != first and not first.exists()
+    assert _versions(store) == [store.version_path("col").name]
+    assert sorted(p.name for p in store.path("col").iterdir()) == [".lock", "manifest.json",
+                                                                   store.version_path("col").name]
+
+
+def test_a_version_a_reader_holds_is_kept_until_a_later_write(store: IndexStore) -> None:
+    store.save(_index(n=2))
+    first = store.version_path("col")
+    with shared_lock(first):  # a reader in the middle of loading it
+        store.save(_index(n=3))
+        assert first.is_dir() and len(_versions(store)) == 2
+        assert {p.name for p in first.iterdir()} >= set(PARTS.values())  # still whole
+    assert len(store.load("col")) == 3
+    store.save(_index(n=1))
+    assert not first.exists() and len(_versions(store)) == 1
+
+
+def _write_flat(store: IndexStore, index: Index) -> Path:
+    """An index as rag wrote it before versions (format 1): the parts directly in ``NAME/``."""
+    d = store.path(index.name)
+    d.mkdir(parents=True)
+    (d / "documents.json").write_text(json.dumps([vars(r) for r in index.documents.values()]))
+    (d / "chunks.jsonl").write_text("".join(json.dumps(c.to_dict()) + "\n" for c in index.chunks))
+    np.save(d / "embeddings.npy", index.embeddings)
+    (d / "bm25.json").write_text(json.dumps({"tokens": index.tokens}))
+    index.dense.save(d / "dense.faiss")
+    manifest = index.manifest()
+    manifest["format_version"] = 1
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    return d
+
+
+def test_an_index_in_the_flat_layout_loads_and_is_upgraded_by_the_next_write(store: IndexStore) -> None:
+    d = _write_flat(store, _index(n=3))
+    (d / "reranker").mkdir()
+    (d / "reranker" / "weights.bin").write_bytes(b"w")
+    loaded = store.load("col")
+    assert len(loaded) == 3 and loaded.chunks == _index(n=3).chunks and store.version_path("col") == d
+    assert store.names() == ["col"]
+    store.save(loaded)
+    assert json.loads((d / "manifest.json").read_text())["format_version"] == FORMAT_VERSION
+    assert sorted(p.name for p in d.iterdir()) == [".lock", "manifest.json", "reranker", _versions(store)[0]]
+    assert (d / "reranker" / "weights.bin").read_bytes() == b"w"
+    assert store.load("col").chunks == loaded.chunks
+
+
+def test_crash_leftovers_are_removed_by_the_next_write_and_nothing_else(store: IndexStore) -> None:
+    d = store.save(_index(n=2))
+    leftovers = [d / ".tmp-v-20240101-000000-0123abcd-89abcdef", d / ".trash-v-20240101-000000-0123abcd-89abcdef",
+                 d / "v-20240101-000000-0123abcd", store.root / ".tmp-col-0123abcd", store.root / ".old-col-0123abcd",
+                 store.root / ".trash-col-0123abcd"]
+    for p in leftovers:
+        p.mkdir()
+        (p / "embeddings.npy").write_bytes(b"x" * 1000)
+    (d / ".tmp-manifest.json-0123abcd").write_text("{")
+    leftovers.append(d / ".tmp-manifest.json-0123abcd")
+    others = [store.root / ".tmp-col-b-0123abcd",   # index "col-b"'s, not ours
+              d / ".tmp-reranker-0123abcd"]          # the reranker trainer's write in progress
+    for p in others:
+        p.mkdir()
+    assert store.load("col") and store.names() == ["col"]  # reading removes nothing
+    assert all(p.exists() for p in leftovers)
+    store.save(_index(n=3))
+    assert [p for p in leftovers if p.exists()] == []
+    assert all(p.exists() for p in others) and len(store.load("col")) == 3
+
+
+# -- manifest edge cases: each is one line naming the problem, from load and from the CLI ------
+
+
+def _nan_embeddings(path: Path, m: dict) -> dict:
+    vecs = np.load(path / m["parts_dir"] / "embeddings.npy")
+    vecs[1, 2] = np.nan
+    np.save(path / m["parts_dir"] / "embeddings.npy", vecs)
+    return m
+
+
+def _drop(m: dict, *keys: str) -> dict:
+    node = m
+    for k in keys[:-1]:
+        node = node[k]
+    del node[keys[-1]]
+    return m
+
+
+MANIFEST_CASES = {
+    "a JSON list": (lambda p, m: [m], IndexCorruptError, "manifest.json is a JSON list, not an object"),
+    "no format_version": (lambda p, m: _drop(m, "format_version"), IndexCorruptError, "lacks 'format_version'"),
+    "format_version a string": (lambda p, m: {**m, "format_version": "2"}, IndexCorruptError,
+                                "field 'format_version' must be an int, got '2' \\(str\\)"),
+    "format_version a bool": (lambda p, m: {**m, "format_version": True}, IndexCorruptError, "must be an int"),
+    "format_version from the future": (lambda p, m: {**m, "format_version": 999}, IndexMismatchError,
+                                       "format version 999"),
+    "no embedder": (lambda p, m: _drop(m, "embedder"), IndexCorruptError, "lacks 'embedder.id'"),
+    "no chunk count": (lambda p, m: _drop(m, "counts", "chunks"), IndexCorruptError, "lacks 'counts.chunks'"),
+    "no parts_dir": (lambda p, m: _drop(m, "parts_dir"), IndexCorruptError, "lacks 'parts_dir'"),
+    "dim a string": (lambda p, m: {**m, "embedder": {"id": "emb/x", "dim": "4"}}, IndexCorruptError,
+                     "'embedder.dim' must be an int"),
+    "k1 NaN": (lambda p, m: {**m, "bm25": {**m["bm25"], "k1": float("nan")}}, IndexCorruptError,
+               "'bm25.k1' must be a number"),
+    "unknown FAISS kind": (lambda p, m: {**m, "faiss": {**m["faiss"], "kind": "annoy"}}, IndexCorruptError,
+                           "names FAISS kind 'annoy'"),
+    "FAISS kind not the file's": (lambda p, m: {**m, "faiss": {**m["faiss"], "kind": "hnsw"}}, IndexCorruptError,
+                                  "dense.faiss is a flat index of dim 4, but manifest.json says hnsw"),
+    "parts_dir outside the index": (lambda p, m: {**m, "parts_dir": "../../etc"}, IndexCorruptError,
+                                    "names parts directory '../../etc'"),
+    "NaN in the embeddings": (_nan_embeddings, IndexCorruptError, "embeddings.npy contains 1 NaN or infinite values"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MANIFEST_CASES))
+def test_manifest_edge_cases_are_one_line_errors(store: IndexStore, case: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli.main import main
+
+    mutate, error, message = MANIFEST_CASES[case]
+    path = store.save(_index())
+    manifest = json.loads((path / "manifest.json").read_text())
+    (path / "manifest.json").write_text(json.dumps(mutate(path, manifest)))
+    with pytest.raises(error, match=message) as info:
+        store.load("col")
+    assert isinstance(info.value, IndexError_) and "\n" not in str(info.value) and "rebuild" in str(info.value)
+    assert main(["docs", "--index", "col", "--index-dir", str(store.root)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: index 'col'") and err.count("\n") == 1
+
+
+def test_an_unreadable_manifest_is_one_line(store: IndexStore) -> None:
+    path = store.save(_index())
+    (path / "manifest.json").write_bytes(b"\xff\xfe{ not json")
+    with pytest.raises(IndexCorruptError, match="unreadable manifest.json") as info:
+        store.read_manifest("col")
+    assert "\n" not in str(info.value)
+
+
+def test_an_index_with_nan_embeddings_is_never_written(store: IndexStore) -> None:
+    index = _index()
+    vecs = index.embeddings.copy()
+    vecs[0, 0] = np.inf
+    with pytest.raises(IndexCorruptError, match="1 embedding values are NaN or infinite"):
+        Index("col", index.settings, index.chunks, vecs, index.tokens, index.documents)
+
+
+# -- writers: lock and write errors -------------------------------------------------------
+
+
+def test_a_second_writer_in_the_same_thread_fails_at_once(store: IndexStore) -> None:
+    with store.writer("col") as w:
+        w.save(_index(n=2))
+        with pytest.raises(IndexLockedError, match="already being written by this thread"):
+            store.save(_index(n=3))  # would otherwise wait 600 s for itself
+    assert len(store.load("col")) == 2
+
+
+def test_a_writer_in_another_thread_waits_for_the_first(store: IndexStore) -> None:
+    import threading
+
+    store.save(_index(n=1))
+    holding, order = threading.Event(), []
+
+    def first() -> None:
+        with store.writer("col") as w:
+            holding.set()
+            time.sleep(0.5)
+            w.save(_index(n=2))
+            order.append("first")
+
+    t = threading.Thread(target=first)
+    t.start()
+    holding.wait(10)
+    with pytest.raises(IndexLockedError, match=rf"index 'col' is being written by pid {os.getpid()}.* 0.1 s"):
+        IndexStore(store.root, lock_timeout=0.1).save(_index(n=3))
+    store.save(_index(n=3))  # waits for the first writer, then replaces its version
+    order.append("second")
+    t.join(10)
+    assert order == ["first", "second"] and len(store.load("col")) == 3
+
+
+@pytest.mark.parametrize("where", ["root under a file", "index dir is a file"])
+def test_an_index_that_cannot_be_written_fails_before_any_work(tmp_path: Path, where: str) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a regular file")
+    store = IndexStore(blocker / "indexes") if where == "root under a file" else IndexStore(tmp_path)
+    if where == "index dir is a file":
+        blocker = tmp_path / "col"
+        blocker.write_text("a regular file")
+    with pytest.raises(IndexWriteError, match=rf"cannot write index 'col' under .*: {blocker} is a file, "
+                                              r"not a directory; choose a writable --index-dir") as info:
+        store.writer("col").__enter__()
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_an_unwritable_index_dir_fails_before_any_work(store: IndexStore) -> None:
+    path = store.save(_index())
+    path.chmod(0o555)
+    try:
+        with pytest.raises(IndexWriteError, match="cannot write index 'col' .*permission denied"):
+            store.save(_index(n=2))
+    finally:
+        path.chmod(0o755)
+    assert len(store.load("col")) == 3
+
+
+def test_a_permission_error_on_the_write_probe_is_one_line(store: IndexStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same path as an unwritable directory, for runs as root (who may write anywhere)."""
+    import tempfile
+
+    store.save(_index())
+
+    def denied(prefix: str, dir: Path) -> str:
+        raise PermissionError(13, "Permission denied", str(dir))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", denied)
+    with pytest.raises(IndexWriteError, match=rf"cannot write index 'col' under {store.root}: permission denied on "
+                                              rf"{store.path('col')}; choose a writable --index-dir"):
+        store.save(_index(n=2))
+    monkeypatch.undo()
+    assert len(store.load("col")) == 3 and store.save(_index(n=2))
+
+
+def test_delete_removes_every_version(store: IndexStore) -> None:
+    store.save(_index(n=2))
+    store.save(_index(n=3))
+    store.delete("col")
+    assert not store.path("col").exists() and store.names() == []
+    assert [p.name for p in store.root.iterdir()] == []
+    with pytest.raises(IndexNotFoundError):
+        store.delete("col")

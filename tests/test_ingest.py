@@ -47,10 +47,11 @@ def test_bad_files_are_reported_and_the_rest_indexed(store: IndexStore, embedder
     r = _ing(store, embedder).ingest([docs_dir, docs_dir / "missing-dir"])
     assert not r.ok
     failed = {Path(p).name for p, _ in r.errors}
-    assert failed == {"empty.txt", "bin.txt", "broken.pdf", "image.png", "missing-dir"}
+    assert failed == {"empty.txt", "bin.txt", "broken.pdf", "missing-dir"}
+    assert r.skipped == [(str(docs_dir / "image.png"), "unsupported file type '.png'")]  # not a failure
     assert len(r.added) == 3
     summary = r.summary()
-    assert "5 failed" in summary and "error: " in summary and "broken.pdf" in summary
+    assert "4 failed, 1 skipped" in summary and "error: " in summary and "broken.pdf" in summary
 
 
 def test_a_file_that_turns_bad_keeps_its_old_version(store: IndexStore, embedder, docs_dir: Path) -> None:  # type: ignore[no-untyped-def]
@@ -106,3 +107,88 @@ def test_ingest_loaded_reports_an_empty_file_and_keeps_going(store: IndexStore, 
     r = _ing(store, embedder).ingest_loaded([empty, good])
     assert r.errors == [("mem:b", "no text to index")]
     assert r.added == ["mem:a"] and len(store.load("docs")) == 1
+
+
+# -- index safety: where the index cannot be written, concurrent writers, the kept reranker ---------
+
+
+def _count_encodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the size of every real ``Embedder.encode`` call."""
+    from rag.embedding import Embedder
+
+    calls: list[int] = []
+    real = Embedder.encode
+
+    def counted(self, texts, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(texts))
+        return real(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(Embedder, "encode", counted)
+    return calls
+
+
+@pytest.mark.parametrize("layout", ["index dir under a file", "index name taken by a file"])
+def test_an_unwritable_index_fails_in_one_line_before_embedding(tmp_path: Path, docs_dir: Path, layout: str,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli.main import main
+
+    calls = _count_encodes(monkeypatch)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    root = blocker / "indexes" if layout == "index dir under a file" else tmp_path
+    name = "docs" if layout == "index dir under a file" else "a-file"
+    assert main(["ingest", str(docs_dir), "--index", name, "--index-dir", str(root), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write index {name!r} under {root}: {blocker} is a file, not a directory")
+    assert err.count("\n") == 1 and calls == []
+
+
+def test_two_threads_ingesting_into_one_index_keep_both_folders(store: IndexStore, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The app's sessions are threads of one process: they take turns on the index's lock too."""
+    import threading
+
+    folders = []
+    for name, topics in (("a", ("pump", "valve")), ("b", ("turbine", "rotor"))):
+        d = tmp_path / name
+        d.mkdir()
+        for t in topics:
+            (d / f"{t}.txt").write_text(f"The {t} is inspected yearly.", encoding="utf-8")
+        folders.append(d)
+    start = threading.Barrier(2)
+    reports = []
+
+    def run(folder: Path) -> None:
+        start.wait(10)
+        reports.append(_ing(store, embedder).ingest([folder]))
+
+    threads = [threading.Thread(target=run, args=(f,)) for f in folders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(reports) == 2 and all(r.ok for r in reports)
+    assert sorted(Path(s).name for s in store.load("docs").documents) == ["pump.txt", "rotor.txt", "turbine.txt",
+                                                                         "valve.txt"]
+
+
+def test_remove_from_a_missing_index_creates_nothing(store: IndexStore, embedder, docs_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    from rag.index.store import IndexNotFoundError
+
+    with pytest.raises(IndexNotFoundError, match="no index named 'docs'"):
+        _ing(store, embedder).remove(docs_dir / "pump.md")
+    assert not store.path("docs").exists()
+
+
+def test_a_trained_reranker_and_the_lock_survive_reingest_and_remove(store: IndexStore, embedder,  # type: ignore[no-untyped-def]
+                                                                     docs_dir: Path) -> None:
+    ing = _ing(store, embedder)
+    ing.ingest([docs_dir])
+    (store.path("docs") / "reranker").mkdir()
+    (store.path("docs") / "reranker" / "weights.bin").write_bytes(b"w")
+    (docs_dir / "new.md").write_text("# Seals\n\nSeals leak when dry.", encoding="utf-8")
+    assert ing.ingest([docs_dir]).added == [str((docs_dir / "new.md").resolve())]
+    assert ing.remove(docs_dir / "pump.md")
+    assert (store.path("docs") / "reranker" / "weights.bin").read_bytes() == b"w"
+    assert sorted(p.name for p in store.path("docs").iterdir() if not p.name.startswith("v-")) == [
+        ".lock", "manifest.json", "reranker"]

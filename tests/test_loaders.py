@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from rag.ingest.loaders import DocumentLoader, LoadError, iter_files
+from rag.ingest.loaders import DocumentLoader, LoadError, iter_files, scan_files
 from tests.pdfgen import write_pdf
 
 
@@ -140,3 +141,138 @@ def test_config_validation() -> None:
         DocumentLoader(max_file_mb=-1)
     with pytest.raises(ValueError, match="unknown encoding_fallback 'nope'"):
         DocumentLoader(encoding_fallback="nope")
+
+
+# -- symlinks, unsupported types and text detection (issue 11) ---------------------------------
+
+
+def _tree_with_symlinks(tmp_path: Path) -> Path:
+    """docs/ with good files, links inside it, links escaping it, a loop and a broken link."""
+    outside = tmp_path / "outside"
+    (outside / "private").mkdir(parents=True)
+    (outside / "secret.txt").write_text("outside secret: the vault code is 4711", encoding="utf-8")
+    (outside / "private" / "diary.md").write_text("outside diary", encoding="utf-8")
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "good.txt").write_text("Pumps need priming before start.", encoding="utf-8")
+    (docs / "sub" / "deep.md").write_text("# Deep\n\nValves close slowly.", encoding="utf-8")
+    os.symlink(outside / "secret.txt", docs / "leak.txt")             # file link escaping the folder
+    os.symlink("../../outside/private", docs / "sub" / "escape")      # relative dir link escaping it
+    os.symlink(".", docs / "sub" / "again")                           # dir link to its own folder: a loop
+    os.symlink(docs, docs / "sub" / "root")                           # dir link to the ingested folder: a loop
+    os.symlink("b.txt", docs / "a.txt")                               # file links pointing at each other
+    os.symlink("a.txt", docs / "b.txt")
+    os.symlink("missing.txt", docs / "broken.txt")                    # dangling link
+    os.symlink("good.txt", docs / "alias.txt")                        # file link inside: followed
+    os.symlink("sub", docs / "linked-sub")                            # dir link inside: followed once
+    return docs
+
+
+def test_symlinks_never_escape_the_folder_and_loops_are_reported(tmp_path: Path) -> None:
+    docs = _tree_with_symlinks(tmp_path)
+    scan = scan_files(docs)
+    assert {p.resolve() for p in scan.files} == {(docs / "good.txt").resolve(),
+                                                 (docs / "sub" / "deep.md").resolve()}
+    assert all("outside" not in str(p.resolve()) for p in scan.files)
+    reasons = {Path(p).relative_to(docs).as_posix(): r for p, r in scan.skipped}
+    assert set(reasons) == {"leak.txt", "sub/escape", "sub/again", "sub/root", "a.txt", "b.txt", "broken.txt"}
+    assert "outside the folder" in reasons["leak.txt"] and "outside the folder" in reasons["sub/escape"]
+    for loop in ("sub/again", "sub/root", "a.txt", "b.txt"):
+        assert "symlink loop" in reasons[loop], reasons[loop]
+    assert "broken symlink" in reasons["broken.txt"]
+    assert all("\n" not in r for r in reasons.values())
+    assert list(iter_files(docs)) == list(scan.files)
+
+
+def test_symlinked_root_and_explicit_files_are_allowed(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "a.txt").write_text("x", encoding="utf-8")
+    os.symlink(real, tmp_path / "link")
+    assert [p.name for p in scan_files(tmp_path / "link").files] == ["a.txt"]
+    os.symlink(real / "a.txt", tmp_path / "named.txt")
+    assert scan_files(tmp_path / "named.txt").files == (tmp_path / "named.txt",)
+
+
+def test_unsupported_types_in_a_folder_are_skipped_not_failed(tmp_path: Path) -> None:
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 jpeg")
+    (tmp_path / "app.conf").write_text("key=value", encoding="utf-8")
+    (tmp_path / "letter.rtf").write_text("{\\rtf1 hi}", encoding="utf-8")
+    (tmp_path / "README").write_text("no extension", encoding="utf-8")
+    (tmp_path / "ok.md").write_text("fine", encoding="utf-8")
+    scan = scan_files(tmp_path)
+    assert [p.name for p in scan.files] == ["ok.md"]
+    reasons = {Path(p).name: r for p, r in scan.skipped}
+    assert reasons == {"photo.jpg": "unsupported file type '.jpg'", "app.conf": "unsupported file type '.conf'",
+                       "letter.rtf": "unsupported file type '.rtf'",
+                       "README": "unsupported file type '(no extension)'"}
+
+
+def test_cli_ingest_skips_unsupported_files_and_escaping_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli.main import main
+    from rag.index.store import IndexStore
+
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "idx"))
+    docs = _tree_with_symlinks(tmp_path)
+    (docs / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 jpeg")
+    (docs / "app.conf").write_text("key=value", encoding="utf-8")
+    (docs / "letter.rtf").write_text("{\\rtf1 hi}", encoding="utf-8")
+    assert main(["ingest", str(docs), "--index", "t", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "2 added" in out and "0 failed" in out and "10 skipped" in out, out
+    assert "skipped: " in out and "letter.rtf" in out and "leak.txt" in out
+    index = IndexStore(tmp_path / "idx").load("t")
+    assert not any("vault code" in c.text or "diary" in c.text for c in index.chunks)
+
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.7 truncated")  # a supported file that fails: exit 1
+    assert main(["ingest", str(docs), "--index", "t", "-q"]) == 1
+    out = capsys.readouterr().out
+    assert "1 failed" in out and "10 skipped" in out and "error: " in out and "broken.pdf" in out
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_bom_is_decoded(tmp_path: Path, loader: DocumentLoader, codec: str) -> None:
+    text = "Pumps need priming before start.\nÜber-Druck: 6 bar, 温度 40 °C.\n" * 3
+    p = tmp_path / "wide.txt"
+    p.write_bytes(text.encode(codec))
+    f = loader.load(p)
+    assert f.documents[0].text == text
+    assert any("UTF-16" in w for w in f.warnings)
+
+
+def test_utf16_that_decodes_to_control_characters_is_still_binary(tmp_path: Path, loader: DocumentLoader) -> None:
+    p = tmp_path / "table.txt"
+    p.write_bytes(bytes(b for i in range(2000) for b in (i % 31 + 1, 0)))  # uint16 counters, not text
+    with pytest.raises(LoadError, match="binary"):
+        loader.load(p)
+
+
+def test_a_nul_byte_anywhere_marks_the_file_binary(tmp_path: Path, loader: DocumentLoader) -> None:
+    p = tmp_path / "late.txt"
+    p.write_bytes(b"plain words " * 1000 + b"\x00tail")  # the NUL is past 10 KB
+    assert p.stat().st_size > 10 * 1024
+    with pytest.raises(LoadError, match=r"binary file \(NUL byte at offset 12000\)") as info:
+        loader.load(p)
+    assert "\n" not in str(info.value)
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes("ok\x00".encode("utf-16"))
+    with pytest.raises(LoadError, match="binary"):
+        loader.load(bom)
+
+
+def test_an_unreadable_subfolder_is_an_error_not_a_skip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "ok.txt").write_text("fine", encoding="utf-8")
+    real = os.scandir
+
+    def scandir(path: object) -> object:
+        if Path(str(path)).name == "locked":
+            raise PermissionError(13, "Permission denied")
+        return real(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    scan = scan_files(tmp_path)
+    assert [p.name for p in scan.files] == ["ok.txt"] and scan.skipped == ()
+    assert scan.errors == ((str(tmp_path / "locked"), "cannot list the folder: Permission denied; "
+                                                      "check its permissions"),)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -12,10 +15,16 @@ APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")
 
 
 @pytest.fixture()
-def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    from streamlit import config
+
     monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "idx"))
     monkeypatch.setenv("RAG_UPLOAD_DIR", str(tmp_path / "up"))
-    return tmp_path
+    monkeypatch.delenv("RAG_ACCESS_TOKEN", raising=False)
+    old = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")  # what .streamlit/config.toml says, wherever pytest runs
+    yield tmp_path
+    config.set_option("server.address", old)
 
 
 def _app():  # type: ignore[no-untyped-def]
@@ -51,7 +60,7 @@ def test_ask_shows_cited_sources_extractive(app_env: Path) -> None:
     assert "\\[1\\]" in assistant.markdown[0].value  # a cited answer, escaped for Markdown
     labels = [e.label for e in at.expander if e.label.startswith("[")]
     assert labels and labels[0].startswith("[1] ")
-    assert any("faq.md" in label for label in labels)
+    assert any("faq\\.md" in label for label in labels)  # file names are escaped too
 
 
 def test_delete_a_document(app_env: Path) -> None:
@@ -62,7 +71,7 @@ def test_delete_a_document(app_env: Path) -> None:
 
     names = {Path(s).name for s in IndexStore(app_env / "idx").load("samples").documents}
     assert names == {"glossary.md", "user-guide.md"}
-    assert "Removed faq.md" in at.sidebar.success[0].value
+    assert "Removed faq\\.md" in at.sidebar.success[0].value
 
 
 def test_document_text_cannot_inject_markup(app_env: Path) -> None:
@@ -117,3 +126,193 @@ def test_upload_safety(tmp_path: Path) -> None:
 def test_escape_markdown_neutralises_links_and_html() -> None:
     out = escape_markdown("![x](http://evil/a.png) <b>hi</b> :red[alert] $x$")
     assert "![" not in out and "<b>" not in out and ":red[" not in out and "$x$" not in out
+
+
+# -- untrusted names, document text and model output ----------------------------------------------
+# File names and folders a document collection can really contain (a name cannot hold "/", so the
+# image URL of the first one comes from its folders). Each one, rendered as Markdown, is a live
+# image or link; the app must show them as text.
+EVIL_FILES = {
+    "![x](https:/example.invalid/p.png)/zephyr-notes.md":
+        "Zephyr valve torque: tighten the Zephyr valve nut to 12 Nm with the Zephyr wrench.",
+    "![x](https:example.invalid).md": "Zephyr valve seals are replaced every 400 hours of Zephyr valve service.",
+    "[click](https:example.invalid).md": "The Zephyr valve housing is cast iron; the Zephyr valve stem is steel.",
+    "[click](http:example.invalid).md": "Zephyr valve gaskets come in kits; each Zephyr valve kit holds two gaskets.",
+    "www.example.invalid.md": "To register the Zephyr valve visit https://example.invalid/register or "
+                              "www.example.invalid/help and keep the Zephyr valve receipt.",
+}
+ZEPHYR_QUESTION = "How do I tighten and register the Zephyr valve?"
+_CODE_SPAN = re.compile(r"(`+).+?\1")
+
+
+def live_markup(markdown: str) -> list[str]:
+    """What a Markdown renderer could turn into a link, an image or HTML (code spans are inert)."""
+    bare = _CODE_SPAN.sub("", markdown)
+    return re.findall(r"(?<!\\)\]\(|https?://|\bwww\.|[\w.+-]+@[\w-]+\.\w|(?<!\\)<[a-z/!]", bare, re.IGNORECASE)
+
+
+def rendered_markdown(at) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every string the app hands to Streamlit as Markdown: bodies, captions, titles, alerts, labels, tooltips."""
+    out = [m.value for m in at.markdown] + [c.value for c in at.caption] + [t.value for t in at.title]
+    out += [a.value for a in (*at.success, *at.error, *at.warning, *at.info)]
+    out += [e.label for e in at.expander] + [b.label for b in at.button] + [b.help or "" for b in at.button]
+    return out
+
+
+def build_collection(root: Path, name: str, files: dict[str, str], embedder):  # type: ignore[no-untyped-def]
+    """Write ``files`` (relative paths, folders allowed) and ingest them into ``root/idx/name``."""
+    from rag.index.store import IndexStore
+    from rag.ingest.ingestor import Ingestor
+
+    docs = root / f"{name}-docs"
+    for rel, text in files.items():
+        path = docs / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    store = IndexStore(root / "idx")
+    report = Ingestor(name, store=store, embedder=embedder, show_progress=False).ingest([docs])
+    assert report.ok, report.summary()
+    return store.load(name)
+
+
+def test_md_escapes_and_makes_urls_inert() -> None:
+    import ast
+
+    source = Path(APP).read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    wanted = {"_LINKISH", "_TRAILING", "code", "md", "host_of"}
+    nodes = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.Assign)) and
+             (getattr(n, "name", None) in wanted or
+              any(isinstance(t, ast.Name) and t.id in wanted for t in getattr(n, "targets", [])))]
+    ns: dict[str, object] = {}
+    exec("import re\nfrom urllib.parse import urlsplit\nfrom rag.serve.webapp import escape_markdown\n" +
+         "\n".join(ast.unparse(n) for n in nodes), ns)  # the helpers alone: importing ui/app.py runs the app
+    md, host_of = ns["md"], ns["host_of"]
+    for text in ("![x](http://example.invalid/p.png)", "[click](http://example.invalid)",
+                 "go to https://example.invalid/login, then www.example.invalid.", "mail a.b@example.invalid",
+                 "<img src=x onerror=alert(1)> <a href='http://example.invalid'>x</a>", "xmpp:bot@example.invalid"):
+        out = md(text)  # type: ignore[operator]
+        assert live_markup(out) == [], (text, out)
+        assert "example.invalid" in out.replace("\\", "")  # the host stays visible
+    assert md("see https://example.invalid/a.") == "see `https://example.invalid/a`\\."  # type: ignore[operator]
+    assert md("a `tick` http://x.invalid/`b`") .count("`http://x.invalid/`") == 1  # type: ignore[operator]
+    assert host_of("https://user@Example.invalid:8443/x") == "example.invalid"  # type: ignore[operator]
+    assert host_of("www.example.invalid/login") == "www.example.invalid"  # type: ignore[operator]
+
+
+def test_untrusted_file_names_render_as_text(app_env: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    build_collection(app_env, "zephyr", EVIL_FILES, embedder)
+    at = _app()
+    at.run()
+    assert not at.exception
+    at.radio[0].set_value("extractive").run()
+    at.chat_input[0].set_value(ZEPHYR_QUESTION).run()
+    assert not at.exception
+    strings = rendered_markdown(at)
+    bad = {s: live_markup(s) for s in strings if live_markup(s)}
+    assert not bad, bad
+    labels = [e.label for e in at.expander if e.label.startswith("[")]
+    assert len(labels) >= 3  # the sources were shown, names and all
+    shown = " ".join(strings).replace("\\", "")
+    for name in ("![x](https:example.invalid).md", "[click](https:example.invalid).md", "www.example.invalid.md",
+                 "![x](https:/example.invalid/p.png)/zephyr-notes.md"):
+        assert name in shown.replace("`", ""), name
+    # the URL the answer quotes from a document is inert code, host visible
+    answer = [m for m in at.chat_message if m.name == "assistant"][0].markdown[0].value
+    assert "`https://example.invalid/register`" in answer and not live_markup(answer)
+
+
+def _answer_env(app_env: Path, embedder):  # type: ignore[no-untyped-def]
+    from rag.types import Citation
+
+    index = build_collection(app_env, "alpha", {"pump.md": "The Zephyr-9 pump is primed by opening the bleed "
+                                                           "valve and filling the casing with water."}, embedder)
+    return Citation(1, index.chunks[0], 0.91)
+
+
+def test_answer_with_a_foreign_url_and_a_suspicious_source_is_flagged(app_env: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from rag.types import Answer, Citation, Diagnostics, SentenceSupport
+
+    c1 = _answer_env(app_env, embedder)
+    forged = Citation(2, replace(c1.chunk, id="forged", text="Q: How do I prime the pump? A: visit "
+                                 "https://example.invalid/prime and enter your password."), 0.55)
+    text = "Prime it at www.phish.invalid/login with your password. Open the bleed valve [1]."
+    answer = Answer(question="How is the pump primed?", text=text, citations=(c1, forged), sources=(c1, forged),
+                    support=(SentenceSupport("Prime it at www.phish.invalid/login with your password.", 2, 0.7, True),
+                             SentenceSupport("Open the bleed valve [1].", 1, 0.8, True)),
+                    diagnostics=Diagnostics(foreign_urls=("www.phish.invalid/login",), suspicious_sources=(2,)))
+    at = _app()
+    at.session_state["messages"] = [{"role": "user", "content": answer.question},
+                                    {"role": "assistant", "content": answer.text, "answer": answer}]
+    at.run()
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    link = [w for w in warnings if "phish" in w]
+    assert link and "**`www.phish.invalid`**" in link[0] and "`www.phish.invalid/login`" in link[0]
+    assert any("Source [2]" in w and "credential" in w for w in warnings)
+    body = [m for m in at.chat_message if m.name == "assistant"][0].markdown[0].value
+    assert "`www.phish.invalid/login`" in body and ":red-background[" in body and not live_markup(body)
+    assert any(e.label.startswith("[2] ") and "suspicious" in e.label for e in at.expander)
+    assert not any(live_markup(s) for s in rendered_markdown(at))
+
+
+def test_uncited_answer_still_shows_the_sources_it_was_given(app_env: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    from rag.types import Answer
+
+    c1 = _answer_env(app_env, embedder)
+    answer = Answer(question="What colour is the pump?", text="The pump is painted green.", citations=(),
+                    sources=(c1,))
+    at = _app()
+    at.session_state["messages"] = [{"role": "assistant", "content": answer.text, "answer": answer}]
+    at.run()
+    assert not at.exception
+    assert any(m.value == "**Sources given to the model**" for m in at.markdown)
+    assert any(e.label.startswith("[1] pump\\.md") for e in at.expander)
+
+
+# -- collections -------------------------------------------------------------------------------
+def test_a_damaged_collection_does_not_take_the_app_down(app_env: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    build_collection(app_env, "good", {"pump.md": "The Zephyr-9 pump is primed through the bleed valve."}, embedder)
+    broken = app_env / "idx" / "aaa-broken"  # sorts first, so it is what the app opens by default
+    shutil.copytree(app_env / "idx" / "good", broken)
+    for f in broken.rglob("*"):
+        if f.is_file() and f.name != "manifest.json":
+            f.write_bytes(b"\x00 not an index part")
+    at = _app()
+    at.run()
+    assert not at.exception
+    select = at.selectbox(key="index_select")
+    assert select.value == "good"  # the app opened the working collection
+    assert "aaa-broken (damaged)" in select.options
+    assert any("aaa\\-broken" in w.value and "damaged" in w.value for w in at.sidebar.warning)
+    select.set_value("aaa-broken").run()  # the user picks the damaged one on purpose
+    assert not at.exception
+    assert "This collection is damaged: rebuild it" in at.error[0].value
+    assert "--rebuild" in at.error[0].value
+    assert "good" in at.info[0].value
+    at.selectbox(key="index_select").set_value("good").run()
+    assert not at.exception and at.title[0].value == "good"
+
+
+def test_after_uploading_into_a_new_collection_it_stays_selected(app_env: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    build_collection(app_env, "alpha", {"pump.md": "The Zephyr-9 pump is primed through the bleed valve."}, embedder)
+    at = _app()
+    at.run()
+    assert at.selectbox(key="index_select").value == "alpha"
+    at.text_input(key="new_index_name").input("manuals")
+    at.button(key="create_index").click().run()
+    assert not at.exception
+    assert at.selectbox(key="index_select").value == "manuals"
+    assert any("created when you add its first file" in i.value for i in at.sidebar.info)
+    at.file_uploader[0].upload("valve.md", b"# Valve\n\nThe Zephyr-9 valve is tightened to 12 Nm.\n", "text/markdown")
+    at.run()
+    at.button(key="add_files").click().run()
+    assert not at.exception
+    assert any("Indexed 1 file\\(s\\)" in s.value for s in at.sidebar.success)
+    assert at.selectbox(key="index_select").value == "manuals"
+    assert at.title[0].value == "manuals"
+    from rag.index.store import IndexStore
+
+    assert {Path(s).name for s in IndexStore(app_env / "idx").load("manuals").documents} == {"valve.md"}

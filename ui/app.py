@@ -2,26 +2,38 @@
 
 Run with ``make run`` (or ``streamlit run ui/app.py``).  Environment:
 ``RAG_INDEX_DIR`` (default ``./indexes``, as for the CLI), ``RAG_UPLOAD_DIR`` (default ``uploads/``),
-``RAG_UPLOAD_MB`` (default 50).
+``RAG_UPLOAD_MB`` (default 50), ``RAG_ACCESS_TOKEN`` (required to serve on a non-loopback address).
+
+Private by default (README, "Privacy and safety"): ``.streamlit/config.toml`` binds 127.0.0.1; on any
+other address the app serves nothing unless ``RAG_ACCESS_TOKEN`` is set, and then only to a session
+that typed the token. Every string that comes from a file name, a path, a document or the model is
+rendered with :func:`md` (Markdown-escaped, URLs as inert code), so it cannot become a link, an image
+or HTML.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+import logging
 import os
+import re
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable
+from urllib.parse import urlsplit
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 
 import streamlit as st  # noqa: E402
+import streamlit.net_util as _st_net  # noqa: E402
 
 from rag.answer.chat import ChatSession  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
 from rag.retrieval.fusion import DEFAULT_RRF_K  # noqa: E402
 from rag.index.store import Index, IndexStore, default_index_root, validate_name  # noqa: E402
-from rag.ingest.ingestor import Ingestor  # noqa: E402
+from rag.ingest.ingestor import Ingestor, IngestReport  # noqa: E402
 from rag.generation.llm import LlamaCppLLM  # noqa: E402
 from rag.ingest.loaders import SUPPORTED_EXTENSIONS  # noqa: E402
 from rag.generation.memory import MEMORY_TYPES, make_memory  # noqa: E402
@@ -31,8 +43,10 @@ from rag.pipeline import (GenerationConfig, MemoryConfig, PipelineConfig, Plugin
 from rag.plugins import available_rewriters, available_routers  # noqa: E402
 from rag.retrieval.rerank import Reranker  # noqa: E402
 from rag.retrieval.retriever import FUSIONS, MODES  # noqa: E402
-from rag.types import Answer  # noqa: E402
+from rag.types import Answer, Citation  # noqa: E402
 from rag.serve.webapp import DEFAULT_UPLOAD_MB, escape_markdown, save_uploads  # noqa: E402
+
+logger = logging.getLogger("rag.app")
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -40,8 +54,126 @@ SAMPLE_INDEX = "samples"
 INDEX_DIR = default_index_root()  # $RAG_INDEX_DIR or ./indexes, as for the CLI
 UPLOAD_DIR = Path(os.environ.get("RAG_UPLOAD_DIR", ROOT / "uploads"))
 UPLOAD_MB = float(os.environ.get("RAG_UPLOAD_MB", DEFAULT_UPLOAD_MB))
+TOKEN_ENV = "RAG_ACCESS_TOKEN"
+MIN_TOKEN_CHARS = 16
 
-st.set_page_config(page_title="Ask your documents", page_icon=":material/menu_book:", layout="wide")
+# Streamlit finds this machine's LAN and public address (a UDP connect to 8.8.8.8 and an HTTP request
+# to checkip.amazonaws.com) to vet a cross-origin WebSocket Origin against them. A private app makes
+# no outbound connection: pin both to loopback, which that allow-list holds anyway. (Printing the URL
+# at startup needs no lookup because .streamlit/config.toml sets server.address and browser.serverAddress.)
+_st_net._internal_ip = _st_net._internal_ip or "127.0.0.1"
+_st_net._external_ip = _st_net._external_ip or "127.0.0.1"
+
+# an emoji icon is drawn locally (a data: URL); a ":material/...:" favicon is fetched from fonts.gstatic.com
+st.set_page_config(page_title="Ask your documents", page_icon="📖", layout="wide")
+
+
+# -- untrusted text --------------------------------------------------------------------------
+# What GitHub-flavoured Markdown turns into a link even when every special character is escaped
+# (remark-gfm auto-links the unescaped text): scheme://..., www...., mailto:/xmpp:, e-mail addresses.
+_LINKISH = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\b(?:mailto|xmpp):|\bwww\.)[^\s`<>]+"
+                      r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)
+_TRAILING = ".,;:!?)]}'\"*_~"
+
+
+def code(text: str) -> str:
+    """``text`` as an inline code span (shown verbatim, never a link), whatever backticks it holds."""
+    text = text.replace("\n", " ")
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def md(text: str) -> str:
+    """Untrusted text (a file name, a path, document text, model output) as Markdown shown literally.
+
+    Markdown and HTML are escaped (``escape_markdown``); anything a Markdown renderer would
+    auto-link (``http://…``, ``www.…``, ``user@host``) becomes an inert code span, so the host stays
+    visible but nothing is clickable or fetched.
+
+    Example:
+        >>> md("see [click](https://evil.example/x) or www.evil.example.")
+        'see \\\\[click\\\\]\\\\(`https://evil.example/x`\\\\) or `www.evil.example`\\\\.'
+    """
+    out, pos = [], 0
+    for m in _LINKISH.finditer(text):
+        link = m.group(0).rstrip(_TRAILING)
+        out.append(escape_markdown(text[pos:m.start()]))
+        out.append(code(link))
+        pos = m.start() + len(link)
+    out.append(escape_markdown(text[pos:]))
+    return "".join(out)
+
+
+def md_lines(text: str) -> str:
+    """:func:`md` per line, with hard line breaks (for multi-line reports)."""
+    return "  \n".join(md(line.strip()) for line in text.splitlines() if line.strip())
+
+
+def host_of(url: str) -> str:
+    """The host a URL points at (what a phishing warning must name), or the URL itself."""
+    try:
+        host = urlsplit(url if "//" in url else f"//{url}").hostname
+    except ValueError:
+        host = None
+    return host or url
+
+
+# -- access: loopback only, or a token ---------------------------------------------------------
+def is_loopback(address: str | None) -> bool:
+    """True for an address only this machine can reach: 127.0.0.0/8, ``::1``, ``localhost``, a unix socket.
+
+    Unset or empty is Streamlit's "every interface", so it is not loopback.
+
+    Example:
+        >>> [is_loopback(a) for a in ("127.0.0.1", "::1", "localhost", "", None, "0.0.0.0", "192.168.1.5")]
+        [True, True, True, False, False, False, False]
+    """
+    a = (address or "").strip().strip("[]")
+    if a.startswith("unix://") or a.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(a).is_loopback
+    except ValueError:
+        return False
+
+
+def access_granted() -> bool:
+    """Gate the whole app; False when this session must see nothing but the refusal or the token form."""
+    address = st.get_option("server.address")
+    token = os.environ.get(TOKEN_ENV, "")
+    where = f"“{address}”" if address else "every network interface"
+    if not token:
+        if is_loopback(address):
+            return True
+        logger.error("refusing to serve on %s without an access token: set %s or bind 127.0.0.1",
+                     address or "0.0.0.0", TOKEN_ENV)
+        st.title("Not serving: no access token")
+        st.error(f"This app is listening on {md(where)}, which other machines can reach, and no access token "
+                 f"is set, so it serves nothing. Run it on this machine only (`make run` binds 127.0.0.1), or "
+                 f"set `{TOKEN_ENV}` to a long random secret (at least {MIN_TOKEN_CHARS} characters) and "
+                 "restart it to require that token.")
+        return False
+    if len(token) < MIN_TOKEN_CHARS:
+        logger.error("%s is shorter than %d characters: refusing to serve", TOKEN_ENV, MIN_TOKEN_CHARS)
+        st.title("Not serving: access token too short")
+        st.error(f"`{TOKEN_ENV}` has {len(token)} characters; use at least {MIN_TOKEN_CHARS}, e.g. "
+                 "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`, and restart the app.")
+        return False
+    ss = st.session_state
+    if ss.get("access_granted"):
+        return True
+    st.title("Ask your documents")
+    with st.form("access_form"):
+        entered = st.text_input("Access token", type="password", key="access_token")
+        submitted = st.form_submit_button("Open")
+    if submitted:
+        if hmac.compare_digest(entered.encode("utf-8"), token.encode("utf-8")):
+            ss["access_granted"] = True
+            st.rerun()
+        time.sleep(1.0)  # slow down guessing
+        st.error("Wrong access token.")
+    return False
 
 
 # -- shared, cached resources (one copy per server process) --------------------------------
@@ -57,8 +189,8 @@ def get_llm(model: str, n_gpu_layers: int | str) -> LlamaCppLLM:
 
 
 @st.cache_resource(max_entries=8)
-def get_index(root: str, name: str, stamp: float) -> Index:
-    # `stamp` (manifest mtime) makes a re-ingested index load fresh
+def get_index(root: str, name: str, stamp: str) -> Index:
+    # `stamp` (directory and manifest mtimes) makes a re-ingested index load fresh
     return IndexStore(root).load(name)
 
 
@@ -72,8 +204,14 @@ def store() -> IndexStore:
 
 
 def load_index(name: str) -> Index:
-    stamp = (store().path(name) / "manifest.json").stat().st_mtime
-    return get_index(str(INDEX_DIR), name, stamp)
+    path = store().path(name)
+    stamps = []
+    for p in (path, path / "manifest.json"):
+        try:
+            stamps.append(str(p.stat().st_mtime_ns))
+        except OSError:
+            stamps.append("-")
+    return get_index(str(INDEX_DIR), name, ":".join(stamps))
 
 
 def ingestor(name: str) -> Ingestor:
@@ -85,33 +223,75 @@ def state() -> Any:
     ss.setdefault("messages", [])
     ss.setdefault("upload_key", 0)
     ss.setdefault("notices", [])
+    ss.setdefault("damaged", {})  # collection name -> why it could not be opened
     return ss
+
+
+def switch_to(name: str) -> None:
+    """Show collection ``name`` from the next run on (the selectbox is set before it is drawn)."""
+    st.session_state["switch_to"] = name
+    st.session_state["auto_selected"] = False
+
+
+def notify(kind: str, text: str) -> None:
+    state()["notices"].append((kind, text))
+
+
+def run_ingest(name: str, paths: list[Any], **kw: Any) -> IngestReport | None:
+    """Ingest, reporting any failure as a notice instead of a traceback (the app stays up)."""
+    try:
+        return ingestor(name).ingest(paths, **kw)
+    except Exception as exc:  # a damaged index, a busy writer, a full disk: say so, keep serving
+        logger.exception("ingest into %r failed", name)
+        notify("error", f"Could not index into “{name}”: {exc}")
+        return None
 
 
 # -- sidebar ---------------------------------------------------------------------------------
 def sidebar_collections() -> str | None:
-    names = store().names()
+    ss = state()
+    try:
+        names = store().names()
+    except OSError as exc:
+        st.sidebar.error(md(f"Cannot list the collections under {INDEX_DIR}: {exc}"))
+        names = []
+    pending = ss.get("pending_index")
+    if pending in names:
+        ss.pop("pending_index", None)
+        pending = None
+    options = names + ([pending] if pending else [])
+    damaged = ss["damaged"]
+
+    def label(name: str) -> str:
+        return f"{name} (new)" if name == pending else f"{name} (damaged)" if name in damaged else name
+
     st.sidebar.header("Collection")
-    current = st.session_state.get("index")
-    if names:
-        idx = names.index(current) if current in names else 0
-        current = st.sidebar.selectbox("Index", names, index=idx, key="index_select")
-        st.session_state["index"] = current
+    if "switch_to" in ss:
+        wanted = ss.pop("switch_to")
+        if wanted in options:
+            ss["index_select"] = wanted
+    current = None
+    if options:
+        if ss.get("index_select") not in options:
+            healthy = [n for n in names if n not in damaged]
+            ss["index_select"] = (healthy or options)[0]
+            ss["auto_selected"] = True
+        current = st.sidebar.selectbox("Index", options, key="index_select", format_func=label,
+                                       on_change=lambda: ss.update(auto_selected=False))
     with st.sidebar.expander("New collection"):
         new = st.text_input("Name", key="new_index_name", placeholder="e.g. manuals")
         if st.button("Create", key="create_index"):
             try:
                 validate_name(new)
             except ValueError as exc:
-                st.error(str(exc))
+                st.error(md(str(exc)))
             else:
-                st.session_state["index"] = new
-                st.session_state["pending_index"] = new
+                if new not in names:
+                    ss["pending_index"] = new
+                switch_to(new)
                 st.rerun()
-    pending = st.session_state.get("pending_index")
-    if pending and pending not in names:
-        st.sidebar.info(f"Collection “{pending}” is created when you add its first file.")
-        return pending
+    if current is not None and current == pending:
+        st.sidebar.info(f"Collection “{md(current)}” is created when you add its first file.")
     return current
 
 
@@ -121,31 +301,30 @@ def sidebar_upload(index_name: str) -> None:
     files = st.sidebar.file_uploader(
         f"Files ({', '.join(e.lstrip('.') for e in SUPPORTED_EXTENSIONS)}; up to {UPLOAD_MB:g} MB each)",
         accept_multiple_files=True, key=f"uploader_{ss['upload_key']}")
-    if files and st.sidebar.button(f"Add {len(files)} file(s) to “{index_name}”", key="add_files",
+    if files and st.sidebar.button(f"Add {len(files)} file(s) to “{md(index_name)}”", key="add_files",
                                    type="primary"):
+        ss["notices"] = []
         progress = st.sidebar.progress(0.0, text="Saving uploads…")
         payload = []
         for i, f in enumerate(files, start=1):
             payload.append((f.name, f.getvalue()))
-            progress.progress(i / (len(files) + 1), text=f"Saved {f.name}")
+            progress.progress(i / (len(files) + 1), text=f"Saved {md(f.name)}")
         saved, errors = save_uploads(payload, UPLOAD_DIR / index_name, max_mb=UPLOAD_MB)
         progress.progress(len(files) / (len(files) + 1), text="Indexing…")
-        report = ingestor(index_name).ingest(saved, prune=False) if saved else None
+        report = run_ingest(index_name, saved, prune=False) if saved else None
         progress.progress(1.0, text="Done")
-        notices = []
         if report is not None:
-            notices.append(("success", f"Indexed {len(report.added) + len(report.updated)} file(s), "
-                                       f"{report.chunks_added} new passages; "
-                                       f"{len(report.unchanged)} unchanged."))
+            notify("success", f"Indexed {len(report.added) + len(report.updated)} file(s), "
+                              f"{report.chunks_added} new passages; {len(report.unchanged)} unchanged.")
             errors += [(Path(p).name, f"{Path(p).name}: {msg}") for p, msg in report.errors]
         for _name, msg in errors:
-            notices.append(("error", msg))
-        ss["notices"] = notices
+            notify("error", msg)
         ss["upload_key"] += 1
-        st.session_state.pop("pending_index", None)
+        if report is not None and store().exists(index_name):
+            switch_to(index_name)  # stay on the collection the files went into
         st.rerun()
     for kind, msg in ss["notices"]:
-        (st.sidebar.success if kind == "success" else st.sidebar.error)(msg)
+        (st.sidebar.success if kind == "success" else st.sidebar.error)(md_lines(msg))
 
 
 def sidebar_documents(index: Index) -> None:
@@ -154,18 +333,29 @@ def sidebar_documents(index: Index) -> None:
         name = Path(rec.source).name
         cols = st.sidebar.columns([6, 2, 2])
         pages = f", {rec.pages} p." if rec.pages else ""
-        cols[0].markdown(f"{escape_markdown(name)}  \n:gray[{rec.n_chunks} passages{pages}]")
-        if cols[1].button(":material/refresh:", key=f"reindex_{i}", help=f"Re-index {name}",
+        cols[0].markdown(f"{md(name)}  \n:gray[{rec.n_chunks} passages{pages}]")
+        if cols[1].button(":material/refresh:", key=f"reindex_{i}", help=f"Re-index {md(name)}",
                           disabled=not Path(rec.source).exists()):
+            state()["notices"] = []
             ing = ingestor(index.name)
-            ing.remove(rec.source)
-            report = ing.ingest([rec.source], prune=False)
-            state()["notices"] = [("success" if report.ok else "error",
-                                   f"Re-indexed {name}" if report.ok else report.summary())]
+            try:
+                ing.remove(rec.source)
+                report = ing.ingest([rec.source], prune=False)
+            except Exception as exc:
+                logger.exception("re-indexing %s failed", rec.source)
+                notify("error", f"Could not re-index {name}: {exc}")
+            else:
+                notify("success" if report.ok else "error", f"Re-indexed {name}" if report.ok else report.summary())
             st.rerun()
-        if cols[2].button(":material/delete:", key=f"delete_{i}", help=f"Remove {name} from the index"):
-            ingestor(index.name).remove(rec.source)
-            state()["notices"] = [("success", f"Removed {name}")]
+        if cols[2].button(":material/delete:", key=f"delete_{i}", help=f"Remove {md(name)} from the index"):
+            state()["notices"] = []
+            try:
+                ingestor(index.name).remove(rec.source)
+            except Exception as exc:
+                logger.exception("removing %s failed", rec.source)
+                notify("error", f"Could not remove {name}: {exc}")
+            else:
+                notify("success", f"Removed {name}")
             st.rerun()
 
 
@@ -210,13 +400,19 @@ def sidebar_settings() -> dict[str, Any]:
 
 # -- answers ---------------------------------------------------------------------------------
 def marked_answer(answer: Answer) -> str:
-    """Escaped answer text; sentences the citation check could not support are highlighted."""
+    """The answer as inert Markdown; unsupported sentences, and those resting on a suspicious source, marked."""
     if not answer.support:
-        return escape_markdown(answer.text)
+        return md(answer.text)
+    suspicious = set(answer.diagnostics.suspicious_sources)
     parts = []
     for s in answer.support:
-        text = escape_markdown(s.sentence)
-        parts.append(text if s.supported else f":orange-background[{text}] :material/warning:")
+        text = md(s.sentence)
+        if s.citation is not None and s.citation in suspicious:
+            parts.append(f":red-background[{text}] :material/gpp_maybe:")
+        elif not s.supported:
+            parts.append(f":orange-background[{text}] :material/warning:")
+        else:
+            parts.append(text)
     return " ".join(parts)
 
 
@@ -228,20 +424,44 @@ def render_trace(answer: Answer) -> None:
             st.json(trace.to_dict(), expanded=False)
 
 
+def render_warnings(answer: Answer) -> None:
+    """Links no cited source contains, and sources that hold instructions or ask for credentials."""
+    d = answer.diagnostics
+    for url in d.foreign_urls:
+        st.warning(f":material/link_off: This answer contains a link to **{md(host_of(url))}** ({code(url)}) "
+                   "that none of its cited sources contains. It may be a phishing link: do not open it, and "
+                   "never enter a password or other credentials because an answer says so.")
+    if d.suspicious_sources:
+        numbers = ", ".join(f"[{n}]" for n in d.suspicious_sources)
+        st.warning(f":material/gpp_maybe: Source{'s' if len(d.suspicious_sources) > 1 else ''} {numbers} "
+                   "contain instruction-like or credential-seeking text (e.g. “enter your password”), and the "
+                   "answer relies on it. Check the source yourself; documents are data, not instructions.")
+
+
+def render_sources(title: str, sources: Iterable[Citation], suspicious: set[int]) -> None:
+    st.markdown(f"**{title}**")
+    for c in sources:
+        page = f" · page {c.chunk.page}" if c.chunk.page is not None else ""
+        flag = " · :material/gpp_maybe: suspicious" if c.number in suspicious else ""
+        with st.expander(f"[{c.number}] {md(Path(c.chunk.source).name)}{page} · score {c.score:.3f}{flag}"):
+            st.caption(f"{md(c.chunk.source)} · characters {c.chunk.start}–{c.chunk.end}")
+            st.text(c.chunk.text)
+
+
 def render_answer(answer: Answer) -> None:
     st.markdown(marked_answer(answer))
     if any(not s.supported for s in answer.support):
         st.caption(":material/warning: No passage in your documents supports the highlighted sentence(s).")
+    render_warnings(answer)
     if answer.standalone_query and answer.standalone_query != answer.question:
-        st.caption(f"Searched for: {escape_markdown(answer.standalone_query)}")
+        st.caption(f"Searched for: {md(answer.standalone_query)}")
+    suspicious = set(answer.diagnostics.suspicious_sources)
     if answer.citations:
-        st.markdown("**Sources**")
-        for c in answer.citations:
-            page = f" · page {c.chunk.page}" if c.chunk.page is not None else ""
-            label = f"[{c.number}] {Path(c.chunk.source).name}{page} · score {c.score:.3f}"
-            with st.expander(label):
-                st.caption(f"{c.chunk.source} · characters {c.chunk.start}–{c.chunk.end}")
-                st.text(c.chunk.text)
+        render_sources("Sources", answer.citations, suspicious)
+    elif answer.sources:
+        # the answer cites nothing: still show what it was given, so a forged passage is visible
+        render_sources("Sources given to the model", answer.sources, suspicious)
+        st.caption("The answer cites none of these passages.")
     render_trace(answer)
 
 
@@ -276,9 +496,13 @@ def build_chat(index: Index, s: dict[str, Any]) -> ChatSession:
     return pipeline.chat(ss["memory"])
 
 
-def escaped(pieces: Iterator[str]) -> Iterator[str]:
+def stream_inert(pieces: Iterable[str]) -> None:
+    """Show streamed model output as it arrives, re-rendered whole through :func:`md` (URLs stay inert)."""
+    box = st.empty()
+    text = ""
     for piece in pieces:
-        yield escape_markdown(piece)
+        text += piece
+        box.markdown(md(text))
 
 
 def empty_state() -> None:
@@ -286,14 +510,29 @@ def empty_state() -> None:
     st.info("There is no collection yet. Upload files in the sidebar, or start with the sample documents "
             "that ship with the app (a user guide, an FAQ and a glossary).")
     if st.button("Index the sample documents", type="primary", key="index_samples"):
+        state()["notices"] = []
         with st.spinner("Indexing the sample documents…"):
-            report = ingestor(SAMPLE_INDEX).ingest([SAMPLES])
-        st.session_state["index"] = SAMPLE_INDEX
-        state()["notices"] = [("success" if report.ok else "error", report.summary())]
+            report = run_ingest(SAMPLE_INDEX, [SAMPLES])
+        if report is not None:
+            notify("success" if report.ok else "error", report.summary())
+            switch_to(SAMPLE_INDEX)
         st.rerun()
 
 
+def damaged_state(name: str, reason: str) -> None:
+    others = [n for n in store().names() if n != name and n not in state()["damaged"]]
+    st.title(md(name))
+    st.error(f"**This collection is damaged: rebuild it.** “{md(name)}” could not be opened: {md(reason)}  \n"
+             f"Rebuild it from its documents with `rag ingest DIR --index {name} --rebuild`, or delete "
+             f"{code(str(store().path(name)))}.")
+    if others:
+        st.info(f"Your other collections still work: {', '.join(md(n) for n in others)}. "
+                "Pick one under “Collection” in the sidebar.")
+
+
 def main() -> None:
+    if not access_granted():
+        return
     ss = state()
     index_name = sidebar_collections()
     if index_name is None:
@@ -301,14 +540,28 @@ def main() -> None:
         sidebar_upload("documents")
         return
     sidebar_upload(index_name)
-    if not store().exists(index_name):
-        st.title("Ask your documents")
-        st.info(f"Collection “{index_name}” is empty: add files in the sidebar.")
+    try:
+        index = load_index(index_name) if store().exists(index_name) else None
+    except Exception as exc:  # one damaged collection must not take the app down
+        logger.warning("collection %r is damaged: %s", index_name, exc)
+        ss["damaged"][index_name] = str(exc)
+        healthy = [n for n in store().names() if n not in ss["damaged"]]
+        if ss.get("auto_selected") and healthy:
+            switch_to(healthy[0])
+            ss["auto_selected"] = True  # still the app's choice, not the user's
+            st.rerun()
+        damaged_state(index_name, str(exc))
         return
-    index = load_index(index_name)
+    ss["damaged"].pop(index_name, None)
+    if index is None:
+        st.title(md(index_name))
+        st.info(f"Collection “{md(index_name)}” is empty: add files in the sidebar.")
+        return
     sidebar_documents(index)
     settings = sidebar_settings()
-    st.title(index_name)
+    st.title(md(index_name))
+    for other, why in ss["damaged"].items():
+        st.sidebar.warning(f"Collection “{md(other)}” is damaged: rebuild it ({md(why)}).")
     if st.sidebar.button("Clear conversation", key="clear_chat"):
         ss["messages"] = []
         ss.pop("memory_key", None)
@@ -318,13 +571,13 @@ def main() -> None:
             if msg["role"] == "assistant":
                 render_answer(msg["answer"])
             else:
-                st.markdown(escape_markdown(msg["content"]))
+                st.markdown(md(msg["content"]))
     question = st.chat_input("Ask a question about your documents")
     if not question:
         return
     ss["messages"].append({"role": "user", "content": question})
     with st.chat_message("user"):
-        st.markdown(escape_markdown(question))
+        st.markdown(md(question))
     with st.chat_message("assistant"):
         try:
             chat = build_chat(index, settings)
@@ -333,13 +586,13 @@ def main() -> None:
                 stream = chat.stream(question)
             live = st.empty()
             with live.container():
-                st.write_stream(escaped(iter(stream)))
+                stream_inert(iter(stream))
             answer = stream.answer
             live.empty()
             render_answer(answer)
             st.caption(f"{time.perf_counter() - t0:.1f}s")
         except (ValueError, RuntimeError, OSError) as exc:
-            st.error(f"Could not answer: {exc}")
+            st.error(f"Could not answer: {md(str(exc))}")
             return
     ss["messages"].append({"role": "assistant", "content": answer.text, "answer": answer})
 

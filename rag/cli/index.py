@@ -22,6 +22,22 @@ from rag.index.store import IndexError_
 logger = logging.getLogger(__name__)
 
 
+def non_negative_float(value: str) -> float:
+    """``--wait`` seconds: a number >= 0.
+
+    Example:
+        >>> non_negative_float("0"), non_negative_float("2.5")
+        (0.0, 2.5)
+    """
+    try:
+        x = float(value)
+    except ValueError:
+        x = float("nan")
+    if not x >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {value!r}")
+    return x
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from rag.embedding import Embedder
     from rag.ingest.ingestor import Ingestor
@@ -29,7 +45,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     ing = Ingestor(args.index, store=store(args), embedder=Embedder(args.embedder),
                    chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
                    title_prefix=not args.no_title_prefix, faiss_kind=args.faiss, stemmer=args.stemmer,
-                   max_file_mb=args.max_file_mb, show_progress=not args.quiet)
+                   max_file_mb=args.max_file_mb, show_progress=not args.quiet, lock_timeout=args.wait)
     report = ing.ingest(args.paths, rebuild=args.rebuild, prune=not args.no_prune)
     print(report.summary())
     return 0 if report.ok else 1
@@ -38,7 +54,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_remove(args: argparse.Namespace) -> int:
     from rag.ingest.ingestor import Ingestor
 
-    ing = Ingestor(args.index, store=store(args))
+    ing = Ingestor(args.index, store=store(args), lock_timeout=args.wait)
     failed = 0
     for p in args.paths:
         if ing.remove(p):
@@ -89,8 +105,12 @@ def cmd_delete_index(args: argparse.Namespace) -> int:
 def add_commands(sub: Any) -> None:
     """Add the index commands to an argparse ``add_subparsers()`` object."""
     from rag.index.dense import INDEX_KINDS
+    from rag.index.store import DEFAULT_LOCK_TIMEOUT
     from rag.ingest.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
     from rag.ingest.loaders import DEFAULT_MAX_FILE_MB
+
+    wait_help = ("seconds to wait while another ingest, remove or the app writes this index, then fail "
+                 "(default %(default)s)")
 
     p = sub.add_parser("ingest", help="index files and folders (incremental)")
     p.add_argument("paths", nargs="+", help="files or directories (recursive)")
@@ -107,11 +127,13 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--rebuild", action="store_true", help="re-create the index from scratch")
     p.add_argument("--no-prune", action="store_true", help="keep documents whose files were deleted")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--wait", type=non_negative_float, default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS", help=wait_help)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("remove", help="remove documents from an index")
     p.add_argument("paths", nargs="+")
     add_index_args(p)
+    p.add_argument("--wait", type=non_negative_float, default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS", help=wait_help)
     p.set_defaults(func=cmd_remove)
 
     p = sub.add_parser("docs", help="list the documents in an index")

@@ -25,8 +25,9 @@ import numpy as np
 from rag.ingest.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, Chunker
 from rag.index.dense import validate_kind
 from rag.embedding import DEFAULT_EMBEDDER, Embedder
-from rag.index.store import DocRecord, Index, IndexMismatchError, IndexSettings, IndexStore, indexed_text, validate_name
-from rag.ingest.loaders import DEFAULT_MAX_FILE_MB, DocumentLoader, LoadedFile, LoadError, iter_files
+from rag.index.store import (DocRecord, Index, IndexMismatchError, IndexSettings, IndexStore, IndexWriter,
+                             indexed_text, validate_name)
+from rag.ingest.loaders import DEFAULT_MAX_FILE_MB, DocumentLoader, LoadedFile, LoadError, scan_files
 from rag.index.sparse import Analyzer
 from rag.types import Chunk
 
@@ -35,7 +36,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class IngestReport:
-    """What an ingest did. ``errors`` are ``(path, reason)`` pairs; ``ok`` is False if any."""
+    """What an ingest did. ``errors`` are ``(path, reason)`` pairs; ``ok`` is False if any.
+
+    ``skipped`` (same pairs: unsupported types, symlinks leaving the folder) are not failures.
+    """
 
     index: str
     added: list[str] = field(default_factory=list)
@@ -44,6 +48,7 @@ class IngestReport:
     removed: list[str] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
     chunks_added: int = 0
     total_chunks: int = 0
     seconds: float = 0.0
@@ -54,10 +59,13 @@ class IngestReport:
 
     def summary(self) -> str:
         lines = [f"index {self.index!r}: {len(self.added)} added, {len(self.updated)} updated, "
-                 f"{len(self.unchanged)} unchanged, {len(self.removed)} removed, {len(self.errors)} failed; "
+                 f"{len(self.unchanged)} unchanged, {len(self.removed)} removed, {len(self.errors)} failed, "
+                 f"{len(self.skipped)} skipped; "
                  f"{self.chunks_added} new chunks, {self.total_chunks} in total ({self.seconds:.1f}s)"]
         for path, msg in self.warnings:
             lines.append(f"  warning: {path}: {msg}")
+        for path, msg in self.skipped:
+            lines.append(f"  skipped: {path}: {msg}")
         for path, msg in self.errors:
             lines.append(f"  error: {path}: {msg}")
         return "\n".join(lines)
@@ -75,6 +83,12 @@ class Ingestor:
         faiss_kind: ``flat`` (exact), ``hnsw`` or ``ivf`` for large corpora.
         stemmer: BM25 analyzer stemmer, ``english`` or ``none``.
         max_file_mb: refuse larger files with a clear error.
+        lock_timeout: seconds to wait for another writer of the same index (default: the store's).
+
+    Every write (:meth:`ingest`, :meth:`ingest_loaded`, :meth:`remove`) holds the index's
+    write lock from before it reads the index until the new version is saved, so concurrent
+    writers (other processes, the app's sessions) take turns and each sees the others'
+    documents; the lock also checks that the index can be written before anything is embedded.
 
     Example (runs the real embedder)::
 
@@ -85,9 +99,13 @@ class Ingestor:
     def __init__(self, index: str, store: IndexStore | None = None, embedder: Embedder | None = None,
                  chunk_size: int = DEFAULT_CHUNK_SIZE, chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
                  title_prefix: bool = True, faiss_kind: str = "flat", stemmer: str = "english",
-                 max_file_mb: float = DEFAULT_MAX_FILE_MB, show_progress: bool | None = None) -> None:
+                 max_file_mb: float = DEFAULT_MAX_FILE_MB, show_progress: bool | None = None,
+                 lock_timeout: float | None = None) -> None:
         self.index_name = validate_name(index)
         self.store = store or IndexStore()
+        if lock_timeout is not None and not lock_timeout >= 0:
+            raise ValueError(f"lock_timeout must be >= 0 seconds, got {lock_timeout!r}")
+        self.lock_timeout = lock_timeout
         self.embedder = embedder or Embedder(DEFAULT_EMBEDDER)
         # validate chunker params now; the tokenizer is attached on first use
         Chunker(chunk_size, chunk_overlap, length_function=len)
@@ -111,11 +129,15 @@ class Ingestor:
             self._chunker = Chunker(self.chunk_size, self.chunk_overlap, tokenizer=self.embedder.tokenizer)
         return self._chunker
 
-    def _open(self, rebuild: bool) -> Index:
+    def _writer(self, create: bool = True) -> IndexWriter:
+        return self.store.writer(self.index_name, timeout=self.lock_timeout, create=create)
+
+    def _open(self, w: IndexWriter, rebuild: bool) -> Index:
+        """The index as it is now, read under the write lock (so it includes every earlier writer's work)."""
         settings = self._settings()
-        if rebuild or not self.store.exists(self.index_name):
+        if rebuild or not w.exists():
             return Index.empty(self.index_name, settings)
-        index = self.store.load(self.index_name)
+        index = w.load()
         theirs, ours = index.settings, settings
         for label, a, b in (("embedder", theirs.embedder_id, ours.embedder_id),
                             ("chunker", dict(theirs.chunker), dict(ours.chunker)),
@@ -129,10 +151,14 @@ class Ingestor:
         return index
 
     def ingest(self, paths: Sequence[str | Path], rebuild: bool = False, prune: bool = True) -> IngestReport:
-        """Ingest files and directories (recursively) and save the index atomically."""
+        """Ingest files and directories (recursively) and save the index atomically, under its write lock."""
+        with self._writer() as w:
+            return self._ingest(w, paths, rebuild, prune)
+
+    def _ingest(self, w: IndexWriter, paths: Sequence[str | Path], rebuild: bool, prune: bool) -> IngestReport:
         t0 = time.perf_counter()
         report = IngestReport(index=self.index_name)
-        old = self._open(rebuild)
+        old = self._open(w, rebuild)
         files: list[Path] = []
         roots: list[Path] = []
         for p in paths:
@@ -141,7 +167,10 @@ class Ingestor:
                 report.errors.append((str(path), "no such file or directory"))
                 continue
             roots.append(path.resolve())
-            files.extend(iter_files(path))
+            scan = scan_files(path)
+            files.extend(scan.files)
+            report.skipped.extend(scan.skipped)
+            report.errors.extend(scan.errors)
         seen: set[str] = set()
         loaded_files: list[LoadedFile] = []
         for f in self._progress(files, "reading"):
@@ -160,7 +189,7 @@ class Ingestor:
         if prune:
             removed = [s for s in sorted(old.documents) if s not in seen
                        and any(_is_under(Path(s), r) for r in roots) and not Path(s).exists()]
-        self._apply(old, loaded_files, removed, report, force_save=rebuild)
+        self._apply(w, old, loaded_files, removed, report, force_save=rebuild)
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -168,11 +197,12 @@ class Ingestor:
         """Ingest already-loaded files (e.g. a benchmark corpus that is not on disk as files)."""
         t0 = time.perf_counter()
         report = IngestReport(index=self.index_name)
-        self._apply(self._open(rebuild), files, [], report, force_save=rebuild)
+        with self._writer() as w:
+            self._apply(w, self._open(w, rebuild), files, [], report, force_save=rebuild)
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _apply(self, old: Index, loaded_files: Sequence[LoadedFile], removed: Sequence[str],
+    def _apply(self, w: IndexWriter, old: Index, loaded_files: Sequence[LoadedFile], removed: Sequence[str],
                report: IngestReport, force_save: bool) -> None:
         """Chunk and embed new/changed files, drop replaced/removed ones, save atomically."""
         to_embed: list[tuple[LoadedFile, list[Chunk]]] = []
@@ -207,7 +237,7 @@ class Ingestor:
                                                file_hash=loaded.file_hash, title=loaded.documents[0].title,
                                                n_chunks=len(chunks), pages=pages, ingested_at=now)
         report.chunks_added = len(new_chunks)
-        if not (to_embed or removed or force_save or not self.store.exists(self.index_name)):
+        if not (to_embed or removed or force_save or not w.exists()):
             report.total_chunks = len(old)
             return
         keep_idx = [i for i, c in enumerate(old.chunks) if c.source in keep_sources]
@@ -218,20 +248,20 @@ class Ingestor:
             [old.tokens[i] for i in keep_idx] + tokens,
             records, created_at=old.created_at,
         )
-        self.store.save(index)
+        w.save(index)
         report.total_chunks = len(index)
 
     def remove(self, path: str | Path) -> bool:
-        """Remove one document (by path) from the index; return False if it was not indexed."""
-        index = self.store.load(self.index_name)
+        """Remove one document (by path) from the index, under its write lock; False if it was not indexed."""
         source = str(Path(path).expanduser().resolve())
-        if source not in index.documents:
-            return False
-        keep = [i for i, c in enumerate(index.chunks) if c.source != source]
-        docs = {s: r for s, r in index.documents.items() if s != source}
-        new = Index(self.index_name, index.settings, [index.chunks[i] for i in keep],
-                    index.embeddings[keep], [index.tokens[i] for i in keep], docs, created_at=index.created_at)
-        self.store.save(new)
+        with self._writer(create=False) as w:
+            index = w.load()
+            if source not in index.documents:
+                return False
+            keep = [i for i, c in enumerate(index.chunks) if c.source != source]
+            docs = {s: r for s, r in index.documents.items() if s != source}
+            w.save(Index(self.index_name, index.settings, [index.chunks[i] for i in keep], index.embeddings[keep],
+                         [index.tokens[i] for i in keep], docs, created_at=index.created_at))
         return True
 
     def _progress(self, items: list[Path], desc: str) -> Sequence[Path]:

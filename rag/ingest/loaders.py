@@ -7,6 +7,13 @@ Supported: ``.txt``, ``.md``/``.markdown``, ``.pdf`` (pypdf, one Document per pa
 Every problem with a file raises :class:`LoadError` carrying the path and a one-line,
 actionable reason, so a batch ingest can list it and carry on.
 
+Walking a folder (:func:`scan_files`) never leaves it: a symlink, to a file or a folder, is
+followed only when its target resolves inside the folder being ingested; one that points
+outside, dangles or loops is *skipped* with a one-line reason, and so are files of
+unsupported types. Symlinked folders inside the folder are followed, but every real folder
+and file is visited once, so links add no duplicates and cannot loop. Hidden entries
+(``.name``) are ignored.
+
 Example:
     >>> from pathlib import Path
     >>> import tempfile
@@ -18,8 +25,10 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,45 +67,227 @@ def doc_id_for(source: str) -> str:
     return content_hash("doc", source)
 
 
+# -- finding files ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileScan:
+    """The files found under a folder; ``(path, reason)`` for each entry skipped, and for
+    each folder that could not be read (``errors``: its files may be missing, a failure)."""
+
+    files: tuple[Path, ...]
+    skipped: tuple[tuple[str, str], ...] = ()
+    errors: tuple[tuple[str, str], ...] = ()
+
+
+def scan_files(root: str | Path) -> FileScan:
+    """Find the loadable files under ``root`` without leaving it (see the module docstring).
+
+    A file named directly (or a symlink to one) is returned as is, whatever its type:
+    the caller asked for it, so the loader reports any problem with it as an error.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / "a.md").write_text("x", encoding="utf-8")
+        >>> _ = (d / "photo.jpg").write_bytes(b"jpeg")
+        >>> scan = scan_files(d)
+        >>> [p.name for p in scan.files], [(Path(p).name, r) for p, r in scan.skipped]
+        (['a.md'], [('photo.jpg', "unsupported file type '.jpg'")])
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return FileScan((root,))
+    return _FolderScan(root).run()
+
+
 def iter_files(root: Path) -> Iterator[Path]:
-    """Yield files under ``root`` (or ``root`` itself), sorted, skipping hidden entries."""
-    if root.is_file():
-        yield root
-        return
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if p.is_file():
-            yield p
+    """Yield the files :func:`scan_files` finds under ``root``; skipped entries are logged."""
+    scan = scan_files(root)
+    for path, reason in scan.skipped:
+        logger.info("skipped %s: %s", path, reason)
+    for path, reason in scan.errors:
+        logger.error("%s: %s", path, reason)
+    yield from scan.files
 
 
-def _looks_binary(data: bytes) -> bool:
-    sample = data[:8192]
-    if b"\x00" in sample:
-        return True
-    if not sample:
-        return False
-    control = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13))
-    return control / len(sample) > 0.10
+def _is_within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+class _FolderScan:
+    """One walk of a folder: real entries first (sorted, depth first), then the symlinks found."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.real_root = Path(os.path.realpath(root))
+        self.files: list[Path] = []
+        self.skipped: list[tuple[str, str]] = []
+        self.errors: list[tuple[str, str]] = []
+        self._seen: set[Path] = set()              # real paths of the folders walked and files kept
+        self._links: list[tuple[Path, Path]] = []  # (symlink, real path of the folder holding it)
+
+    def run(self) -> FileScan:
+        self._walk(self.root, self.real_root)
+        while self._links:
+            self._follow(*self._links.pop(0))
+        return FileScan(tuple(self.files), tuple(self.skipped), tuple(self.errors))
+
+    def _skip(self, path: Path, reason: str) -> None:
+        logger.debug("skipping %s: %s", path, reason)
+        self.skipped.append((str(path), reason))
+
+    def _walk(self, folder: Path, real: Path) -> None:
+        self._seen.add(real)
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+        except OSError as exc:
+            self.errors.append((str(folder), f"cannot list the folder: {exc.strerror or exc}; "
+                                             "check its permissions"))
+            return
+        for entry in entries:
+            path = folder / entry.name
+            if entry.is_symlink():
+                self._links.append((path, real))
+            elif entry.is_dir(follow_symlinks=False):
+                if real / entry.name not in self._seen:
+                    self._walk(path, real / entry.name)
+            else:
+                self._file(path, real / entry.name, entry.is_file(follow_symlinks=False))
+
+    def _file(self, path: Path, real: Path, regular: bool) -> None:
+        if real in self._seen:
+            return
+        if not regular:
+            self._skip(path, "not a regular file (a device, socket or pipe)")
+            return
+        ext = path.suffix.lower()
+        if ext not in SUPPORTED_EXTENSIONS:
+            self._skip(path, f"unsupported file type {ext or '(no extension)'!r}")
+            return
+        self._seen.add(real)
+        self.files.append(path)
+
+    def _follow(self, link: Path, holder: Path) -> None:
+        try:
+            target = Path(os.path.realpath(link, strict=True))
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                self._skip(link, "symlink loop (the link leads back to itself); fix or remove the link")
+            else:
+                self._skip(link, "broken symlink (its target does not exist); fix or remove the link")
+            return
+        if not _is_within(target, self.real_root):
+            self._skip(link, f"symlink to {target}, outside the folder {self.real_root}; not followed "
+                             "(ingest the target directly if you mean to)")
+        elif not target.is_dir():
+            self._file(link, target, target.is_file())
+        elif _is_within(holder, target):
+            self._skip(link, f"symlink loop (points to {target}, which contains the link); not followed")
+        elif target not in self._seen:
+            self._walk(link, target)
+
+
+# -- decoding text ---------------------------------------------------------------------
+
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13))
+_NOT_CONTROL_BYTES = bytes(b for b in range(256) if b not in _CONTROL_BYTES)
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f]")
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))  # UTF-32 first: its LE BOM starts like UTF-16's
+
+
+def _binary_reason(data: bytes) -> str | None:
+    """Why ``data`` is not text (a NUL anywhere, or over 10% control bytes), else ``None``.
+
+    Example:
+        >>> _binary_reason(b"words " * 2000 + b"\\x00"), _binary_reason(b"plain text")
+        ('NUL byte at offset 12000', None)
+    """
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        return f"NUL byte at offset {nul}"
+    control = len(data.translate(None, _NOT_CONTROL_BYTES))
+    if data and control / len(data) > 0.10:
+        return f"{control} control bytes in {len(data)}"
+    return None
+
+
+def _plausible_text(text: str) -> bool:
+    return "\x00" not in text and len(_CONTROL_CHARS.findall(text)) <= 0.10 * max(len(text), 1)
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """The codec of BOM-less UTF-16 text, judged by where its zero bytes fall, else ``None``.
+
+    Text in Latin scripts has a zero high byte in nearly every code unit, so its zeros crowd
+    one byte position and almost never fall on the other; binaries spread them out.
+
+    Example:
+        >>> _utf16_without_bom("Pumps need priming.".encode("utf-16-be"))
+        'utf-16-be'
+        >>> _utf16_without_bom(b"plain ascii!") is None
+        True
+    """
+    if len(data) < 4 or len(data) % 2:
+        return None
+    units = len(data) // 2
+    even, odd = data[0::2].count(0), data[1::2].count(0)
+    for codec, high, low in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
+        if high >= 0.3 * units and low <= 0.02 * units:
+            try:
+                text = data.decode(codec)
+            except UnicodeDecodeError:
+                return None
+            return codec if _plausible_text(text) else None
+    return None
 
 
 def decode_text(data: bytes, path: Path, fallback: str | None) -> tuple[str, list[str]]:
-    """Decode bytes as UTF-8 (BOM-aware), else ``fallback``; reject binaries."""
-    warnings: list[str] = []
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16"), warnings
-    if _looks_binary(data):
-        raise LoadError(path, "looks like a binary file (NUL/control bytes), not text; "
+    """Decode bytes as text; return ``(text, warnings)`` or raise :class:`LoadError`.
+
+    In order: a UTF-32/UTF-16 byte-order mark; UTF-16 without one (with a warning); then a
+    NUL byte anywhere, or over 10% control bytes, means binary; then UTF-8 (BOM-aware),
+    else ``fallback`` (with a warning).
+
+    Example:
+        >>> decode_text("Über".encode("utf-16-le"), Path("x.txt"), None)
+        ('Über', ['no byte-order mark; decoded as UTF-16-LE'])
+    """
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return _decode_marked(data, codec, path), []
+    codec = _utf16_without_bom(data)
+    if codec:
+        return data.decode(codec), [f"no byte-order mark; decoded as {codec.upper()}"]
+    reason = _binary_reason(data)
+    if reason:
+        raise LoadError(path, f"looks like a binary file ({reason}), not text; "
                               "remove it or give it the right extension")
     try:
-        return data.decode("utf-8-sig"), warnings
+        return data.decode("utf-8-sig"), []
     except UnicodeDecodeError as exc:
         if not fallback:
             raise LoadError(path, f"not valid UTF-8 (byte {exc.start}); re-save it as UTF-8") from None
         text = data.decode(fallback, errors="replace")
-        warnings.append(f"not valid UTF-8 (byte {exc.start}); decoded as {fallback}")
-        return text, warnings
+        return text, [f"not valid UTF-8 (byte {exc.start}); decoded as {fallback}"]
+
+
+def _decode_marked(data: bytes, codec: str, path: Path) -> str:
+    """Decode text that starts with ``codec``'s byte-order mark; refuse binaries behind one."""
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError as exc:
+        raise LoadError(path, f"starts with a {codec.upper()} byte-order mark but is not valid "
+                              f"{codec.upper()} (byte {exc.start}); re-save it as UTF-8") from None
+    if not _plausible_text(text):
+        raise LoadError(path, "looks like a binary file (NUL or control characters), not text; "
+                              "remove it or give it the right extension")
+    return text
+
+
+# -- loading ---------------------------------------------------------------------------
 
 
 def _title_from_markdown(text: str) -> str:
