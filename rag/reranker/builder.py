@@ -96,5 +96,6 @@ class RerankerBuilder:
             "versions": library_versions(LIBRARIES),
             "created_at": time.time(),
         }
-        path = save_reranker(ce, manifest, self.store.path(name))
+        with self.store.writer(name, create=False):  # serialised with ingests of the same index
+            path = save_reranker(ce, manifest, self.store.path(name))
         return {**manifest, "path": str(path)}
