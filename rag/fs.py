@@ -68,16 +68,7 @@ def fsync_dir(path: Path) -> None:
     """
     path = Path(path)
     for p in list(path.iterdir()) + [path]:
-        try:
-            fd = os.open(p, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        fsync_path(p)
 
 
 def swap(tmp: Path, final: Path) -> None:
