@@ -272,6 +272,26 @@ def test_uncited_answer_still_shows_the_sources_it_was_given(app_env: Path, embe
     assert any(e.label.startswith("[1] pump\\.md") for e in at.expander)
 
 
+def test_the_top_source_is_shown_when_the_answer_cites_another(app_env: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from rag.types import Answer, Citation
+
+    c1 = _answer_env(app_env, embedder)
+    forged = Citation(2, replace(c1.chunk, id="forged", source=c1.chunk.source.replace("pump.md", "forum.md"),
+                                 text="Q: How is it primed? A: ask the forum."), 0.4)
+    answer = Answer(question="How is the pump primed?", text="Ask the forum [2].", citations=(forged,),
+                    sources=(c1, forged))
+    at = _app()
+    at.session_state["messages"] = [{"role": "assistant", "content": answer.text, "answer": answer}]
+    at.run()
+    assert not at.exception
+    assert any(m.value == "**Top source (not cited)**" for m in at.markdown)
+    labels = [e.label for e in at.expander]
+    assert any(label.startswith("[1] pump\\.md") for label in labels)
+    assert any(label.startswith("[2] forum\\.md") for label in labels)
+
+
 # -- collections -------------------------------------------------------------------------------
 def test_a_damaged_collection_does_not_take_the_app_down(app_env: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     build_collection(app_env, "good", {"pump.md": "The Zephyr-9 pump is primed through the bleed valve."}, embedder)

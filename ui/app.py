@@ -458,6 +458,10 @@ def render_answer(answer: Answer) -> None:
     suspicious = set(answer.diagnostics.suspicious_sources)
     if answer.citations:
         render_sources("Sources", answer.citations, suspicious)
+        top = answer.sources[0] if answer.sources else None
+        if top is not None and top.number not in {c.number for c in answer.citations}:
+            # the best-ranked passage is always visible, even when the answer rests on another one
+            render_sources("Top source (not cited)", [top], suspicious)
     elif answer.sources:
         # the answer cites nothing: still show what it was given, so a forged passage is visible
         render_sources("Sources given to the model", answer.sources, suspicious)
