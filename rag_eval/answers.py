@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, Union
 
-from .datasets import Dataset
+from .datasets import Dataset, read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -172,23 +171,14 @@ def load_questions(path: str | Path, limit: int | None = None) -> list[QuestionS
     "reference_contexts"?}`` per line."""
     path = Path(path)
     samples = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(r, dict) or not isinstance(r.get("question"), str):
-                raise ValueError(f"{path}:{lineno}: expected an object with a 'question' string")
-            samples.append(QuestionSample(
-                qid=str(r.get("id", lineno)), question=r["question"],
-                reference=(str(r["reference"]) if r.get("reference") else None),
-                reference_ids=tuple(str(x) for x in r.get("reference_ids", ())),
-                reference_contexts=tuple(str(x) for x in r.get("reference_contexts", ()))))
-            if limit is not None and len(samples) >= limit:
-                break
+    for lineno, r in read_jsonl(path, what="a 'question' string", check=lambda r: isinstance(r.get("question"), str)):
+        samples.append(QuestionSample(
+            qid=str(r.get("id", lineno)), question=str(r["question"]),
+            reference=(str(r["reference"]) if r.get("reference") else None),
+            reference_ids=tuple(str(x) for x in r.get("reference_ids", ())),  # type: ignore[attr-defined]
+            reference_contexts=tuple(str(x) for x in r.get("reference_contexts", ()))))  # type: ignore[attr-defined]
+        if limit is not None and len(samples) >= limit:
+            break
     if not samples:
         raise ValueError(f"{path} has no questions")
     return samples

@@ -27,7 +27,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,14 @@ def load_cranfield(path: str | Path) -> Dataset:
     return Dataset(name="cranfield", documents=tuple(docs), queries=queries, qrels=qrels)
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, object]]:
+def read_jsonl(path: Path, required: str = "_id", what: str = "an '_id' field",
+               check: Callable[[dict[str, object]], bool] | None = None) -> Iterator[tuple[int, dict[str, object]]]:
+    """``(line number, object)`` for each non-blank line of a JSONL file; one-line errors name the line.
+
+    A line must be a JSON object for which ``check`` holds (default: it has the key ``required``);
+    ``what`` describes the requirement in the error.
+    """
+    ok = check or (lambda record: required in record)
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -118,9 +125,9 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, object]]:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict) or "_id" not in record:
-                raise ValueError(f"{path}:{lineno}: expected an object with an '_id' field")
-            yield record
+            if not isinstance(record, dict) or not ok(record):
+                raise ValueError(f"{path}:{lineno}: expected an object with {what}")
+            yield lineno, record
 
 
 def read_beir_qrels(path: str | Path) -> dict[str, dict[str, int]]:
@@ -162,7 +169,7 @@ def load_beir(path: str | Path, split: str = "test") -> Dataset:
         raise FileNotFoundError(f"{root} is not a BEIR folder: missing {', '.join(missing)}{hint}")
     docs = []
     seen: set[str] = set()
-    for r in _read_jsonl(root / "corpus.jsonl"):
+    for _, r in read_jsonl(root / "corpus.jsonl"):
         doc_id = str(r["_id"])
         if doc_id in seen:
             raise ValueError(f"{root / 'corpus.jsonl'}: duplicate document _id {doc_id!r}")
@@ -171,7 +178,7 @@ def load_beir(path: str | Path, split: str = "test") -> Dataset:
         text = str(r.get("text") or "").strip()
         docs.append(BenchDocument(doc_id=doc_id, title=title, text=text or title))
     all_queries = {str(r["_id"]): " ".join(str(r.get("text") or "").split())
-                   for r in _read_jsonl(root / "queries.jsonl")}
+                   for _, r in read_jsonl(root / "queries.jsonl")}
     qrels = read_beir_qrels(qrels_path)
     unknown = sorted(set(qrels) - set(all_queries))
     if unknown:
