@@ -235,3 +235,20 @@ def test_rerank_config_reranks_the_head_and_keeps_the_tail(tmp_path: Path, embed
     assert order(reranked) == [order(base)[1], order(base)[0], *order(base)[2:]]
     with pytest.raises(ValueError, match="need a reranker"):
         compare_configs(ds, ["hybrid-rrf-rerank"], embedder=embedder, cache_dir=tmp_path / "cache")
+
+
+def test_jsonl_errors_name_the_file_and_line(tmp_path: Path) -> None:
+    from rag_eval.answers import load_questions
+    from rag_eval.datasets import read_jsonl
+
+    qs = tmp_path / "q.jsonl"
+    qs.write_text('{"question": "ok?"}\n\n{"q": "no"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"q\.jsonl:3: expected an object with a 'question' string"):
+        load_questions(qs)
+    bad = tmp_path / "corpus.jsonl"
+    bad.write_text('{"_id": "1"}\n{oops\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"corpus\.jsonl:2: not valid JSON"):
+        list(read_jsonl(bad))
+    good = tmp_path / "queries.jsonl"
+    good.write_text('{"_id": "a"}\n\n{"_id": "b"}\n', encoding="utf-8")
+    assert [(n, r["_id"]) for n, r in read_jsonl(good)] == [(1, "a"), (3, "b")]  # blank lines skipped, numbers kept
