@@ -254,7 +254,8 @@ def test_answer_with_a_foreign_url_and_a_suspicious_source_is_flagged(app_env: P
     assert any("Source [2]" in w and "credential" in w for w in warnings)
     body = [m for m in at.chat_message if m.name == "assistant"][0].markdown[0].value
     assert "`www.phish.invalid/login`" in body and ":red-background[" in body and not live_markup(body)
-    assert any(e.label.startswith("[2] ") and "suspicious" in e.label for e in at.expander)
+    # both passages come from pump.md, so they are one source group, flagged for [2]
+    assert any(e.label.startswith("[1] [2] pump\\.md") and "suspicious" in e.label for e in at.expander)
     assert not any(live_markup(s) for s in rendered_markdown(at))
 
 

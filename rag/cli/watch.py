@@ -1,0 +1,66 @@
+"""``rag watch DIR --index NAME``: keep a collection in step with a folder (re-index changed files as they change).
+
+The folder is synced once (an incremental ``rag ingest``), then every change is re-indexed after
+``--debounce`` seconds of quiet, through the same ingestor and index writer lock as ``rag ingest``
+(:class:`rag.ingest.watcher.FolderWatcher`). Each batch prints its summary line; Ctrl-C stops.
+
+Example:
+    >>> import argparse
+    >>> sub = argparse.ArgumentParser(prog="rag").add_subparsers(dest="command")
+    >>> add_commands(sub)
+    >>> args = sub.choices["watch"].parse_args(["notes/", "--index", "notes"])
+    >>> args.debounce, args.index
+    (1.0, 'notes')
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rag.cli.common import CommandError, add_index_args, positive_float, store
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from rag.embedding import Embedder
+    from rag.ingest.ingestor import Ingestor
+    from rag.ingest.watcher import FolderWatcher
+
+    folder = Path(args.folder).expanduser()
+    if not folder.is_dir():
+        raise CommandError(f"{args.folder} is not a folder; give the folder to watch, e.g. `rag watch ~/notes "
+                           f"--index {args.index}`", code=2)
+    ing = Ingestor(args.index, store=store(args), embedder=Embedder(args.embedder), show_progress=not args.quiet,
+                   lock_timeout=args.wait)
+
+    def report(r: Any) -> None:
+        print(r.summary(), flush=True)
+
+    watcher = FolderWatcher(ing, folder, debounce=args.debounce, on_report=report)
+    try:
+        watcher.run(ready=lambda: print(f"watching {watcher.folder} for changes (index {args.index!r}); "
+                                        "Ctrl-C stops", flush=True))
+    except KeyboardInterrupt:  # the normal way to stop watching, not an error
+        print(f"stopped watching {watcher.folder}", file=sys.stderr)
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``watch`` to an argparse ``add_subparsers()`` object."""
+    from rag.cli.index import non_negative_float
+    from rag.index.store import DEFAULT_LOCK_TIMEOUT
+    from rag.ingest.watcher import DEFAULT_DEBOUNCE
+
+    p = sub.add_parser("watch", help="re-index a folder's files as they change")
+    p.add_argument("folder", help="the folder to watch (recursive)")
+    add_index_args(p, required=True)
+    p.add_argument("--debounce", type=positive_float, default=DEFAULT_DEBOUNCE, metavar="SECONDS",
+                   help="seconds of quiet before a batch of changes is indexed (default %(default)s)")
+    p.add_argument("--embedder", default="default", help="sentence-transformers model name or path (as for ingest)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--wait", type=non_negative_float, default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
+                   help="seconds to wait while another writer holds the index, then skip that batch "
+                        "(default %(default)s)")
+    p.set_defaults(func=cmd_watch)

@@ -1,0 +1,233 @@
+"""See a cited passage where it came from: its PDF page with the passage highlighted, or its text in context.
+
+Framework-free, so the app (``ui/app.py``) only draws what these return and tests need no browser.
+
+* :class:`PdfPageRenderer` renders one page of a PDF with pypdfium2 and draws a translucent box over
+  every line of the cited passage. A chunk's character offsets are into pypdf's text of the page,
+  not pdfium's, so the passage is found again in pdfium's text page (:func:`find_passage`: exact
+  match on the whitespace-free, case-folded text, else the longest common runs), and the boxes come
+  from pdfium's text rectangles of the matched characters.
+* :func:`passage_context` rebuilds the text around a chunk from the index's own chunks of the same
+  document (their offsets say where each sits), so it works for every format and even when the
+  file has since changed or moved; it also names the previous and next passage.
+
+Example:
+    >>> from rag.types import Chunk
+    >>> a = Chunk("a", "One two three.", "d", "n.md", None, 0, 14, 0)
+    >>> b = Chunk("b", "three. Four five.", "d", "n.md", None, 8, 25, 1)
+    >>> ctx = passage_context([a, b], b, window=40)
+    >>> ctx.before, ctx.passage, ctx.after, ctx.position, ctx.total, ctx.previous.id, ctx.next
+    ('One two ', 'three. Four five.', '', 2, 2, 'a', None)
+    >>> find_passage("The pump\\r\\nis primed.", "pump is")
+    [(4, 12)]
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from pathlib import Path
+from typing import Sequence
+
+from rag.types import Chunk
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SCALE = 1.5  # 108 dpi: a 612x792 pt page is 918x1188 pixels
+MAX_SCALE = 4.0
+DEFAULT_WINDOW = 600  # characters of context on each side of a passage
+MIN_RUN = 4  # shortest common run kept by the fuzzy match (shorter ones are chance)
+HIGHLIGHT_FILL = (255, 213, 0, 96)  # translucent yellow
+HIGHLIGHT_EDGE = (230, 120, 0, 255)
+
+
+class ViewerError(ValueError):
+    """The page cannot be shown (file gone, not a PDF, page out of range); the message says which and why."""
+
+
+@dataclass(frozen=True)
+class PassageContext:
+    """A passage with the text around it in its document (or PDF page), and its neighbours.
+
+    ``position`` is the passage's 1-based place among its document's ``total`` passages;
+    ``previous``/``next`` are the neighbouring chunks (None at either end).
+    """
+
+    before: str
+    passage: str
+    after: str
+    position: int
+    total: int
+    previous: Chunk | None
+    next: Chunk | None
+
+
+@dataclass(frozen=True)
+class PageImage:
+    """A rendered page: PNG bytes, which page of how many, and the highlight boxes drawn (pixels)."""
+
+    png: bytes
+    page: int
+    pages: int
+    boxes: tuple[tuple[int, int, int, int], ...]
+    width: int
+    height: int
+
+    @property
+    def highlighted(self) -> bool:
+        return bool(self.boxes)
+
+
+def document_chunks(chunks: Sequence[Chunk], source: str) -> list[Chunk]:
+    """The chunks of one document (by source path) in reading order."""
+    return sorted((c for c in chunks if c.source == source), key=lambda c: c.index)
+
+
+def passage_context(doc_chunks: Sequence[Chunk], chunk: Chunk, window: int = DEFAULT_WINDOW) -> PassageContext:
+    """``chunk`` with up to ``window`` characters of its document (same page) on each side.
+
+    ``doc_chunks`` are the document's chunks (any order; :func:`document_chunks`). The text is
+    stitched from the chunks that overlap the window, each at its own offsets; a gap between two
+    chunks (whitespace the splitter dropped) becomes one space.
+    """
+    if window < 0:
+        raise ValueError(f"window must be >= 0 characters, got {window!r}")
+    ordered = sorted(doc_chunks, key=lambda c: c.index)
+    ids = [c.id for c in ordered]
+    if chunk.id not in ids:
+        ordered = sorted([*ordered, chunk], key=lambda c: c.index)
+        ids = [c.id for c in ordered]
+    i = ids.index(chunk.id)
+    lo, hi = max(0, chunk.start - window), chunk.end + window
+    near = [c for c in ordered if c.page == chunk.page and c.end > lo and c.start < hi] or [chunk]
+    base, top = min(c.start for c in near), max(c.end for c in near)
+    buf = [" "] * (top - base)
+    for c in near:
+        buf[c.start - base:c.end - base] = list(c.text)
+    text = "".join(buf)
+    before = text[max(lo, base) - base:chunk.start - base]
+    after = text[chunk.end - base:min(hi, top) - base]
+    if lo > base or (lo == base and lo > 0):
+        before = _from_word(before)
+    if hi < top:
+        after = _to_word(after)
+    return PassageContext(before, chunk.text, after, i + 1, len(ordered),
+                          ordered[i - 1] if i > 0 else None, ordered[i + 1] if i + 1 < len(ordered) else None)
+
+
+def _from_word(text: str) -> str:
+    cut = text.find(" ")
+    return "…" + text[cut + 1:] if 0 <= cut < len(text) - 1 else text
+
+
+def _to_word(text: str) -> str:
+    cut = text.rfind(" ")
+    return text[:cut] + "…" if cut > 0 else text
+
+
+def find_passage(page_text: str, passage: str, min_run: int = MIN_RUN) -> list[tuple[int, int]]:
+    """Character ranges ``[start, end)`` of ``page_text`` that hold ``passage``, ignoring whitespace and case.
+
+    Two text extractors (pypdf for the index, pdfium for the boxes) differ in line breaks,
+    spacing and the odd ligature, so both texts are compared without whitespace, case-folded;
+    an exact match gives one range, otherwise the common runs of at least ``min_run`` characters
+    (:class:`difflib.SequenceMatcher`) give several. Empty when nothing matches.
+    """
+    page_pos = [i for i, ch in enumerate(page_text) if not ch.isspace()]
+    page_flat = "".join(page_text[i] for i in page_pos).casefold()
+    flat = "".join(ch for ch in passage if not ch.isspace()).casefold()
+    if not flat or not page_flat or len(page_flat) != len(page_pos):  # casefold changed lengths: compare as is
+        page_flat = "".join(page_text[i] for i in page_pos)
+        flat = "".join(ch for ch in passage if not ch.isspace())
+        if not flat or not page_flat:
+            return []
+    hit = page_flat.find(flat)
+    if hit >= 0:
+        matched = range(hit, hit + len(flat))
+    else:
+        blocks = SequenceMatcher(None, page_flat, flat, autojunk=False).get_matching_blocks()
+        matched = [a + k for a, _b, size in blocks if size >= min_run for k in range(size)]
+    return _runs([page_pos[j] for j in matched])
+
+
+def _runs(indices: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted character indices -> ranges, a gap of whitespace-only characters not splitting a range."""
+    runs: list[tuple[int, int]] = []
+    for i in indices:
+        if runs and i <= runs[-1][1] + 2:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    return runs
+
+
+class PdfPageRenderer:
+    """Render a PDF page to PNG with a passage highlighted (pypdfium2).
+
+    Args:
+        scale: pixels per PDF point (1.5 = 108 dpi); at most 4.
+
+    Example (a real PDF)::
+
+        image = PdfPageRenderer().render("manual.pdf", page=3, passage=chunk.text)
+        Path("page3.png").write_bytes(image.png); print(image.highlighted, image.boxes[:2])
+    """
+
+    def __init__(self, scale: float = DEFAULT_SCALE) -> None:
+        if not isinstance(scale, (int, float)) or not 0 < scale <= MAX_SCALE:
+            raise ValueError(f"scale must be a number in (0, {MAX_SCALE:g}], got {scale!r}")
+        self.scale = float(scale)
+
+    def render(self, path: str | Path, page: int, passage: str = "") -> PageImage:
+        """Page ``page`` (1-based) of ``path`` as PNG, with every line of ``passage`` on it boxed."""
+        import pypdfium2 as pdfium
+        from PIL import Image, ImageDraw
+
+        path = Path(path)
+        if not path.is_file():
+            raise ViewerError(f"{path.name} is no longer at {path}; showing the indexed text instead")
+        try:
+            pdf = pdfium.PdfDocument(str(path))
+        except pdfium.PdfiumError as exc:
+            raise ViewerError(f"{path.name} cannot be opened as a PDF ({exc})") from None
+        try:
+            n = len(pdf)
+            if not isinstance(page, int) or not 1 <= page <= n:
+                raise ViewerError(f"{path.name} has {n} page(s), not a page {page!r}; was the file changed? "
+                                  "Re-index it")
+            pg = pdf[page - 1]
+            try:
+                left, _bottom, _right, top = pg.get_cropbox()
+                rects = self._passage_rects(pg, passage) if passage.strip() else []
+                image = pg.render(scale=self.scale).to_pil().convert("RGBA")
+            finally:
+                pg.close()
+        finally:
+            pdf.close()
+        boxes = tuple((round((l - left) * self.scale), round((top - t) * self.scale),
+                       round((r - left) * self.scale), round((top - b) * self.scale)) for l, b, r, t in rects)
+        overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+        draw = ImageDraw.Draw(overlay)
+        pad = max(1, round(self.scale))
+        for x0, y0, x1, y1 in boxes:
+            draw.rectangle((x0 - pad, y0 - pad, x1 + pad, y1 + pad), fill=HIGHLIGHT_FILL, outline=HIGHLIGHT_EDGE,
+                           width=pad)
+        out = io.BytesIO()
+        Image.alpha_composite(image, overlay).convert("RGB").save(out, format="PNG", optimize=True)
+        return PageImage(out.getvalue(), page, n, boxes, image.width, image.height)
+
+    @staticmethod
+    def _passage_rects(pg: object, passage: str) -> list[tuple[float, float, float, float]]:
+        """pdfium's line rectangles (PDF points: left, bottom, right, top) of the passage's characters."""
+        textpage = pg.get_textpage()  # type: ignore[attr-defined]
+        try:
+            text = textpage.get_text_range()
+            rects: list[tuple[float, float, float, float]] = []
+            for start, end in find_passage(text, passage):
+                for j in range(textpage.count_rects(start, end - start)):
+                    rects.append(tuple(textpage.get_rect(j)))  # type: ignore[arg-type]
+            return rects
+        finally:
+            textpage.close()
