@@ -20,7 +20,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -49,7 +49,8 @@ from rag.serve.service import SourcePaths  # noqa: E402
 from rag.serve.viewer import (PageImage, PassageContext, PdfPageRenderer, ViewerError, document_chunks,  # noqa: E402
                               passage_context)
 from rag.serve.webapp import (DEFAULT_UPLOAD_MB, escape_markdown, example_questions, group_sources,  # noqa: E402
-                              model_choices, passage_cosines, relevance, save_uploads, trace_outline)
+                              model_choices, passage_cosines, relevance, save_uploads, trace_outline,
+                              TextEndSignal)
 
 logger = logging.getLogger("rag.app")
 
@@ -667,35 +668,6 @@ def pipeline_config(index: Index, s: dict[str, Any]) -> PipelineConfig:
         generation=GenerationConfig(mode=s["answer_mode"], model=s["model"], temperature=s["temperature"]),
         memory=MemoryConfig(kind=s["memory"]),
         plugins=PluginConfig(rewriter=s["rewriter"], router=router or None))
-
-
-class TextEndSignal:
-    """The shared chat model, except that :meth:`stream` calls ``on_end`` once the model's text has ended.
-
-    The answer's support check runs right after the text, with nothing new on screen; this is
-    how the app knows to say "checking sources…" exactly then. Everything else is the model's own.
-    """
-
-    def __init__(self, llm: Any, on_end: Callable[[], None]) -> None:
-        self.llm = llm
-        self.on_end = on_end
-
-    @property
-    def n_ctx(self) -> int:
-        return int(self.llm.n_ctx)
-
-    def count_tokens(self, text: str) -> int:
-        return int(self.llm.count_tokens(text))
-
-    def count_message_tokens(self, messages: Any) -> int:
-        return int(self.llm.count_message_tokens(messages))
-
-    def chat(self, *args: Any, **kwargs: Any) -> str:
-        return str(self.llm.chat(*args, **kwargs))
-
-    def stream(self, *args: Any, **kwargs: Any) -> Iterator[str]:
-        yield from self.llm.stream(*args, **kwargs)
-        self.on_end()
 
 
 def build_chat(index: Index, s: dict[str, Any], on_text_end: Callable[[], None]) -> ChatSession:

@@ -38,7 +38,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_SCALE = 1.5  # 108 dpi: a 612x792 pt page is 918x1188 pixels
 MAX_SCALE = 4.0
 DEFAULT_WINDOW = 600  # characters of context on each side of a passage
-MIN_RUN = 4  # shortest common run kept by the fuzzy match (shorter ones are chance)
+MIN_RUN = 6  # shortest common run kept by the fuzzy match (shorter ones are chance)
+MIN_COVERAGE = 0.5  # the fuzzy match must account for half the passage, else it is not on this page
 HIGHLIGHT_FILL = (255, 213, 0, 96)  # translucent yellow
 HIGHLIGHT_EDGE = (230, 120, 0, 255)
 
@@ -133,7 +134,8 @@ def find_passage(page_text: str, passage: str, min_run: int = MIN_RUN) -> list[t
     Two text extractors (pypdf for the index, pdfium for the boxes) differ in line breaks,
     spacing and the odd ligature, so both texts are compared without whitespace, case-folded;
     an exact match gives one range, otherwise the common runs of at least ``min_run`` characters
-    (:class:`difflib.SequenceMatcher`) give several. Empty when nothing matches.
+    (:class:`difflib.SequenceMatcher`) give several, provided they cover half the passage. Empty
+    when the passage is not on the page.
     """
     page_pos = [i for i, ch in enumerate(page_text) if not ch.isspace()]
     page_flat = "".join(page_text[i] for i in page_pos).casefold()
@@ -149,6 +151,8 @@ def find_passage(page_text: str, passage: str, min_run: int = MIN_RUN) -> list[t
     else:
         blocks = SequenceMatcher(None, page_flat, flat, autojunk=False).get_matching_blocks()
         matched = [a + k for a, _b, size in blocks if size >= min_run for k in range(size)]
+        if len(matched) < MIN_COVERAGE * len(flat):
+            return []
     return _runs([page_pos[j] for j in matched])
 
 

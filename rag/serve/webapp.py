@@ -3,8 +3,10 @@
 Kept out of the app script so they are unit-tested without a browser. Besides uploads (below):
 :func:`relevance` turns a dense cosine into High/Medium/Low, :func:`group_sources` collapses an
 answer's sources by document, :func:`example_questions` writes a collection's starter questions
-from its own headings and titles, and :func:`model_choices` says which registry models are on this
-machine and how to get the others. (Seeing a passage on its page: :mod:`rag.serve.viewer`.)
+from its own headings and titles, :func:`model_choices` says which registry models are on this
+machine and how to get the others, :func:`trace_outline` lays an answer's trace out as readable
+steps, and :class:`TextEndSignal` tells the app when the model's text has ended (the support
+check comes next). Seeing a passage on its page: :mod:`rag.serve.viewer`.
 
 Upload names come from the browser and are untrusted. :func:`safe_filename` keeps only the
 last path component, normalises it (NFKC), keeps letters, marks and digits of any script
@@ -31,10 +33,9 @@ import os
 import re
 import tempfile
 import unicodedata
-from pathlib import Path
-
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from rag.answer.gate import DEFAULT_MIN_DENSE
 from rag.ingest.loaders import SUPPORTED_EXTENSIONS
@@ -223,6 +224,46 @@ def _publish(tmp: Path, path: Path) -> bool:
         path.unlink(missing_ok=True)
         raise
     return True
+
+
+# -- the chat model, with a signal at the end of its text ------------------------------------
+class TextEndSignal:
+    """A chat model whose :meth:`stream` calls ``on_end`` once the model's text has ended; the rest is the model's.
+
+    The answer's support check runs right after the text, with nothing new on screen; wrapping
+    the shared model in this is how the app knows to say "checking sources…" exactly then.
+
+    Example:
+        >>> class Echo:
+        ...     n_ctx = 512
+        ...     def stream(self, messages, **kw): yield from ("Hello", " world")
+        >>> events = []
+        >>> for piece in TextEndSignal(Echo(), lambda: events.append("end")).stream([]):
+        ...     events.append(piece)
+        >>> events
+        ['Hello', ' world', 'end']
+    """
+
+    def __init__(self, llm: Any, on_end: Callable[[], None]) -> None:
+        self.llm = llm
+        self.on_end = on_end
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.llm.n_ctx)
+
+    def count_tokens(self, text: str) -> int:
+        return int(self.llm.count_tokens(text))
+
+    def count_message_tokens(self, messages: Any) -> int:
+        return int(self.llm.count_message_tokens(messages))
+
+    def chat(self, *args: Any, **kwargs: Any) -> str:
+        return str(self.llm.chat(*args, **kwargs))
+
+    def stream(self, *args: Any, **kwargs: Any) -> Iterator[str]:
+        yield from self.llm.stream(*args, **kwargs)
+        self.on_end()
 
 
 # -- readable sources ------------------------------------------------------------------------
