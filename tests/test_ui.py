@@ -337,3 +337,130 @@ def test_after_uploading_into_a_new_collection_it_stays_selected(app_env: Path, 
     from rag.index.store import IndexStore
 
     assert {Path(s).name for s in IndexStore(app_env / "idx").load("manuals").documents} == {"valve.md"}
+
+
+# -- readable sources, the passage on its page, starter questions, models, watching --------------------
+def _ask_extractive(at, question: str):  # type: ignore[no-untyped-def]
+    at.radio[0].set_value("extractive").run()
+    at.chat_input[0].set_value(question).run()
+    assert not at.exception
+    return at
+
+
+def test_sources_are_readable_and_details_are_behind_a_toggle(app_env: Path) -> None:
+    at = _ask_extractive(_index_samples(_app()), "What happens if ingestion is interrupted?")
+    labels = [e.label for e in at.expander if e.label.startswith("[")]
+    assert labels and all("relevance" in label for label in labels)  # High / Medium / Low, not an RRF score
+    assert not any("score" in label or "0.0" in label for label in labels)
+    assert len(labels) == len({label.split(" ", 1)[1].split(" ·")[0] for label in labels})  # one per document
+    assert not any("chunk `" in c.value for c in at.caption)  # ids and offsets are hidden...
+    details = [t for t in at.toggle if t.label == "Details"]
+    details[0].set_value(True).run()
+    shown = " ".join(c.value for c in at.caption)
+    assert "chunk `" in shown and "characters " in shown and "retrieval score" in shown  # ...until asked for
+    assert any("s in total" in c.value for c in at.caption)
+    trace = [e for e in at.expander if e.label == "Trace"][0]
+    outline = trace.markdown[0].value
+    assert outline.startswith("- **Question**: ") and "**Search q1**" in outline and "**Relevance gate**" in outline
+    assert "{" not in outline  # a list, not a JSON blob
+
+
+def test_a_text_source_opens_in_its_document_with_previous_and_next(app_env: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    from rag.index.store import IndexStore
+    from rag.ingest.ingestor import Ingestor
+
+    docs = app_env / "steps-docs"
+    docs.mkdir()
+    steps = [f"Step {i}: turn the Zephyr valve {i} times, then check the gauge." for i in range(1, 11)]
+    (docs / "steps.md").write_text("# Valve steps\n\n" + "\n\n".join(steps) + "\n\nFinally the Zephyr valve "
+                                   "pressure is set to 4 bar with the blue knob.", encoding="utf-8")
+    Ingestor("steps", store=IndexStore(app_env / "idx"), embedder=embedder, chunk_size=40, chunk_overlap=8,
+             show_progress=False).ingest([docs])
+    at = _ask_extractive(_app().run(), "What pressure is the Zephyr valve set to with the blue knob?")
+    view = [t for t in at.toggle if t.label == "Show in the document"][0]
+    view.set_value(True).run()
+    assert not at.exception
+    marked = [m.value for m in at.markdown if ":orange-background[" in m.value]
+    assert marked and "4 bar" in marked[0].split(":orange-background[", 1)[1]  # the cited passage is highlighted
+    assert "Step " in marked[0]  # with its document around it
+    where = [c.value for c in at.caption if c.value.startswith("passage ")]
+    assert where and where[0].endswith("· the cited one")
+    position, total = (int(x) for x in where[0].split(" · ")[0].removeprefix("passage ").split(" of "))
+    assert total >= 3 and position == total  # the answer is in the last passage
+    prev = [b for b in at.button if b.key and b.key.startswith("prev_")][0]
+    prev.click().run()
+    assert not at.exception
+    where = [c.value for c in at.caption if c.value.startswith("passage ")]
+    assert where[0] == f"passage {position - 1} of {total}"
+    assert [b for b in at.button if b.key and b.key.startswith("next_")][0].disabled is False
+
+
+def test_a_pdf_source_shows_its_page(app_env: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    from rag.index.store import IndexStore
+    from rag.ingest.ingestor import Ingestor
+    from tests.pdfgen import write_pdf
+
+    docs = app_env / "pdf-docs"
+    docs.mkdir()
+    write_pdf(docs / "manual.pdf", ["Chapter 1: Safety\nWear gloves.",
+                                    "Chapter 2: Priming\nThe Zephyr-9 pump is primed by opening the bleed valve.",
+                                    "Chapter 3: Seals\nSeals last 400 hours."])
+    Ingestor("pdfs", store=IndexStore(app_env / "idx"), embedder=embedder, show_progress=False).ingest([docs])
+    at = _ask_extractive(_app().run(), "How is the Zephyr-9 pump primed?")
+    label = [e.label for e in at.expander if e.label.startswith("[1] ")][0]
+    assert "manual\\.pdf" in label and "p. 2" in label
+    [t for t in at.toggle if t.label == "Show on its page"][0].set_value(True).run()
+    assert not at.exception
+    images = at.get("image")
+    assert len(images) == 1
+    assert images[0].captions == ["Page 2 of 3 · the passage is highlighted"]
+
+
+def test_the_empty_chat_offers_questions_from_the_collection(app_env: Path) -> None:
+    at = _index_samples(_app())
+    at.radio[0].set_value("extractive").run()
+    examples = [b for b in at.button if b.key and b.key.startswith("example_")]
+    assert len(examples) == 3
+    assert examples[0].label == "Does my data leave the computer?"  # a heading of faq.md
+    examples[0].click().run()
+    assert not at.exception
+    user = [m for m in at.chat_message if m.name == "user"][0]
+    assert user.markdown[0].value == md_escaped("Does my data leave the computer?")
+    assert [m for m in at.chat_message if m.name == "assistant"]
+    assert not [b for b in at.button if b.key and b.key.startswith("example_")]  # gone once the chat has started
+
+
+def md_escaped(text: str) -> str:
+    return escape_markdown(text)
+
+
+def test_a_model_that_is_not_downloaded_says_how_to_get_it(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_MODELS_DIR", str(app_env / "models"))
+    at = _index_samples(_app())
+    picker = at.selectbox(key="model_select")
+    assert picker.format_func("phi-3-mini") == "phi-3-mini (not downloaded)"
+    assert picker.format_func("smollm2-135m") == "smollm2-135m"
+    picker.set_value("phi-3-mini").run()
+    assert not at.exception
+    warning = [w.value for w in at.sidebar.warning if "phi" in w.value][0]
+    assert "`rag models pull phi-3-mini`" in warning
+    assert at.chat_input[0].disabled  # nothing fails after the question: it cannot be asked
+    at.radio[0].set_value("extractive").run()
+    assert not at.chat_input[0].disabled  # extractive answers need no model
+
+
+def test_a_watched_collection_says_so(app_env: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import os
+
+    build_collection(app_env, "alpha", {"pump.md": "The Zephyr-9 pump is primed through the bleed valve."}, embedder)
+    status = app_env / "idx" / "alpha" / ".watch-test.json"
+    status.write_text(json.dumps({"folder": str(app_env / "alpha-docs"), "pid": os.getpid(), "started_at": 1.0}))
+    at = _app()
+    at.run()
+    assert not at.exception
+    watching = [c.value for c in at.caption if "Watching" in c.value]
+    assert watching and "alpha-docs" in watching[0]
+    status.unlink()
+    at.run()
+    assert not [c.value for c in at.caption if "Watching" in c.value]

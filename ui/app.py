@@ -582,7 +582,8 @@ def render_viewer(cited: Chunk, view: SourceView, key: str) -> None:
                        f"{Path(chunk.source).name} cannot be read ({exc}); showing the indexed text instead"))
         else:
             found = "the passage is highlighted" if image.highlighted else "the passage could not be located on it"
-            st.image(image.png, caption=f"Page {image.page} of {image.pages} · {found}", width=PAGE_WIDTH)
+            st.image(image.png, caption=f"Page {image.page} of {image.pages} · {found}", width=PAGE_WIDTH,
+                     output_format="PNG")
             shown = True
     if not shown:
         st.markdown(highlighted_context(ctx))
