@@ -6,6 +6,7 @@ recorded and refused); a test fails if the app reached for the network at any po
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -31,6 +32,16 @@ for (const el of document.querySelectorAll('[src],[href],[srcset],[poster],[acti
   }
 }
 return out;
+"""
+
+
+# sets window.__seenText once any text on the page contains arguments[0] (checked on every DOM change)
+_WATCH_TEXT_JS = """
+const wanted = arguments[0];
+window.__seenText = false;
+new MutationObserver(() => {
+  if (!window.__seenText && document.body.innerText.includes(wanted)) window.__seenText = true;
+}).observe(document.body, {subtree: true, childList: true, characterData: true});
 """
 
 
@@ -111,6 +122,8 @@ def test_upload_ask_and_see_a_cited_answer(app: RunningApp, browser, tmp_path: P
     wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "zephyr-pump-manual.md"))
 
     box = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "textarea[data-testid='stChatInputTextArea']")))
+    # record whether "Checking sources…" was ever on screen (it shows while the support check runs)
+    browser.execute_script(_WATCH_TEXT_JS, "Checking sources")
     box.send_keys("How is the Zephyr-9 pump primed?")
     box.send_keys(Keys.ENTER)
     # a cited answer: the numbered source appears under it
@@ -119,6 +132,9 @@ def test_upload_ask_and_see_a_cited_answer(app: RunningApp, browser, tmp_path: P
     assert source is not None
     answer = browser.find_elements(By.CSS_SELECTOR, "[data-testid='stChatMessage']")[-1].text
     assert "Sources" in answer
+    assert browser.execute_script("return window.__seenText === true"), "no status while the sources were checked"
+    assert "Checking sources" not in answer  # ...and it is gone once the marks are shown
+    assert "s in total: loading models" in answer  # the real time, model loading included
     assert_no_developer_chrome(browser)
     screenshot(browser, "browser-answer.png")
 
@@ -193,4 +209,188 @@ def test_an_error_offers_no_web_search(tmp_path: Path, browser) -> None:  # type
         assert_no_developer_chrome(browser)
         outbound = app.outbound()
     assert "secret path 42" not in body  # the message stays in the console
+    assert outbound == []
+
+
+def _click_toggle(browser, scope, label: str) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # an expander draws its content once opened
+    toggle = WebDriverWait(browser, 30).until(
+        lambda _b: (scope.find_elements(By.XPATH, f".//label[contains(., '{label}')]//input") or [None])[0])
+    browser.execute_script("arguments[0].click()", toggle)  # the chat input box may cover it
+
+
+def _pick_extractive(browser, wait) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    wait.until(ec.element_to_be_clickable(
+        (By.XPATH, "//*[@data-testid='stRadio']//label[contains(., 'extractive')]"))).click()
+
+
+def _ask(browser, wait, question: str) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+
+    box = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "textarea[data-testid='stChatInputTextArea']")))
+    box.send_keys(question)
+    box.send_keys(Keys.ENTER)
+
+
+PDF_PAGES = [
+    "Zephyr-9 pump manual\nChapter 1: Safety\nRead every warning before you start the pump.\nWear gloves and eye "
+    "protection.",
+    "Chapter 2: Priming\nBefore priming, check that the inlet hose is tight and the strainer is clean.\n"
+    "The Zephyr-9 pump is primed by opening the bleed valve\nand filling the casing with water until no air "
+    "escapes.\nNever run the Zephyr-9 pump dry: the seals burn within seconds.\nAfter priming, close the bleed "
+    "valve and start the motor.\nA steady hum means the pump is working; a rattle means air is still inside.",
+    "Chapter 3: Maintenance\nReplace the seals every 400 hours of service.\nThe impeller is inspected once a year.",
+]
+
+
+def test_a_pdf_source_opens_on_its_page_with_the_passage_highlighted(app: RunningApp, browser, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                     embedder) -> None:
+    """Starter questions, readable sources, the cited PDF page with the passage boxed, the trace: each looked at."""
+    import io
+    import json
+    import os
+    import urllib.request
+
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from rag.index.store import IndexStore
+    from rag.ingest.ingestor import Ingestor
+    from rag.serve.viewer import PdfPageRenderer
+    from tests.pdfgen import write_pdf
+
+    docs = tmp_path / "docs"
+    (docs / "manuals").mkdir(parents=True)
+    pdf = write_pdf(docs / "manuals" / "zephyr-manual.pdf", PDF_PAGES)
+    (docs / "faq.md").write_text("# Pump FAQ\n\n## How often are the seals replaced?\n\nEvery 400 hours.\n\n"
+                                 "## Who services the impeller?\n\nA certified technician.\n", encoding="utf-8")
+    store = IndexStore(tmp_path / "idx")  # the app reads tmp_path/idx
+    report = Ingestor("manuals", store=store, embedder=embedder, chunk_size=40, chunk_overlap=8,
+                      show_progress=False).ingest([docs])
+    assert report.ok, report.summary()
+    (store.path("manuals") / ".watch-browser.json").write_text(json.dumps(
+        {"folder": str(docs), "pid": os.getpid(), "started_at": 1.0}))  # as `rag watch` announces itself
+    wait = WebDriverWait(browser, 240)
+    browser.get(app.url)
+    wait.until(ec.presence_of_element_located((By.XPATH, "//h1[contains(., 'manuals')]")))
+    examples = wait.until(lambda b: [e for e in b.find_elements(By.CSS_SELECTOR, "[class*='st-key-example_'] button")
+                                     if e.is_displayed()] or None)
+    assert len(examples) == 3
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "How often are the seals replaced?" in body and "Watching" in body and str(docs) in body
+    screenshot(browser, "browser-empty-chat.png")
+
+    _pick_extractive(browser, wait)
+    _ask(browser, wait, "How is the Zephyr-9 pump primed?")
+    summary = wait.until(ec.presence_of_element_located(
+        (By.XPATH, "//*[@data-testid='stExpander']//summary[contains(., 'zephyr-manual.pdf')]")))
+    assert "manuals/zephyr-manual.pdf" in summary.text and "relevance" in summary.text
+    assert re.search(r" pp?\. (\d+, )*2\b", summary.text), summary.text  # the pages cited: 2 among them
+    assert str(docs) not in summary.text  # relative to the collection, not an absolute path
+    screenshot(browser, "browser-sources.png")
+
+    browser.execute_script("arguments[0].click()", summary)
+    group = summary.find_element(By.XPATH, "./ancestor::*[@data-testid='stExpander'][1]")
+    _click_toggle(browser, group, "Show on its page")
+    image = wait.until(ec.presence_of_element_located(
+        (By.XPATH, "//*[@data-testid='stExpander']//*[@data-testid='stImage' or @data-testid='stImageContainer' or "
+                   "contains(@class, 'stImage')][.//*[contains(., 'Page 2 of 3')]]//img")))
+    caption = image.find_element(By.XPATH, "./ancestor::*[contains(@class, 'stImage') or @data-testid='stImage'][1]")
+    assert "the passage is highlighted" in caption.text
+    with urllib.request.urlopen(image.get_attribute("src"), timeout=30) as r:
+        shown = Image.open(io.BytesIO(r.read())).convert("RGB")
+    # the page shown is page 2 with one of its indexed passages boxed where the renderer puts that passage
+    assert abs(shown.width / shown.height - 612 / 792) < 0.01  # a whole page
+    tinted = [(x, y) for y in range(0, shown.height, 2) for x in range(0, shown.width, 2)
+              if (lambda p: p[0] > 230 and 195 <= p[1] <= 240 and p[2] < 190)(shown.getpixel((x, y)))]
+    assert len(tinted) > 200, "no highlight on the page"
+    top, bottom = min(y for _, y in tinted), max(y for _, y in tinted)
+    index = store.load("manuals")
+    matches = []
+    for c in (c for c in index.chunks if c.source == str(pdf.resolve()) and c.page == 2):
+        boxes = PdfPageRenderer().render(pdf, 2, c.text).boxes
+        k = shown.width / (612 * 1.5)
+        if boxes and abs(min(b[1] for b in boxes) * k - top) < 6 and abs(max(b[3] for b in boxes) * k - bottom) < 6:
+            matches.append(c)
+    assert len(matches) == 1, "the highlight does not sit on one of page 2's passages"
+    group = image.find_element(By.XPATH, "./ancestor::*[@data-testid='stExpander'][1]")  # redrawn by the toggle
+    assert " ".join(matches[0].text.split()) in " ".join(group.text.split())  # the passage the source lists
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", image)
+    screenshot(browser, "browser-pdf-page.png")
+
+    trace = browser.find_element(By.XPATH, "//*[@data-testid='stExpander']//summary[contains(., 'Trace')]")
+    browser.execute_script("arguments[0].click()", trace)
+    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "Relevance gate"))
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", trace)
+    text = browser.find_element(By.TAG_NAME, "body").text
+    assert "Search q1" in text and "Timings" in text and "dense" in text
+    screenshot(browser, "browser-trace.png")
+    assert remote_links(browser, app.url) == []
+
+
+def test_a_text_source_in_its_document_and_a_model_that_is_not_downloaded(browser, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                          embedder) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from rag.index.store import IndexStore
+    from rag.ingest.ingestor import Ingestor
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    steps = [f"Step {i}: turn the Zephyr valve {i} times, then check the gauge." for i in range(1, 11)]
+    (docs / "valve-steps.md").write_text("# Valve steps\n\n" + "\n\n".join(steps) + "\n\nFinally the Zephyr "
+                                         "valve pressure is set to 4 bar with the blue knob.", encoding="utf-8")
+    Ingestor("steps", store=IndexStore(tmp_path / "idx"), embedder=embedder, chunk_size=40, chunk_overlap=8,
+             show_progress=False).ingest([docs])
+    with start_app(tmp_path, env={"RAG_MODELS_DIR": str(tmp_path / "models")}) as app:
+        wait = WebDriverWait(browser, 240)
+        browser.get(app.url)
+        wait.until(ec.presence_of_element_located((By.XPATH, "//h1[contains(., 'steps')]")))
+        _pick_extractive(browser, wait)
+        _ask(browser, wait, "What pressure is the Zephyr valve set to with the blue knob?")
+        summary = wait.until(ec.presence_of_element_located(
+            (By.XPATH, "//*[@data-testid='stExpander']//summary[contains(., 'valve-steps.md')]")))
+        browser.execute_script("arguments[0].click()", summary)
+        group = summary.find_element(By.XPATH, "./ancestor::*[@data-testid='stExpander'][1]")
+        _click_toggle(browser, group, "Show in the document")
+        wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "the cited one"))
+        marked = browser.execute_script("""
+            return [...document.querySelectorAll('[data-testid="stExpander"] span')]
+              .filter(s => getComputedStyle(s).backgroundColor !== 'rgba(0, 0, 0, 0)' && s.innerText.includes('4 bar'))
+              .map(s => s.innerText);""")
+        assert marked, "the cited passage is not highlighted"
+        prev = browser.find_element(By.XPATH, "//button[.//p[contains(., 'Previous passage')]]")  # redrawn
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", prev)
+        screenshot(browser, "browser-passage-in-document.png")
+        browser.execute_script("arguments[0].click()", prev)
+        wait.until(lambda b: "the cited one" not in b.find_element(By.TAG_NAME, "body").text)
+
+        # the model picker: a model that is not on this machine says so, and how to get it, before any question
+        wait.until(ec.element_to_be_clickable(
+            (By.XPATH, "//*[@data-testid='stRadio']//label[contains(., 'generative')]"))).click()
+        picker = wait.until(ec.element_to_be_clickable(
+            (By.CSS_SELECTOR, "[data-testid='stSidebar'] input[aria-label='Model']:not([disabled])")))
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", picker)
+        picker.find_element(By.XPATH, "following-sibling::button").click()  # the combo box's "Open"
+        option = wait.until(ec.element_to_be_clickable(
+            (By.XPATH, "//*[@role='option'][contains(., 'phi-3-mini (not downloaded)')]")))
+        screenshot(browser, "browser-model-picker-open.png")
+        option.click()
+        wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "rag models pull phi-3-mini"))
+        box = browser.find_element(By.CSS_SELECTOR, "textarea[data-testid='stChatInputTextArea']")
+        assert not box.is_enabled()
+        screenshot(browser, "browser-model-not-downloaded.png")
+        outbound = app.outbound()
     assert outbound == []
