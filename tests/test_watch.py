@@ -71,6 +71,7 @@ def test_changes_are_reindexed_incrementally(watching) -> None:  # type: ignore[
     (folder / "sub").mkdir()
     (folder / "sub" / "seal.txt").write_text("Seals are replaced every 400 hours.", encoding="utf-8")
     wait_for(lambda: sources(store, "notes") == {"pump.md", "valve.md", "seal.txt"}, what="new files")
+    wait_for(lambda: sum(len(r.added) for r in reports[n:]) >= 2, what="the report")  # saved, then reported
     new = [r for r in reports[n:] if r.added]
     assert new and not any(r.updated or r.removed for r in reports[n:])
     assert sum(len(r.added) for r in reports[n:]) == 2  # only the new files were read, in one debounced batch or two

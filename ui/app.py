@@ -346,7 +346,7 @@ def sidebar_documents(index: Index) -> None:
         name = Path(rec.source).name
         cols = st.sidebar.columns([6, 2, 2])
         pages = f", {rec.pages} p." if rec.pages else ""
-        cols[0].markdown(f"{md(name)}  \n:gray[{rec.n_chunks} passages{pages}]")
+        cols[0].markdown(f"{md(name)}  \n:gray[{rec.n_chunks} passage{'s' if rec.n_chunks != 1 else ''}{pages}]")
         if cols[1].button(":material/refresh:", key=f"reindex_{i}", help=f"Re-index {md(name)}",
                           disabled=not Path(rec.source).exists()):
             state()["notices"] = []
