@@ -79,6 +79,7 @@ def test_changes_are_reindexed_incrementally(watching) -> None:  # type: ignore[
     n = len(reports)
     (folder / "valve.md").write_text("The Zephyr valve is now tightened to 15 Nm.", encoding="utf-8")
     wait_for(lambda: "15 Nm" in text_of(store, "notes", "valve.md"), what="the edit")
+    wait_for(lambda: any(r.updated for r in reports[n:]), what="the report")
     assert [Path(p).name for r in reports[n:] for p in r.updated] == ["valve.md"]
 
     (folder / "pump.md").unlink()
