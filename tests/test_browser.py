@@ -126,10 +126,18 @@ def test_upload_ask_and_see_a_cited_answer(app: RunningApp, browser, tmp_path: P
     browser.execute_script(_WATCH_TEXT_JS, "Checking sources")
     box.send_keys("How is the Zephyr-9 pump primed?")
     box.send_keys(Keys.ENTER)
+
+    def status_then_source(b):  # type: ignore[no-untyped-def]
+        if not getattr(status_then_source, "shot", False) and "Checking sources" in b.find_element(By.TAG_NAME,
+                                                                                               "body").text:
+            screenshot(b, "browser-checking-sources.png")  # best effort: the status shows for a fraction of a second
+            status_then_source.shot = True  # type: ignore[attr-defined]
+        return b.find_elements(By.XPATH, "//*[@data-testid='stExpander']//*[contains(., '[1] zephyr-pump-manual.md')]")
+
     # a cited answer: the numbered source appears under it
-    source = wait.until(ec.presence_of_element_located(
-        (By.XPATH, "//*[@data-testid='stExpander']//*[contains(., '[1] zephyr-pump-manual.md')]")))
-    assert source is not None
+    source = WebDriverWait(browser, 240, poll_frequency=0.05).until(status_then_source)
+    assert source
+    wait.until(ec.presence_of_element_located((By.XPATH, "//*[@data-testid='stExpander']//summary[contains(., 'Trace')]")))
     answer = browser.find_elements(By.CSS_SELECTOR, "[data-testid='stChatMessage']")[-1].text
     assert "Sources" in answer
     assert browser.execute_script("return window.__seenText === true"), "no status while the sources were checked"
