@@ -464,3 +464,17 @@ def test_a_watched_collection_says_so(app_env: Path, embedder) -> None:  # type:
     status.unlink()
     at.run()
     assert not [c.value for c in at.caption if "Watching" in c.value]
+
+
+def test_untrusted_text_stays_text_in_the_document_view_and_the_trace(app_env: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    build_collection(app_env, "zephyr", EVIL_FILES, embedder)
+    at = _ask_extractive(_app().run(), ZEPHYR_QUESTION)
+    for key in [t.key for t in at.toggle if t.label in ("Show in the document", "Details")]:
+        at.toggle(key=key).set_value(True).run()
+        assert not at.exception
+    trace = [e for e in at.expander if e.label == "Trace"][0]
+    assert "example\\.invalid" in trace.markdown[0].value.replace("`", "")  # file names in the hits, escaped
+    marked = [m.value for m in at.markdown if ":orange-background[" in m.value]
+    assert len(marked) >= 3  # every passage shown in its document
+    bad = {s: live_markup(s) for s in rendered_markdown(at) if live_markup(s)}
+    assert not bad, bad

@@ -613,11 +613,11 @@ def highlighted_context(ctx: PassageContext) -> str:
             if out and out[-1]:
                 out.append("")  # a blank line in the document: a paragraph break
             continue
-        first, last = 0, len(line) - 1
+        last = len(line) - 1
         out.append("".join(
             (f":orange-background[{md(t.strip())}]" if mark else md(t.strip()))
             + (" " if j < last and (t.endswith(" ") or line[j + 1][0].startswith(" ")) else "")
-            for j, (t, mark) in enumerate(line) if j >= first))
+            for j, (t, mark) in enumerate(line)))
     while out and not out[-1]:
         out.pop()
     return "".join(x + ("  \n" if i + 1 < len(out) and out[i + 1] else "\n\n") for i, x in enumerate(out) if x).rstrip()
@@ -807,7 +807,7 @@ def render_examples(index: Index) -> None:
 
 
 def ask(index: Index, settings: dict[str, Any], question: str) -> None:
-    """Answer ``question``: search, stream the text, say "checking sources…" during the support check, then the answer."""
+    """Answer ``question``: search, stream the text, "checking sources…" during the support check, then the answer."""
     ss = state()
     ss["messages"].append({"role": "user", "content": question})
     with st.chat_message("user"):

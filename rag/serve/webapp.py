@@ -383,8 +383,8 @@ def example_questions(chunks: Sequence[Chunk], titles: Mapping[str, str] | None 
 
     Markdown headings that are questions are kept as they are; other sub-headings become "What
     should I know about …?", bold glossary terms (``**Term**:``) "What does “Term” mean?", and a
-    document with nothing else its title or title-like first line ("What does “Title” cover?"). Documents take turns, so the questions
-    come from different documents; the order is deterministic.
+    document with nothing else its title or title-like first line ("What does “Title” cover?").
+    Documents take turns, so the questions come from different documents; the order is deterministic.
 
     Example:
         >>> c1 = Chunk("1", "# Guide\\n\\n## Adding documents\\nText.", "d1", "/g.md", None, 0, 30, 0)
@@ -472,7 +472,7 @@ def _scores_text(scores: Mapping[str, float]) -> str:
 
 def trace_outline(answer: object, describe: "Callable[[str, str], str] | None" = None,
                   app_timings: Mapping[str, float] | None = None) -> list[tuple[int, str, str]]:
-    """An answer's path as ``(depth, label, text)`` steps: query, route, rewrites, hits per retriever, gate, prompt, timings.
+    """An answer's path as ``(depth, label, text)``: query, route, rewrites, hits per retriever, gate, prompt, timings.
 
     ``label`` is fixed wording; ``text`` holds untrusted strings (the query, file names) and must
     be escaped by whoever renders it. ``describe(chunk_id, location)`` names a hit (default: its
@@ -511,7 +511,8 @@ def trace_outline(answer: object, describe: "Callable[[str, str], str] | None" =
             for h in trace.fused:
                 steps.append((1, f"#{h.rank}", f"{name(h.chunk_id, h.location)} ({_scores_text(h.scores)})"))
     if d.retrieved or d.relevant:
-        steps.append((0, "Relevance gate", f"{d.relevant} of {d.retrieved} passages are relevant enough to answer from"))
+        steps.append((0, "Relevance gate",
+                      f"{d.relevant} of {d.retrieved} passages are relevant enough to answer from"))
         if d.top_dense is not None:
             steps.append((1, "best dense cosine", f"{d.top_dense:.3f} (gate {gate_cosine:g})"))
     if d.reason:
@@ -524,7 +525,8 @@ def trace_outline(answer: object, describe: "Callable[[str, str], str] | None" =
                                                 ("matched by the support check", d.inferred_citations),
                                                 ("removed (no such source)", d.invalid_citations)) if nums]
     if cites:
-        steps.append((0, "Citations", "; ".join(f"{label} {', '.join(f'[{n}]' for n in nums)}" for label, nums in cites)))
+        steps.append((0, "Citations",
+                      "; ".join(f"{label} {', '.join(f'[{n}]' for n in nums)}" for label, nums in cites)))
     timings = {**(trace.timings if trace is not None else {}), **d.timings, **(app_timings or {})}
     shown = [(k, timings[k]) for k in _TIMING_LABELS if k in timings]
     if shown:
