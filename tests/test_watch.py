@@ -144,3 +144,26 @@ def test_rag_watch_command(tmp_path: Path) -> None:
     assert code == 0, log
     assert "1 added" in log and "stopped watching" in log
     assert active_watches(store.path("docs")) == []
+
+
+def test_a_failed_batch_stays_pending_and_is_indexed_later(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """Another writer holds the index: the batch fails with the lock error, keeps its files, and goes in next time."""
+    from rag.index.store import IndexLockedError
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.md").write_text("Alpha note about the Zephyr pump.", encoding="utf-8")
+    store = IndexStore(tmp_path / "idx")
+    ing = Ingestor("notes", store=store, embedder=embedder, show_progress=False, lock_timeout=0)
+    watcher = FolderWatcher(ing, folder, debounce=0)
+    watcher.sync()
+    (folder / "b.md").write_text("Beta note about the Zephyr valve.", encoding="utf-8")
+    watcher.notice(folder / "b.md")
+    with store.writer("notes", timeout=0):  # someone else is writing
+        with pytest.raises(IndexLockedError):
+            watcher.flush()
+    assert sources(store, "notes") == {"a.md"}
+    report = watcher.flush()
+    assert report is not None and [Path(p).name for p in report.added] == ["b.md"]
+    assert sources(store, "notes") == {"a.md", "b.md"}
+    assert watcher.flush() is None  # nothing left

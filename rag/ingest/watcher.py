@@ -36,6 +36,7 @@ from rag.ingest.loaders import SUPPORTED_EXTENSIONS
 logger = logging.getLogger(__name__)
 
 DEFAULT_DEBOUNCE = 1.0
+RETRY_SECONDS = 5.0  # after a failed batch (a busy writer, a full disk): the changes stay pending
 WATCH_PREFIX = ".watch-"
 
 
@@ -169,18 +170,24 @@ class FolderWatcher:
         return report
 
     def flush(self) -> IngestReport | None:
-        """Index the changes noticed so far (None if there are none)."""
+        """Index the changes noticed so far (None if there are none); if indexing fails they stay pending."""
         with self._lock:
             changed, gone = sorted(self._changed), self._gone
             self._changed, self._gone = set(), False
             self._wake.clear()
-        if gone:
-            report = self.ingestor.ingest([self.folder], prune=True)
-        else:
-            existing = [p for p in changed if p.exists()]
-            if not existing:
-                return None
-            report = self.ingestor.ingest(existing, prune=False)
+        try:
+            if gone:
+                report = self.ingestor.ingest([self.folder], prune=True)
+            else:
+                existing = [p for p in changed if p.exists()]
+                if not existing:
+                    return None
+                report = self.ingestor.ingest(existing, prune=False)
+        except BaseException:
+            with self._lock:  # keep them for the next try
+                self._changed.update(changed)
+                self._gone = self._gone or gone
+            raise
         self._announce(last_sync=time.time())
         self._report(report)
         return report
@@ -220,7 +227,8 @@ class FolderWatcher:
                 try:
                     self.flush()
                 except Exception:  # noqa: BLE001 - a busy writer or a full disk must not end the watch
-                    logger.exception("re-indexing %s failed; will retry on the next change", self.folder)
+                    logger.exception("re-indexing %s failed; retrying in %.0f s", self.folder, RETRY_SECONDS)
+                    stop.wait(RETRY_SECONDS)
         finally:
             observer.stop()
             observer.join(timeout=5)
