@@ -219,7 +219,8 @@ class PdfPageRenderer:
             draw.rectangle((x0 - pad, y0 - pad, x1 + pad, y1 + pad), fill=HIGHLIGHT_FILL, outline=HIGHLIGHT_EDGE,
                            width=pad)
         out = io.BytesIO()
-        Image.alpha_composite(image, overlay).convert("RGB").save(out, format="PNG", optimize=True)
+        # compress_level=1: 0.14 s a page here; optimize=True took 0.85 s for a 20% larger file
+        Image.alpha_composite(image, overlay).convert("RGB").save(out, format="PNG", compress_level=1)
         return PageImage(out.getvalue(), page, n, boxes, image.width, image.height)
 
     @staticmethod
