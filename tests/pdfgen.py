@@ -9,7 +9,8 @@ def _esc(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def write_pdf(path: Path, pages: list[str]) -> Path:
+def write_pdf(path: Path, pages: list[str], rotate: int = 0) -> Path:
+    """Write ``pages`` (one text each, "\\n" between lines) to ``path``; ``rotate``: every page's /Rotate."""
     objects: list[bytes] = []
     n = len(pages)
     # 1: catalog, 2: pages, 3: font, then (page, content) pairs
@@ -20,7 +21,7 @@ def write_pdf(path: Path, pages: list[str]) -> Path:
     for i, text in enumerate(pages):
         content_id = 5 + 2 * i
         objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {content_id} 0 R "
-                       f"/Resources << /Font << /F1 3 0 R >> >> >>".encode())
+                       f"/Resources << /Font << /F1 3 0 R >> >>{f' /Rotate {rotate}' if rotate else ''} >>".encode())
         lines = [f"({_esc(line)}) Tj T*" for line in text.split("\n")]
         stream = ("BT /F1 11 Tf 14 TL 72 720 Td " + " ".join(lines) + " ET").encode("latin-1")
         objects.append(b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream")

@@ -65,6 +65,32 @@ def test_a_pdf_page_is_rendered_with_the_passage_lines_boxed(tmp_path: Path) -> 
     assert not PdfPageRenderer().render(pdf, 3).highlighted
 
 
+def _dark_pixels(png: bytes, box: tuple[int, int, int, int]) -> int:
+    """Pixels of text (dark ink) inside ``box``."""
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(png)).convert("L")
+    x0, y0, x1, y1 = box
+    return sum(1 for x in range(max(0, x0), min(img.width, x1)) for y in range(max(0, y0), min(img.height, y1))
+               if img.getpixel((x, y)) < 100)
+
+
+@pytest.mark.parametrize("rotate", [0, 90, 180, 270])
+def test_the_boxes_lie_on_the_passage_text_on_turned_pages_too(tmp_path: Path, rotate: int) -> None:
+    pdf = write_pdf(tmp_path / "turned.pdf", PAGES, rotate=rotate)
+    passage = "Fill the casing with water until no air escapes.\nNever run the Zephyr-9 pump dry."
+    image = PdfPageRenderer().render(pdf, 2, passage)
+    plain = PdfPageRenderer().render(pdf, 2)  # the same page without the highlight
+    turned = rotate in (90, 270)
+    assert (image.width > image.height) == turned
+    assert len(image.boxes) == 2
+    for x0, y0, x1, y1 in image.boxes:
+        assert ((y1 - y0) > (x1 - x0)) == turned  # a line of text runs down a turned page
+        assert _dark_pixels(plain.png, (x0, y0, x1, y1)) > 150  # the box covers the line's ink
+    ink = sum(_dark_pixels(plain.png, (0, 0, plain.width, plain.height)) for _ in [0])
+    assert ink > sum(_dark_pixels(plain.png, b) for b in image.boxes)  # and not the whole page
+
+
 def test_pages_that_are_not_there_say_so(tmp_path: Path) -> None:
     pdf = write_pdf(tmp_path / "manual.pdf", PAGES)
     with pytest.raises(ViewerError, match="has 3 page\\(s\\), not a page 7"):

@@ -133,27 +133,39 @@ def find_passage(page_text: str, passage: str, min_run: int = MIN_RUN) -> list[t
 
     Two text extractors (pypdf for the index, pdfium for the boxes) differ in line breaks,
     spacing and the odd ligature, so both texts are compared without whitespace, case-folded;
-    an exact match gives one range, otherwise the common runs of at least ``min_run`` characters
-    (:class:`difflib.SequenceMatcher`) give several, provided they cover half the passage. Empty
-    when the passage is not on the page.
+    an exact match gives one range; otherwise each line of the passage is looked for on its own
+    (a turned page or a column layout lists lines in another order), exactly or by its common runs
+    of at least ``min_run`` characters (:class:`difflib.SequenceMatcher`), provided all that is
+    found covers half the passage. Empty when the passage is not on the page.
     """
     page_pos = [i for i, ch in enumerate(page_text) if not ch.isspace()]
-    page_flat = "".join(page_text[i] for i in page_pos).casefold()
-    flat = "".join(ch for ch in passage if not ch.isspace()).casefold()
-    if not flat or not page_flat or len(page_flat) != len(page_pos):  # casefold changed lengths: compare as is
-        page_flat = "".join(page_text[i] for i in page_pos)
-        flat = "".join(ch for ch in passage if not ch.isspace())
-        if not flat or not page_flat:
-            return []
+    raw = "".join(page_text[i] for i in page_pos)
+    fold = len(raw.casefold()) == len(raw)  # else ("ß" -> "ss") positions would shift: compare as is
+
+    def norm(text: str) -> str:
+        bare = "".join(ch for ch in text if not ch.isspace())
+        return bare.casefold() if fold else bare
+
+    page_flat, flat = norm(raw), norm(passage)
+    if not flat or not page_flat:
+        return []
     hit = page_flat.find(flat)
     if hit >= 0:
-        matched = range(hit, hit + len(flat))
-    else:
-        blocks = SequenceMatcher(None, page_flat, flat, autojunk=False).get_matching_blocks()
-        matched = [a + k for a, _b, size in blocks if size >= min_run for k in range(size)]
-        if len(matched) < MIN_COVERAGE * len(flat):
-            return []
-    return _runs([page_pos[j] for j in matched])
+        return _runs([page_pos[j] for j in range(hit, hit + len(flat))])
+    matched: set[int] = set()
+    for line in passage.splitlines():  # line by line: a turned page or columns list lines in another order
+        part = norm(line)
+        if len(part) < min_run:
+            continue
+        at = page_flat.find(part)
+        if at >= 0:
+            matched.update(range(at, at + len(part)))
+            continue
+        blocks = SequenceMatcher(None, page_flat, part, autojunk=False).get_matching_blocks()
+        matched.update(a + k for a, _b, size in blocks if size >= min_run for k in range(size))
+    if len(matched) < MIN_COVERAGE * len(flat):
+        return []
+    return _runs([page_pos[j] for j in sorted(matched)])
 
 
 def _runs(indices: Sequence[int]) -> list[tuple[int, int]]:
@@ -165,6 +177,31 @@ def _runs(indices: Sequence[int]) -> list[tuple[int, int]]:
         else:
             runs.append((i, i + 1))
     return runs
+
+
+def _to_pixels(rect: tuple[float, float, float, float], cropbox: tuple[float, ...], rotation: int,
+               scale: float) -> tuple[int, int, int, int]:
+    """A rectangle in PDF page space (left, bottom, right, top) -> pixels (x0, y0, x1, y1) of the rendered page.
+
+    The page is drawn turned clockwise by its ``/Rotate`` (0, 90, 180 or 270 degrees); pdfium's text
+    rectangles are in the unturned page's space, with y growing upwards from the crop box's bottom.
+
+    Example:
+        >>> page = (0, 0, 612, 792)
+        >>> _to_pixels((72, 700, 172, 712), page, 0, 1.0), _to_pixels((72, 700, 172, 712), page, 90, 1.0)
+        ((72, 80, 172, 92), (700, 72, 712, 172))
+    """
+    l, b, r, t = rect
+    cl, cb, cr, ct = cropbox[:4]
+    if rotation == 90:
+        x0, y0, x1, y1 = b - cb, l - cl, t - cb, r - cl
+    elif rotation == 180:
+        x0, y0, x1, y1 = cr - r, b - cb, cr - l, t - cb
+    elif rotation == 270:
+        x0, y0, x1, y1 = ct - t, cr - r, ct - b, cr - l
+    else:
+        x0, y0, x1, y1 = l - cl, ct - t, r - cl, ct - b
+    return round(x0 * scale), round(y0 * scale), round(x1 * scale), round(y1 * scale)
 
 
 class PdfPageRenderer:
@@ -203,15 +240,15 @@ class PdfPageRenderer:
                                   "Re-index it")
             pg = pdf[page - 1]
             try:
-                left, _bottom, _right, top = pg.get_cropbox()
+                cropbox = tuple(pg.get_cropbox())
+                rotation = int(pg.get_rotation()) % 360
                 rects = self._passage_rects(pg, passage) if passage.strip() else []
-                image = pg.render(scale=self.scale).to_pil().convert("RGBA")
+                image = pg.render(scale=self.scale).to_pil().convert("RGBA")  # drawn as the page's /Rotate says
             finally:
                 pg.close()
         finally:
             pdf.close()
-        boxes = tuple((round((l - left) * self.scale), round((top - t) * self.scale),
-                       round((r - left) * self.scale), round((top - b) * self.scale)) for l, b, r, t in rects)
+        boxes = tuple(_to_pixels(rect, cropbox, rotation, self.scale) for rect in rects)
         overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
         draw = ImageDraw.Draw(overlay)
         pad = max(1, round(self.scale))
