@@ -447,6 +447,12 @@ def test_a_model_that_is_not_downloaded_says_how_to_get_it(app_env: Path, monkey
     assert at.chat_input[0].disabled  # nothing fails after the question: it cannot be asked
     at.radio[0].set_value("extractive").run()
     assert not at.chat_input[0].disabled  # extractive answers need no model
+    at.radio[0].set_value("generative").run()
+    at.selectbox(key="model_select").set_value("smollm2-135m").run()
+    assert not at.chat_input[0].disabled and not [w for w in at.sidebar.warning if "phi" in w.value]
+    at.text_input(key="model_path").input(str(app_env / "nowhere" / "model.gguf")).run()
+    assert any("There is no file at" in w.value and "nowhere" in w.value for w in at.sidebar.warning)
+    assert at.chat_input[0].disabled
 
 
 def test_a_watched_collection_says_so(app_env: Path, embedder) -> None:  # type: ignore[no-untyped-def]
