@@ -199,7 +199,8 @@ class Diagnostics:
     the model print a phishing link); ``suspicious_sources`` the numbers of sources the answer
     relies on that hold instruction-like or credential-seeking text ("enter your password").
     ``scaffolding_removed`` counts the characters of echoed prompt text cut from the answer;
-    ``unsupported_share`` is the share of answer sentences the support check did not support;
+    ``repointed_citations`` the ``(cited, supporting)`` source numbers of markers moved to the
+    source that supports the sentence; ``unsupported_share`` is the share of answer sentences the support check did not support;
     ``fallback`` says why the generated answer was replaced (e.g. by quoted source sentences).
     ``timings`` holds seconds per step (``retrieve_s``, ``generate_s``).
     """
@@ -220,6 +221,7 @@ class Diagnostics:
     foreign_urls: tuple[str, ...] = ()
     suspicious_sources: tuple[int, ...] = ()
     scaffolding_removed: int = 0
+    repointed_citations: tuple[tuple[int, int], ...] = ()
     unsupported_share: float | None = None
     fallback: str = ""
     raw: str = ""

@@ -17,6 +17,7 @@ All share one contract, ``stream(plan, history) -> AnswerStream``:
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, replace
 from typing import Mapping, Protocol, Sequence
@@ -31,7 +32,7 @@ from rag.answer.stream import AnswerStream, single
 from rag.embedding import Embedder
 from rag.generation.llm import ChatModel
 from rag.generation.prompting import NOT_FOUND, PromptBuilder
-from rag.text import content_terms, split_sentences
+from rag.text import CITE_RE, content_terms, split_sentences
 from rag.types import Answer, AnswerMode, Chunk, Citation, Hit, SentenceSupport
 
 logger = logging.getLogger(__name__)
@@ -165,6 +166,10 @@ class GenerativeStrategy:
         if invalid:
             logger.warning("removed citations to missing sources: %s", invalid)
         support = self.checker.check(fixed, chunks)
+        fixed, support, repointed = repoint_citations(fixed, support)
+        if repointed:
+            fixed, valid, _ = fix_citations(fixed, len(chunks))
+            fields = {**fields, "repointed_citations": repointed}
         inferred = tuple(dict.fromkeys(s.citation for s in support
                                        if s.supported and s.citation is not None and s.citation not in valid))
         numbers = sorted(set(valid) | set(inferred))
@@ -184,6 +189,34 @@ class GenerativeStrategy:
         return Answer(question=plan.question, text=fixed, citations=citations, support=support,
                       standalone_query=plan.query, grounded=any(s.supported for s in support),
                       mode=AnswerMode.GENERATIVE, sources=sources, trace=plan.trace, diagnostics=diagnostics)
+
+
+def repoint_citations(text: str, support: Sequence[SentenceSupport]
+                      ) -> tuple[str, tuple[SentenceSupport, ...], tuple[tuple[int, int], ...]]:
+    """Point each supported sentence's markers at the chunk that supports it.
+
+    A small model often cites ``[1]`` for a fact that sits in ``[3]``; when the support check
+    found the sentence supported by chunk ``m`` and the sentence cites only other chunks, its
+    markers become ``[m]``.  Returns the new text, the updated support and ``(old, new)`` pairs.
+
+    Example:
+        >>> s = (SentenceSupport("Prime it first [1].", 2, 0.9, True),)
+        >>> repoint_citations("Prime it first [1].", s)[0::2]
+        ('Prime it first [2].', ((1, 2),))
+    """
+    out, moved = [], []
+    for s in support:
+        cited = [int(n) for m in CITE_RE.finditer(s.sentence) for n in re.findall(r"\d+", m.group(1))]
+        if s.supported and s.citation is not None and cited and s.citation not in cited:
+            sentence = CITE_RE.sub(lambda _m: "", s.sentence)
+            sentence = re.sub(r"\s+([.!?;:,])", r"\1", sentence).rstrip()
+            end = sentence[-1] if sentence and sentence[-1] in ".!?" else ""
+            new = f"{sentence[:-1] if end else sentence} [{s.citation}]{end}"
+            text = text.replace(s.sentence, new, 1)
+            moved += [(n, s.citation) for n in dict.fromkeys(cited)]
+            s = SentenceSupport(new, s.citation, s.similarity, True)
+        out.append(s)
+    return text, tuple(out), tuple(moved)
 
 
 class ExtractiveStrategy:
