@@ -8,7 +8,6 @@ client code (``MilvusClient(uri="http://...")``) talks to a Milvus cluster.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -20,7 +19,7 @@ from typing import Iterator
 
 import pytest
 
-from conftest import CRANFIELD, REPO
+from tests.conftest import CRANFIELD, REPO
 
 pytestmark = pytest.mark.milvus
 
@@ -247,6 +246,19 @@ def test_index_whose_server_is_down_fails_in_one_line(milvus: MilvusServer, tmp_
     assert err.count("\n") == 0 and f"cannot reach the Milvus server at {dead}" in err
 
 
+def test_backend_arguments_are_checked_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli.main import main
+
+    base = ["ingest", str(SAMPLES), "--index", "notes", "--index-dir", str(tmp_path / "idx"), "-q"]
+    for extra, message in ((["--backend", "milvus"], "--backend milvus needs the server: --uri"),
+                           (["--uri", "http://127.0.0.1:19530"], "are for --backend milvus"),
+                           (["--backend", "milvus", "--uri", "127.0.0.1:19530"], "must start with http://")):
+        capsys.readouterr()
+        assert main([*base, *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "idx").exists()
+
+
 def test_collection_of_another_embedder_or_dim_is_refused(milvus: MilvusServer, tmp_path: Path) -> None:
     from rag.index.milvus import MilvusConfig, MilvusIndex
     from rag.index.store import IndexMismatchError, IndexSettings
@@ -292,7 +304,7 @@ def test_cranfield_hybrid_on_milvus_matches_in_process(milvus: MilvusServer, tmp
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     from rag.cli.main import main
 
-    monkeypatch.setenv("RAG_CACHE_DIR", os.environ.get("RAG_TEST_CACHE_DIR", str(tmp_path / "cache")))
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
     args = ["eval", "retrieval", "--dataset", "cranfield", "--path", str(CRANFIELD), "--configs", "bm25,hybrid",
             "--format", "json", "-q"]
     assert main(args) == 0

@@ -326,6 +326,7 @@ class MilvusIndex:
                 f"index {name!r}: {index.where} does not exist (dropped, or another server); re-create it with "
                 f"`rag ingest DIR --index {name} --backend milvus --uri {config.uri} --rebuild`")
         index._check_schema()
+        index._ensure_loaded()
         rows = index.count()
         if rows != len(index):
             raise IndexMismatchError(
@@ -394,6 +395,13 @@ class MilvusIndex:
             raise
         except Exception as exc:  # noqa: BLE001 - one line naming the URI, not a gRPC traceback
             raise describe_failure(exc, self.config.uri, f"{doing} ({self.config.collection})") from None
+
+    def _ensure_loaded(self) -> None:
+        """Load the collection into the query nodes' memory if it is not (after a server restart, or a release)."""
+        state = self._call("read the load state", self.client.get_load_state, self.config.collection)
+        if "loaded" != str(state.get("state", "")).rsplit(".", 1)[-1].lower():
+            logger.info("loading Milvus %s", self.where)
+            self._call("load the collection", self.client.load_collection, self.config.collection)
 
     def count(self) -> int:
         """Rows in the collection, read with ``Strong`` consistency (sees every completed write)."""

@@ -12,10 +12,10 @@ Layout of ``indexes/NAME/``::
         dense.faiss      FAISS index over the embeddings
         bm25.json        analyzed tokens per chunk (the BM25 index is rebuilt from them)
     reranker/            a trained reranker (rag.reranker.store); not part of a version, kept
-
-  With ``backend`` in the manifest (``rag ingest --backend milvus``), a version holds only
-  ``manifest.json`` and ``documents.json``: the chunks live on the server (:mod:`rag.index.milvus`).
     .lock                the writers' lock file
+
+With ``backend`` in the manifest (``rag ingest --backend milvus``), a version holds only
+``manifest.json`` and ``documents.json``: the chunks live on the server (:mod:`rag.index.milvus`).
 
 Consistency:
 
