@@ -90,7 +90,8 @@ CHUNK_FIELDS: tuple[str, ...] = ("text", "doc_id", "source", "title", "page", "c
 #: identifies collections made by rag: a collection property holding the tag, embedder, dim and analyzer
 SCHEMA_PROPERTY = "rag.schema"
 SCHEMA_TAG = "rag-local"
-SCHEMA_VERSION = 1
+#: 2: inner apostrophes dropped from ``terms``
+SCHEMA_VERSION = 2
 _MAX_VARCHAR = 65535
 _IVF_NLIST = 128
 _HNSW = {"M": 16, "efConstruction": 200}
@@ -377,8 +378,8 @@ class MilvusIndex:
             raise IndexMismatchError(f"index {self.name!r}: {self.where} was not made by rag; {rebuild}")
         dims = [f.get("params", {}).get("dim") for f in info.get("fields", []) if f.get("name") == "dense"]
         ours = json.loads(_schema_description(self.settings))
-        for key, label in (("embedder", "embedder"), ("dim", "dim"), ("analyzer", "BM25 analyzer"),
-                           ("title_prefix", "title_prefix")):
+        for key, label in (("schema", "rag schema version"), ("embedder", "embedder"), ("dim", "dim"),
+                           ("analyzer", "BM25 analyzer"), ("title_prefix", "title_prefix")):
             if theirs.get(key) != ours[key]:
                 raise IndexMismatchError(f"index {self.name!r}: {self.where} was built with {label} "
                                          f"{theirs.get(key)!r}, this index uses {ours[key]!r}; {rebuild}")
@@ -410,8 +411,11 @@ class MilvusIndex:
         return int(rows[0]["count(*)"]) if rows else 0
 
     def terms(self, text: str) -> str:
-        """The text the server's BM25 sees for ``text``: rag's analyzer output joined by spaces."""
-        return " ".join(self.analyzer.tokenize(text))
+        """The text the server's BM25 sees for ``text``: rag's analyzer output joined by spaces.
+
+        An inner apostrophe is dropped (``don't`` -> ``dont``): the server's tokenizer would split there.
+        """
+        return " ".join(t.replace("'", "") for t in self.analyzer.tokenize(text))
 
     # -- writing -----------------------------------------------------------------------
 
