@@ -157,6 +157,22 @@ def test_ingest_samples_and_search_each_mode_like_the_embedded_backend(
     assert weighted[0]["source"].endswith("faq.md") and "weighted" in weighted[0]["scores"]
 
 
+def test_answers_from_a_milvus_index_through_the_one_pipeline_builder(milvus: MilvusServer, tmp_path: Path,
+                                                                      embedder) -> None:  # type: ignore[no-untyped-def]
+    from rag.index.store import IndexStore
+    from rag.pipeline import GenerationConfig, PipelineConfig, build
+
+    docs = _copy_samples(tmp_path / "docs")
+    assert _ingest(docs, tmp_path / "idx", milvus.uri, "--collection", "rag_pipeline") == 0
+    config = PipelineConfig(index="notes", generation=GenerationConfig(mode="extractive"))  # what app and API build
+    with build(config, IndexStore(tmp_path / "idx"), embedder=embedder) as pipeline:
+        answer = pipeline.answerer.answer("What happens if ingestion is interrupted?")
+        off_topic = pipeline.answerer.answer("What is the boiling point of mercury in kelvin?")
+    assert not answer.declined and answer.citations
+    assert answer.citations[0].chunk.source.endswith("faq.md")  # the gate passed on the server's dense cosine
+    assert off_topic.declined
+
+
 def test_incremental_update_and_delete(milvus: MilvusServer, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     from rag.cli.main import main
@@ -190,6 +206,13 @@ def test_incremental_update_and_delete(milvus: MilvusServer, tmp_path: Path,
     gone = IndexStore(tmp_path / "idx").load("notes")
     assert gone.count() == len(gone) and not any(h.chunk.source.endswith("glossary.md")
                                                  for h in _retrieve(gone, "rigid airship hydrogen", 20))
+
+    # --rebuild without --backend re-creates the collection on the recorded server
+    assert main(["ingest", str(docs), "--index", "notes", "--index-dir", str(tmp_path / "idx"), "-q",
+                 "--rebuild"]) == 0
+    rebuilt = IndexStore(tmp_path / "idx").load("notes")
+    assert type(rebuilt).__name__ == "MilvusIndex" and rebuilt.config.collection == "rag_incremental"
+    assert rebuilt.count() == len(rebuilt) > 0 and set(rebuilt.documents) == set(after.documents)
 
 
 def _retrieve(index, query: str, k: int):  # type: ignore[no-untyped-def]

@@ -150,8 +150,12 @@ class Ingestor:
         """The index as it is now, read under the write lock (so it includes every earlier writer's work)."""
         settings = self._settings()
         if rebuild or not w.exists():
-            if self.milvus is not None:
-                return MilvusIndex.create(self.index_name, settings, self.milvus, drop=rebuild)
+            milvus = self.milvus
+            if self.backend is None and w.exists():  # --rebuild keeps the recorded backend
+                recorded = self.store.read_manifest(self.index_name).get("backend")
+                milvus = MilvusConfig.from_manifest(recorded) if recorded else None
+            if milvus is not None:
+                return MilvusIndex.create(self.index_name, settings, milvus, drop=rebuild)
             return Index.empty(self.index_name, settings)
         index = w.load()
         if self.backend is not None:
