@@ -339,3 +339,32 @@ def test_cranfield_hybrid_on_milvus_matches_in_process(milvus: MilvusServer, tmp
           f"{remote['bm25']['nDCG@10']:.4f}", file=sys.stderr)
     assert abs(remote["hybrid"]["nDCG@10"] - local["hybrid"]["nDCG@10"]) <= 0.01
     assert remote["hybrid"]["nDCG@10"] > remote["bm25"]["nDCG@10"]
+
+
+@pytest.mark.parametrize("index_type", ["FLAT", "IVF_FLAT", "HNSW"])
+def test_each_dense_index_type_finds_a_chunk_by_its_own_vector(milvus: MilvusServer, index_type: str) -> None:
+    import numpy as np
+
+    from rag.index.milvus import MilvusConfig, MilvusIndex
+    from rag.index.store import DocRecord, IndexSettings
+    from rag.types import Chunk, RetrievalMode
+
+    settings = IndexSettings(embedder_id="test-embedder", dim=16, chunker={})
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(300, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    chunks = [Chunk(f"c{i}", f"note {i} about {'pumps' if i % 3 else 'valves'}", f"d{i % 5}", f"s{i % 5}", None,
+                    0, 10, i // 5) for i in range(300)]
+    docs = {f"s{j}": DocRecord(f"d{j}", f"s{j}", "", "", 60, None, 0.0) for j in range(5)}
+    config = MilvusConfig(uri=milvus.uri, collection=f"rag_kind_{index_type.lower()}", index_type=index_type)
+    index = MilvusIndex.create("kinds", settings, config, drop=True).write(docs, [], chunks, vectors)
+    for i in (7, 123, 299):
+        found = index.search("", vectors[i], RetrievalMode.DENSE, n=3)
+        assert next(iter(found.fused)) == f"c{i}"
+        assert found.fused[f"c{i}"] == pytest.approx(1.0, abs=1e-4)
+    hybrid = index.search("valves", vectors[9], RetrievalMode.HYBRID, n=5)
+    assert next(iter(hybrid.fused)) == "c9"  # first in both lists (9 % 3 == 0: a valves note)
+    rest = {s: r for s, r in docs.items() if s != "s0"}
+    assert index.write(rest, ["d0"], [], np.zeros((0, 16), np.float32)).count() == 240  # one document deleted
+    with pytest.raises(Exception, match="holds 240 chunks after the write, the records say 300"):
+        index.write(docs, [], [], np.zeros((0, 16), np.float32))  # records and server disagree: caught
