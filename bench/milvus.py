@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 
 from rag.embedding import Embedder  # noqa: E402
 from rag.index.milvus import MilvusConfig, MilvusIndex  # noqa: E402
-from rag.index.store import Index, indexed_text  # noqa: E402
+from rag.index.store import Index  # noqa: E402
 from rag.retrieval.retriever import Retriever  # noqa: E402
 from rag.types import content_hash  # noqa: E402
 from rag_eval.datasets import load_cranfield  # noqa: E402

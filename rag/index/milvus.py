@@ -60,7 +60,7 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
@@ -161,8 +161,6 @@ class MilvusConfig:
         """This config with the collection name filled in for ``index`` when none was given."""
         if self.collection:
             return self
-        from dataclasses import replace
-
         return replace(self, collection=collection_name(index), token=self.token)
 
     def resolved_token(self) -> str:
@@ -178,12 +176,6 @@ class MilvusConfig:
         return cls(uri=m["uri"], collection=m["collection"], index_type=m.get("index_type", "FLAT"),
                    metric=m.get("metric", "IP"), token_env=m.get("token_env", TOKEN_ENV),
                    consistency=m.get("consistency", "Strong"))
-
-
-def backend_of(manifest: Mapping[str, Any]) -> str:
-    """``milvus`` for a manifest with a Milvus backend section, else ``local``."""
-    backend = manifest.get("backend")
-    return BACKEND if isinstance(backend, dict) and backend.get("kind") == BACKEND else "local"
 
 
 def _reason(exc: BaseException) -> str:
@@ -318,8 +310,6 @@ class MilvusIndex:
         """The index a manifest describes; checks the server's collection matches it (embedder, dim, analyzer)."""
         config = MilvusConfig.from_manifest(manifest["backend"])
         if token is not None:
-            from dataclasses import replace
-
             config = replace(config, token=token)
         index = cls(name, settings, config, documents, connect(config), created_at=manifest.get("created_at"))
         if not index._call("check the collection", index.client.has_collection, config.collection):
