@@ -215,6 +215,39 @@ def test_incremental_update_and_delete(milvus: MilvusServer, tmp_path: Path,
     assert rebuilt.count() == len(rebuilt) > 0 and set(rebuilt.documents) == set(after.documents)
 
 
+def test_an_ingest_interrupted_mid_write_is_repaired_by_the_next_one(
+        milvus: MilvusServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag.index.milvus import MilvusIndex
+    from rag.index.store import IndexStore
+
+    docs = _copy_samples(tmp_path / "docs")
+    assert _ingest(docs, tmp_path / "idx", milvus.uri, "--collection", "rag_crash") == 0
+    (docs / "faq.md").write_text((docs / "faq.md").read_text() + "\n\nA zeppelin appendix.\n" * 40,
+                                 encoding="utf-8")
+    real_insert, calls = MilvusIndex.write, []
+
+    def dies_mid_insert(self, documents, delete_doc_ids, chunks, vectors, show_progress=False):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        self._call("delete", self.client.delete, self.config.collection,
+                   filter=f"doc_id in {json.dumps(sorted(set(delete_doc_ids)))}")
+        self._call("insert", self.client.insert, self.config.collection, [self._row(chunks[0], vectors[0])])
+        raise KeyboardInterrupt  # killed after the delete and one row
+
+    from rag.cli.main import main
+
+    rerun = ["ingest", str(docs), "--index", "notes", "--index-dir", str(tmp_path / "idx"), "-q"]
+    monkeypatch.setattr(MilvusIndex, "write", dies_mid_insert)
+    assert main(rerun) == 130
+    monkeypatch.setattr(MilvusIndex, "write", real_insert)
+    assert calls
+    broken = IndexStore(tmp_path / "idx").load("notes")  # readers still work (a warning is logged)
+    assert broken.count() != len(broken)
+    assert main(rerun) == 0  # the same command again
+    fixed = IndexStore(tmp_path / "idx").load("notes")
+    assert fixed.count() == len(fixed)
+    assert "zeppelin" in _retrieve(fixed, "zeppelin appendix", 1)[0].chunk.text
+
+
 def _retrieve(index, query: str, k: int):  # type: ignore[no-untyped-def]
     from rag.retrieval.retriever import Retriever
 
