@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from rag.cli.common import (FUSIONS, MODES, add_index_dir_arg, non_negative_int, positive_float, positive_int,  # one CLI convention
-                            unit_interval)
+from rag.cli.common import (FUSIONS, MODES, CommandError, add_index_dir_arg, non_negative_int,  # one CLI convention
+                            positive_float, positive_int, unit_interval)
 from rag.ingest.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from rag.retrieval.fusion import DEFAULT_RRF_K
 
@@ -54,11 +54,19 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
             from rag.generation.llm import LlamaCppLLM
 
             llm = LlamaCppLLM(args.llm, seed=0)
+    milvus = None
+    if args.backend == "milvus":
+        from rag.index.milvus import MilvusConfig
+
+        if not args.uri:
+            raise CommandError("--backend milvus needs the server: --uri http://HOST:19530", code=2)
+        milvus = MilvusConfig(uri=args.uri, index_type=args.milvus_index)
     ds = load_dataset(args.dataset, args.path, split=args.split)
     try:
         cmp = compare_configs(ds, configs, settings=settings, reranker=reranker, metrics=metrics,
                               baseline=args.baseline, test=args.test, n_resamples=args.resamples, seed=args.seed,
-                              show_progress=not args.quiet, rewriters=rewriters, llm=llm, limit=args.limit)
+                              show_progress=not args.quiet, rewriters=rewriters, llm=llm, limit=args.limit,
+                              milvus=milvus)
     finally:
         if llm is not None:
             llm.close()
@@ -255,6 +263,11 @@ def _add_retrieval(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                    help="chat model of the LLM rewriters: registry name or .gguf path (default %(default)s)")
     e.add_argument("--limit", type=positive_int, default=None,
                    help="evaluate only the first N judged queries (same N for every row)")
+    e.add_argument("--backend", choices=("local", "milvus"), default="local",
+                   help="run the configs in process (local) or on a Milvus server (default %(default)s)")
+    e.add_argument("--uri", default=None, help="Milvus server for --backend milvus (token: $RAG_MILVUS_TOKEN)")
+    e.add_argument("--milvus-index", choices=("FLAT", "IVF_FLAT", "HNSW"), default="FLAT",
+                   help="Milvus dense index type (default %(default)s)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=cmd_eval_retrieval)
 
