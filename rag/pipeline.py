@@ -37,7 +37,8 @@ from rag.answer.chat import ChatSession
 from rag.answer.citecheck import DEFAULT_SUPPORT_THRESHOLD
 from rag.answer.gate import DEFAULT_MIN_DENSE, RelevanceGate
 from rag.answer.planner import QueryPlanner
-from rag.answer.strategies import DIRECT_MAX_TOKENS, DirectStrategy, ExtractiveStrategy, GenerativeStrategy
+from rag.answer.strategies import (DEFAULT_FALLBACK_SHARE, DIRECT_MAX_TOKENS, DirectStrategy, ExtractiveStrategy,
+                                   GenerativeStrategy)
 from rag.embedding import DEFAULT_EMBEDDER, Embedder
 from rag.generation.llm import ChatModel
 from rag.generation.memory import MEMORY_TYPES, Memory, make_memory
@@ -104,6 +105,7 @@ class GenerationConfig:
     min_relevance: float = DEFAULT_MIN_DENSE
     support_threshold: float = DEFAULT_SUPPORT_THRESHOLD
     max_quotes: int = 3
+    fallback_share: float | None = DEFAULT_FALLBACK_SHARE
 
     def __post_init__(self) -> None:
         mode = AnswerMode.parse(self.mode)
@@ -297,7 +299,8 @@ def build(config: PipelineConfig, store: IndexStore, *, index: Index | None = No
         else:
             strategy = GenerativeStrategy(answer_llm, embedder, max_tokens=gen.max_tokens,  # type: ignore[arg-type]
                                           temperature=gen.temperature, seed=gen.seed,
-                                          support_threshold=gen.support_threshold)
+                                          support_threshold=gen.support_threshold,
+                                          fallback_share=gen.fallback_share, max_quotes=gen.max_quotes)
         direct = DirectStrategy(answer_llm, max_tokens=min(gen.max_tokens, DIRECT_MAX_TOKENS),
                                 temperature=gen.temperature, seed=gen.seed)
         answerer = Answerer(planner, strategy, direct)

@@ -198,6 +198,10 @@ class Diagnostics:
     ``foreign_urls`` are URLs in the answer that no cited source contains (a document can make
     the model print a phishing link); ``suspicious_sources`` the numbers of sources the answer
     relies on that hold instruction-like or credential-seeking text ("enter your password").
+    ``scaffolding_removed`` counts the characters of echoed prompt text cut from the answer;
+    ``repointed_citations`` the ``(cited, supporting)`` source numbers of markers moved to the
+    source that supports the sentence; ``unsupported_share`` is the share of answer sentences the support check did not support;
+    ``fallback`` says why the generated answer was replaced (e.g. by quoted source sentences).
     ``timings`` holds seconds per step (``retrieve_s``, ``generate_s``).
     """
 
@@ -216,6 +220,10 @@ class Diagnostics:
     quote_similarity: tuple[float, ...] = ()
     foreign_urls: tuple[str, ...] = ()
     suspicious_sources: tuple[int, ...] = ()
+    scaffolding_removed: int = 0
+    repointed_citations: tuple[tuple[int, int], ...] = ()
+    unsupported_share: float | None = None
+    fallback: str = ""
     raw: str = ""
     timings: Mapping[str, float] = field(default_factory=dict)
 

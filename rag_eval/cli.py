@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from rag.cli.common import (FUSIONS, MODES, add_index_dir_arg, non_negative_int, positive_float, positive_int,  # one CLI convention
-                            unit_interval)
+from rag.cli.common import (FUSIONS, MODES, CommandError, add_index_dir_arg, non_negative_int,  # one CLI convention
+                            positive_float, positive_int, unit_interval)
 from rag.ingest.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from rag.retrieval.fusion import DEFAULT_RRF_K
 
@@ -54,11 +54,19 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
             from rag.generation.llm import LlamaCppLLM
 
             llm = LlamaCppLLM(args.llm, seed=0)
+    milvus = None
+    if args.backend == "milvus":
+        from rag.index.milvus import MilvusConfig
+
+        if not args.uri:
+            raise CommandError("--backend milvus needs the server: --uri http://HOST:19530", code=2)
+        milvus = MilvusConfig(uri=args.uri, index_type=args.milvus_index)
     ds = load_dataset(args.dataset, args.path, split=args.split)
     try:
         cmp = compare_configs(ds, configs, settings=settings, reranker=reranker, metrics=metrics,
                               baseline=args.baseline, test=args.test, n_resamples=args.resamples, seed=args.seed,
-                              show_progress=not args.quiet, rewriters=rewriters, llm=llm, limit=args.limit)
+                              show_progress=not args.quiet, rewriters=rewriters, llm=llm, limit=args.limit,
+                              milvus=milvus)
     finally:
         if llm is not None:
             llm.close()
@@ -82,8 +90,73 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_qa(args: argparse.Namespace) -> int:
+    """``rag eval answers --dataset qa``: correct / cited_gold / declined / invented over an extractive QA set."""
+    from rag.embedding import Embedder
+    from rag.index.store import IndexStore
+    from rag.pipeline import GenerationConfig, PipelineConfig, PluginConfig, RetrievalConfig, build
+    from rag_eval.qa import (add_cosines, load_qa, report_markdown, run_qa_benchmark, select, summarize,
+                             without_documents, write_rows)
+    from rag_eval.retrieval import EvalSettings, build_index
+
+    if not args.path:
+        raise ValueError("--dataset qa needs --path FOLDER (documents/ and questions.jsonl, e.g. ../shared/data/covid-qa)")
+    ds = load_qa(args.path)
+    questions = select(ds, args.split, args.limit, seed=args.seed if args.sample else None)
+    embedder = Embedder()
+    settings = EvalSettings()
+    full = build_index(ds.corpus(), embedder, settings, show_progress=not args.quiet)
+    without = None
+    if args.unanswerable:
+        gold_docs = {q.doc_id for q in questions}
+        without = without_documents(full, gold_docs, f"{full.name}-without-gold")
+    retrieval = RetrievalConfig(mode=args.mode, fusion=args.fusion, candidates=args.candidates,
+                                **({"k": args.contexts} if args.contexts else {}))
+    generation = GenerationConfig(mode="extractive" if args.extractive else "generative", model=args.generator,
+                                  max_tokens=args.max_tokens)
+    llm = None
+    if not args.extractive:
+        from rag.generation.llm import LlamaCppLLM
+
+        llm = LlamaCppLLM(args.generator, seed=0)
+    store = IndexStore(args.index_dir)
+
+    def answerer(index):  # one builder for both settings; the model and embedder are shared
+        config = PipelineConfig(index=index.name, retrieval=retrieval, generation=generation,
+                                plugins=PluginConfig(rewriter="none"))
+        return build(config, store, index=index, embedder=embedder, llm=llm).answerer
+
+    try:
+        rows = run_qa_benchmark(questions, answerer(full), answerer(without) if without is not None else None,
+                                show_progress=not args.quiet)
+    finally:
+        if llm is not None:
+            llm.close()
+    rows = add_cosines(rows, lambda texts: embedder.encode(texts))
+    model = "extractive" if args.extractive else args.generator
+    summary = summarize(rows, model)
+    summary["settings"] = {"split": args.split, "limit": args.limit,
+                           "questions": f"seeded sample (seed {args.seed})" if args.sample else "first N",
+                           "mode": args.mode, "k": retrieval.k,
+                           "max_tokens": args.max_tokens, "unanswerable": "same questions, index without their gold documents"
+                           if without is not None else "off"}
+    if args.out:
+        out = Path(args.out)
+        write_rows(rows, out / "rows.jsonl")
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        (out / "report.md").write_text(report_markdown(summary, rows), encoding="utf-8")
+        print(f"wrote rows.jsonl, summary.json and report.md to {out}/", file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps(summary, indent=2))
+    else:
+        print(report_markdown(summary, rows), end="")
+    return 0
+
+
 def cmd_eval_answers(args: argparse.Namespace) -> int:
     """``rag eval answers``: build the pipeline, generate, score, print and write the report."""
+    if args.dataset == "qa":
+        return cmd_eval_qa(args)
     from rag.embedding import Embedder
     from rag.index.store import IndexStore
     from rag.pipeline import GenerationConfig, PipelineConfig, PluginConfig, RetrievalConfig, build
@@ -112,7 +185,7 @@ def cmd_eval_answers(args: argparse.Namespace) -> int:
         id_of = None
     config = PipelineConfig(
         index=index.name,
-        retrieval=RetrievalConfig(mode=args.mode, fusion=args.fusion, candidates=args.candidates, k=args.contexts),
+        retrieval=RetrievalConfig(mode=args.mode, fusion=args.fusion, candidates=args.candidates, k=args.contexts or 3),
         generation=GenerationConfig(mode="extractive" if args.extractive else "generative", model=args.generator,
                                     max_tokens=args.max_tokens),
         plugins=PluginConfig(rewriter="none"))  # single questions: no follow-up condensation
@@ -190,6 +263,11 @@ def _add_retrieval(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                    help="chat model of the LLM rewriters: registry name or .gguf path (default %(default)s)")
     e.add_argument("--limit", type=positive_int, default=None,
                    help="evaluate only the first N judged queries (same N for every row)")
+    e.add_argument("--backend", choices=("local", "milvus"), default="local",
+                   help="run the configs in process (local) or on a Milvus server (default %(default)s)")
+    e.add_argument("--uri", default=None, help="Milvus server for --backend milvus (token: $RAG_MILVUS_TOKEN)")
+    e.add_argument("--milvus-index", choices=("FLAT", "IVF_FLAT", "HNSW"), default="FLAT",
+                   help="Milvus dense index type (default %(default)s)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=cmd_eval_retrieval)
 
@@ -204,26 +282,38 @@ def add_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser
 def _add_answers(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     from rag_eval.datasets import DATASETS
 
-    a = esub.add_parser("answers", help="generate answers for a question set and score them with Ragas",
-                        description="Retrieve -> generate over a question set, then score with Ragas: "
+    from rag.generation.models import DEFAULT_MODEL
+
+    a = esub.add_parser("answers", help="generate answers for a question set and score them",
+                        description="--dataset qa (an extractive QA folder such as COVID-QA): the full pipeline over "
+                                    "the split's questions, judged correct / cited_gold, plus the same questions "
+                                    "against the collection without the split's documents (declined vs invented). "
+                                    "Other datasets: retrieve -> generate, then score with Ragas: "
                                     "faithfulness, answer relevancy, context precision/recall (LLM judge), "
                                     "ID-based context precision/recall from qrels, non-LLM context recall. "
                                     "A metric that cannot be scored is reported missing with its reason.")
-    a.add_argument("--dataset", default="cranfield", choices=DATASETS)
+    a.add_argument("--dataset", default="cranfield", choices=(*DATASETS, "qa"))
     a.add_argument("--path", default=None, help="benchmark folder (questions, qrels and corpus)")
-    a.add_argument("--split", default="test", help="BEIR qrels split (default %(default)s)")
+    a.add_argument("--split", default="test",
+                   help="BEIR qrels split, or the QA split: train, dev, test, all (default %(default)s)")
+    a.add_argument("--sample", action="store_true",
+                   help="qa: a seeded random sample of --limit questions (--seed) instead of the first N")
+    a.add_argument("--no-unanswerable", dest="unanswerable", action="store_false",
+                   help="qa: skip the unanswerable run (the same questions without their articles)")
     a.add_argument("--questions", default=None,
                    help="JSONL question set instead of a benchmark: {question, reference?, reference_ids?} "
                         "(needs --index)")
     a.add_argument("--index", default=None, help="index to answer --questions from")
     add_index_dir_arg(a)
-    a.add_argument("--limit", type=positive_int, default=5, help="questions to evaluate (seeded sample; default %(default)s)")
+    a.add_argument("--limit", type=positive_int, default=5,
+                   help="questions to evaluate (qa: the split's first N; others: a seeded sample; default %(default)s)")
     a.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
     a.add_argument("--mode", choices=MODES, default="hybrid")
     a.add_argument("--fusion", choices=FUSIONS, default="rrf")
     a.add_argument("--candidates", type=positive_int, default=100, help="chunks per retriever before fusion")
-    a.add_argument("--contexts", type=positive_int, default=3, help="chunks given to the generator (default %(default)s)")
-    a.add_argument("--generator", default="smollm2-135m", help="generator GGUF: registry name or path")
+    a.add_argument("--contexts", type=positive_int, default=None,
+                   help="chunks given to the generator (default: qa the app's 5, others 3)")
+    a.add_argument("--generator", default=DEFAULT_MODEL, help="generator GGUF: registry name or path (default %(default)s)")
     a.add_argument("--max-tokens", type=positive_int, default=128, help="answer token budget (default %(default)s)")
     a.add_argument("--extractive", action="store_true", help="quote retrieved sentences instead of generating")
     a.add_argument("--judge", default="smollm2-135m",

@@ -28,12 +28,13 @@ import hashlib
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 from rag.embedding import Embedder
+from rag.index.milvus import MilvusConfig, MilvusIndex, collection_name
 from rag.index.store import Index, IndexStore
 from rag.ingest.ingestor import Ingestor
 from rag.ingest.loaders import LoadedFile, doc_id_for
@@ -136,8 +137,15 @@ class EvalSettings:
 
 
 def build_index(ds: Dataset, embedder: Embedder, settings: EvalSettings,
-                cache_dir: Path | None = None, show_progress: bool = False) -> Index:
-    """Index the dataset's corpus (cached on disk, keyed by corpus and settings)."""
+                cache_dir: Path | None = None, show_progress: bool = False,
+                milvus: MilvusConfig | None = None) -> Index | MilvusIndex:
+    """Index the dataset's corpus (cached on disk, keyed by corpus and settings).
+
+    With ``milvus``, the cached index's chunks and embeddings are uploaded to that server's
+    collection (``rag_eval_`` + the cache name, unless ``milvus`` names one) when it does not
+    already hold them, and the server-backed index is returned: the same chunks and vectors,
+    searched by the server.
+    """
     key = hashlib.sha256()
     for d in ds.documents:
         key.update(f"{d.doc_id}\x1f{d.title}\x1f{d.text}\x1e".encode())
@@ -145,14 +153,40 @@ def build_index(ds: Dataset, embedder: Embedder, settings: EvalSettings,
     name = f"{ds.name}-{key.hexdigest()[:12]}"
     store = IndexStore((cache_dir or default_cache_dir()) / "eval-indexes")
     if store.exists(name):
-        return store.load(name, expect_embedder=embedder.model_id)
-    ing = Ingestor(name, store=store, embedder=embedder, chunk_size=settings.chunk_size,
-                   chunk_overlap=settings.chunk_overlap, title_prefix=settings.title_prefix,
-                   show_progress=show_progress)
-    report = ing.ingest_loaded(dataset_files(ds))
-    if report.errors:
-        raise RuntimeError(f"indexing {ds.name} failed for {len(report.errors)} documents: {report.errors[:3]}")
-    return store.load(name)
+        local = store.load(name, expect_embedder=embedder.model_id)
+    else:
+        ing = Ingestor(name, store=store, embedder=embedder, chunk_size=settings.chunk_size,
+                       chunk_overlap=settings.chunk_overlap, title_prefix=settings.title_prefix,
+                       show_progress=show_progress)
+        report = ing.ingest_loaded(dataset_files(ds))
+        if report.errors:
+            raise RuntimeError(f"indexing {ds.name} failed for {len(report.errors)} documents: {report.errors[:3]}")
+        local = store.load(name)
+    if milvus is None:
+        return local
+    return _upload(store, local, milvus)
+
+
+def _upload(store: IndexStore, local: Index, milvus: MilvusConfig) -> MilvusIndex:
+    """``local``'s chunks and vectors in a Milvus collection (reused when it already holds exactly them)."""
+    from rag.index.store import IndexError_
+
+    name = f"{local.name}-milvus"
+    config = milvus if milvus.collection else replace(milvus, collection="rag_eval_" + collection_name(name)[4:])
+    if store.exists(name):
+        try:
+            index = store.load(name)
+            if isinstance(index, MilvusIndex) and index.config.uri == config.uri and len(index) == len(local):
+                return index
+        except IndexError_ as exc:  # the server was reset or is another one: upload again
+            if "cannot reach" in str(exc) or "refused the credentials" in str(exc):
+                raise
+            logger.info("re-uploading %s to %s: %s", local.name, config.uri, exc)
+    with store.writer(name) as w:
+        index = MilvusIndex.create(name, local.settings, config, drop=True)
+        index = index.write(local.documents, [], local.chunks, local.embeddings, show_progress=False)
+        w.save(index)
+    return index
 
 
 def _doc_run(hits: Sequence[Hit], depth: int, prefix_len: int) -> dict[str, float]:
@@ -298,7 +332,8 @@ def compare_configs(ds: Dataset, configs: Sequence[str], embedder: Embedder | No
                     metrics: Mapping[str, str] | None = None, baseline: str | None = BASELINE,
                     test: str = "randomization", n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
                     cache_dir: Path | None = None, show_progress: bool = False, rewriters: Sequence[str] = (),
-                    llm: Any | None = None, limit: int | None = None) -> Comparison:
+                    llm: Any | None = None, limit: int | None = None,
+                    milvus: MilvusConfig | None = None) -> Comparison:
     """Run every config over the dataset's judged queries and test each against ``baseline``.
 
     p-values (per metric, paired over queries) are None for the baseline itself and for
@@ -308,6 +343,8 @@ def compare_configs(ds: Dataset, configs: Sequence[str], embedder: Embedder | No
     rewriter, rows ``config+rewriter`` (``none``: the plain config name); ``llm`` is the chat
     model LLM rewriters use.  When ``baseline`` is not among the rows, the first config without
     a rewriter becomes the baseline.  ``limit`` keeps the first N judged queries (dataset order).
+    ``milvus`` runs every config on that Milvus server (the same chunks and vectors, uploaded
+    once; :func:`build_index`) instead of the in-process FAISS + BM25.
 
     Example (builds or reuses the cached Cranfield index)::
 
@@ -337,7 +374,7 @@ def compare_configs(ds: Dataset, configs: Sequence[str], embedder: Embedder | No
                      for name in rewriter_names if name != "none"}  # unknown names fail before indexing
     if rewriter_objs and llm is not None and hasattr(llm, "load"):
         llm.load()  # so the first rewrite's latency does not include loading the model
-    index = build_index(ds, embedder, settings, cache_dir, show_progress)
+    index = build_index(ds, embedder, settings, cache_dir, show_progress, milvus=milvus)
     if any(CONFIGS[c]["mode"] != "bm25" for c in configs):
         embedder.load()  # so the first dense query's latency does not include loading the model
     if reranker is not None and needs_reranker:

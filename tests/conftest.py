@@ -62,7 +62,7 @@ def smol():  # type: ignore[no-untyped-def]
     """The real packaged SmolLM2, loaded once for the whole run and closed at the end."""
     from rag.generation.llm import LlamaCppLLM
 
-    with LlamaCppLLM(seed=0) as llm:
+    with LlamaCppLLM("smollm2-135m", seed=0) as llm:
         yield llm
 
 

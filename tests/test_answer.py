@@ -274,3 +274,53 @@ def test_foreign_links_in_an_answer_are_marked(retriever: Retriever) -> None:
     answer = make_answerer(retriever, llm, max_tokens=32).answer("How do I prime the pump?")
     assert answer.diagnostics.foreign_urls == ("http://phish.example/pump",)
     assert answer.diagnostics.suspicious_sources == ()
+
+
+# -- trustworthy output: citations re-pointed, echoes cut, unsupported answers replaced ----------------
+
+def _sources_of_messages(messages) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """``(number, file name)`` of each numbered source in the prompt."""
+    import re as _re
+
+    return _re.findall(r"^\[(\d+)\] (\S+)", messages[-1]["content"], _re.M)
+
+
+def test_a_citation_is_moved_to_the_source_that_supports_the_sentence(retriever: Retriever) -> None:
+    def reply(messages):  # type: ignore[no-untyped-def]
+        numbers = dict((name, n) for n, name in _sources_of_messages(messages))
+        wrong = next(n for name, n in numbers.items() if name != "pump.md")
+        return f"Open the bleed valve and fill the casing with water [{wrong}]."
+
+    llm = ScriptedLLM(reply)
+    answer = make_answerer(retriever, llm).answer("How do I prime the pump, and when are turbine blades inspected?")
+    assert len(answer.sources) >= 2
+    pump = next(c for c in answer.sources if c.chunk.source.endswith("pump.md"))
+    assert f"[{pump.number}]" in answer.text and answer.diagnostics.repointed_citations
+    assert [c.number for c in answer.citations] == [pump.number]
+
+
+def test_echoed_prompt_text_is_cut_and_counted(retriever: Retriever) -> None:
+    llm = ScriptedLLM(["Open the bleed valve and fill the casing with water [1].\n\n## Question: How do I ...?"])
+    answer = make_answerer(retriever, llm).answer("How do I prime the centrifugal pump?")
+    assert answer.text.endswith("water [1].") and "Question" not in answer.text
+    assert answer.diagnostics.scaffolding_removed > 0
+
+
+def test_generation_stops_at_echo_strings(retriever: Retriever) -> None:
+    seen: dict[str, object] = {}
+
+    class Recording(ScriptedLLM):
+        def stream(self, messages, max_tokens=256, temperature=0.0, seed=None, grammar=None, stop=()):  # type: ignore[no-untyped-def]
+            seen["stop"] = tuple(stop)
+            return super().stream(messages, max_tokens, temperature, seed, grammar, stop)
+
+    make_answerer(retriever, Recording(["Open the bleed valve [1]."])).answer("How do I prime the centrifugal pump?")
+    assert "Question:" in seen["stop"] and "<|im_start|>" in seen["stop"]
+
+
+def test_a_mostly_unsupported_answer_is_replaced_by_quotes(retriever: Retriever) -> None:
+    llm = ScriptedLLM(["The pump needs a quantum flux capacitor rated at 9000 volts. Call support at once."])
+    answer = make_answerer(retriever, llm).answer("How do I prime the centrifugal pump?")
+    assert answer.mode == "extractive" and "quoted instead" in answer.diagnostics.fallback
+    assert "bleed valve" in answer.text and answer.citations and answer.diagnostics.unsupported_share == 1.0
+    assert "flux capacitor" in answer.diagnostics.raw, "the generated text is kept for the trace"

@@ -97,7 +97,7 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Path:
 @pytest.fixture(scope="module")
 def server(index_dir: Path) -> Iterator[Server]:
     """The real server with an API key (from RAG_API_KEY), SmolLM2, short answers."""
-    srv = Server(["--index", "docs", "--index-dir", str(index_dir), "--max-tokens", "24",
+    srv = Server(["--index", "docs", "--index-dir", str(index_dir), "--model", "smollm2-135m", "--max-tokens", "24",
                   "--max-tokens-limit", "256", "--max-body-mb", "0.25"], env={"RAG_API_KEY": KEY})
     yield srv
     srv.stop()

@@ -117,10 +117,25 @@ def test_condenser_falls_back_on_bad_rewrites(reply: str) -> None:
     assert out.query.startswith("What happens if it runs dry?") and "pump" in out.query
 
 
-def test_condenser_keeps_self_contained_question_on_bad_rewrite() -> None:
+def test_condenser_does_not_rewrite_a_self_contained_question() -> None:
     q = "How often are the turbine blades inspected?"
-    out = QueryCondenser(ScriptedLLM(["To prime the pump, fill the casing."])).condense(q, HISTORY)
-    assert (out.query, out.method) == (q, "fallback")
+    llm = ScriptedLLM(["To prime the pump, fill the casing."])
+    out = QueryCondenser(llm).condense(q, HISTORY)
+    assert (out.query, out.method) == (q, "none") and llm.calls == [], "a new question is searched as asked"
+
+
+@pytest.mark.parametrize("reply, problem", [
+    ("Use the add_to_folder() function from the os module.", "off-topic"),
+    ("If it runs dry, the seal of the pump overheats within seconds.", "not a question"),
+    ("It runs dry. Then the seal overheats within seconds?", "more than one sentence"),
+    ("What does `pump.run(dry=True)` do?", "contains code"),
+    ("What happens if the quantum flux capacitor of the pump runs dry?", "adds words"),
+    ("What happens?", "drops the question's words"),
+])
+def test_condenser_rejects_answers_and_inventions(reply: str, problem: str) -> None:
+    out = QueryCondenser(ScriptedLLM([reply])).condense("What happens if it runs dry?", HISTORY)
+    assert out.method == "fallback" and problem in out.problem, out
+    assert out.query.startswith("What happens if it runs dry?") and "pump" in out.query
 
 
 def test_condenser_adds_history_terms_when_rewrite_resolves_nothing() -> None:
@@ -177,7 +192,7 @@ def test_streaming_session_stores_turn_after_stream(retriever: Retriever) -> Non
 
 @pytest.mark.slow
 def test_real_model_follow_up_is_condensed_with_history(retriever: Retriever) -> None:
-    with LlamaCppLLM(seed=0) as llm:
+    with LlamaCppLLM("smollm2-135m", seed=0) as llm:
         answer = make_answerer(retriever, llm, max_tokens=48).answer("What happens if it runs dry?", HISTORY)
     assert answer.diagnostics.rewrite_method in ("llm", "llm+terms", "fallback")
     assert "pump" in answer.standalone_query.lower()
@@ -218,7 +233,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 def test_cli_defaults_and_bad_flags(capsys: pytest.CaptureFixture[str]) -> None:
     args = parser().parse_args(["ask", "q"])
     assert (args.index, args.mode, args.k, args.model, args.n_gpu_layers, args.extractive) == \
-        ("default", "hybrid", 5, "smollm2-135m", "auto", False)
+        ("default", "hybrid", 5, "qwen2.5-coder-1.5b", "auto", False)
     for bad in (["ask", "q", "--mode", "fuzzy"], ["ask", "q", "-k", "0"], ["ask", "q", "--n-gpu-layers", "gpu"],
                 ["chat", "--memory", "forever"], ["ask", "q", "--temperature", "9"]):
         with pytest.raises(SystemExit) as exc:

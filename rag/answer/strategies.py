@@ -17,6 +17,7 @@ All share one contract, ``stream(plan, history) -> AnswerStream``:
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, replace
 from typing import Mapping, Protocol, Sequence
@@ -26,12 +27,12 @@ import numpy as np
 from rag.answer.citecheck import DEFAULT_SUPPORT_THRESHOLD, SupportChecker, fix_citations
 from rag.answer.gate import DEFAULT_MIN_DENSE
 from rag.answer.planner import History, Plan
-from rag.answer.safety import foreign_urls, is_suspicious
+from rag.answer.safety import ECHO_STOPS, foreign_urls, is_suspicious, strip_scaffolding
 from rag.answer.stream import AnswerStream, single
 from rag.embedding import Embedder
 from rag.generation.llm import ChatModel
 from rag.generation.prompting import NOT_FOUND, PromptBuilder
-from rag.text import content_terms, split_sentences
+from rag.text import CITE_RE, content_terms, split_sentences
 from rag.types import Answer, AnswerMode, Chunk, Citation, Hit, SentenceSupport
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,10 @@ DIRECT_REPLY = "Hello! Ask me a question about your documents."
 DIRECT_MAX_TOKENS = 48
 _DECLINE_MARKERS = ("could not find this in your documents", "could not find this in the documents",
                     "not in your documents", "sources do not contain")
+#: Above this share of unsupported sentences a generated answer is replaced by quoted sentences.
+DEFAULT_FALLBACK_SHARE = 0.5
+FALLBACK_NOTE = ("Most of the generated answer was not supported by your documents, so the passages that "
+                 "best match the question are quoted instead.")
 
 
 class AnswerStrategy(Protocol):
@@ -97,6 +102,12 @@ class GenerativeStrategy:
         max_tokens: answer budget in tokens (reserved in the context window).
         temperature, seed: sampling settings passed to the model.
         support_threshold: cosine threshold of the sentence support check.
+        fallback_share: when more than this share of the answer's sentences is unsupported, the
+            answer is replaced by the extractive one (quoted sentences, ``diagnostics.fallback``
+            says so); ``None`` keeps the generated text (unsupported sentences are still marked).
+
+    Echoed prompt text (``Question:``, headings, role tags) is stopped during generation and cut
+    from the final text (``diagnostics.scaffolding_removed``).
 
     Example:
         >>> GenerativeStrategy(None, None)
@@ -108,20 +119,25 @@ class GenerativeStrategy:
     mode = AnswerMode.GENERATIVE
 
     def __init__(self, llm: ChatModel, embedder: Embedder, max_tokens: int = 256, temperature: float = 0.0,
-                 seed: int = 0, support_threshold: float = DEFAULT_SUPPORT_THRESHOLD) -> None:
+                 seed: int = 0, support_threshold: float = DEFAULT_SUPPORT_THRESHOLD,
+                 fallback_share: float | None = DEFAULT_FALLBACK_SHARE, max_quotes: int = 3) -> None:
         if llm is None:
             raise ValueError("generative answers need an llm; pass llm=... or use extractive answers")
+        if fallback_share is not None and not 0.0 <= fallback_share < 1.0:
+            raise ValueError(f"fallback_share must be in [0, 1) or None (off), got {fallback_share!r}")
         self.llm = llm
         self.sampling = Sampling(max_tokens, temperature, seed)
         self.checker = SupportChecker(embedder, threshold=support_threshold)
         self.prompts = PromptBuilder(llm, max_tokens=max_tokens)
+        self.fallback_share = fallback_share
+        self.quotes = ExtractiveStrategy(embedder, max_quotes=max_quotes)
 
     def stream(self, plan: Plan, history: History = ()) -> AnswerStream:
         prompt_q = plan.query if plan.rewrite.condensed else plan.question
         prompt = self.prompts.build(prompt_q, [h.chunk for h in plan.relevant], history)
         t0 = time.perf_counter()
         pieces = self.llm.stream(list(prompt.messages), max_tokens=prompt.max_tokens,
-                                 temperature=self.sampling.temperature, seed=self.sampling.seed)
+                                 temperature=self.sampling.temperature, seed=self.sampling.seed, stop=ECHO_STOPS)
         hits_by_chunk = {h.chunk.id: h for h in plan.relevant}
 
         def finish(raw: str) -> Answer:
@@ -130,13 +146,16 @@ class GenerativeStrategy:
             fields = dict(prompt_tokens=prompt.prompt_tokens, sources_in_prompt=prompt.n_sources,
                           chunks_dropped=prompt.dropped, truncated=prompt.truncated, raw=raw)
             return self._finish(replace(plan, trace=trace), raw, prompt.chunks, hits_by_chunk,
-                                {"generate_s": round(generate_s, 3)}, fields)
+                                {"generate_s": round(generate_s, 3)}, fields, prompt.prompt_tokens)
 
         return AnswerStream(iter(pieces), finish, plan.query)
 
     def _finish(self, plan: Plan, raw: str, chunks: Sequence[Chunk], hits_by_chunk: Mapping[str, Hit],
-                timings: Mapping[str, float], fields: dict[str, object]) -> Answer:
-        text = raw.strip()
+                timings: Mapping[str, float], fields: dict[str, object], prompt_tokens: int = 0) -> Answer:
+        text, removed = strip_scaffolding(raw.strip())
+        if removed:
+            logger.info("cut %d characters of echoed prompt text from the answer", removed)
+            fields = {**fields, "scaffolding_removed": removed}
         sources = tuple(Citation(i, c, hits_by_chunk[c.id].score) for i, c in enumerate(chunks, 1))
         if not text or any(m in text.lower() for m in _DECLINE_MARKERS):
             return Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.query, grounded=False,
@@ -147,16 +166,57 @@ class GenerativeStrategy:
         if invalid:
             logger.warning("removed citations to missing sources: %s", invalid)
         support = self.checker.check(fixed, chunks)
+        fixed, support, repointed = repoint_citations(fixed, support)
+        if repointed:
+            fixed, valid, _ = fix_citations(fixed, len(chunks))
+            fields = {**fields, "repointed_citations": repointed}
         inferred = tuple(dict.fromkeys(s.citation for s in support
                                        if s.supported and s.citation is not None and s.citation not in valid))
         numbers = sorted(set(valid) | set(inferred))
         citations = tuple(sources[n - 1] for n in numbers)
+        checked = [s for s in support if any(ch.isalnum() for ch in s.sentence)]
+        share = (sum(1 for s in checked if not s.supported) / len(checked)) if checked else None
+        if self.fallback_share is not None and share is not None and share > self.fallback_share:
+            quoted = self.quotes.answer(plan)
+            if not quoted.declined:
+                logger.info("%.0f%% of the generated answer unsupported; quoting the sources instead", 100 * share)
+                return replace(quoted, diagnostics=replace(
+                    quoted.diagnostics, timings={**quoted.diagnostics.timings, **timings}, unsupported_share=share,
+                    fallback=FALLBACK_NOTE, raw=raw, prompt_tokens=prompt_tokens, scaffolding_removed=removed))
         diagnostics = plan.diagnostics(timings, explicit_citations=valid, inferred_citations=inferred,
-                                       invalid_citations=invalid, **fields,
+                                       invalid_citations=invalid, unsupported_share=share, **fields,
                                        **untrusted_marks(fixed, citations, sources))
         return Answer(question=plan.question, text=fixed, citations=citations, support=support,
                       standalone_query=plan.query, grounded=any(s.supported for s in support),
                       mode=AnswerMode.GENERATIVE, sources=sources, trace=plan.trace, diagnostics=diagnostics)
+
+
+def repoint_citations(text: str, support: Sequence[SentenceSupport]
+                      ) -> tuple[str, tuple[SentenceSupport, ...], tuple[tuple[int, int], ...]]:
+    """Point each supported sentence's markers at the chunk that supports it.
+
+    A small model often cites ``[1]`` for a fact that sits in ``[3]``; when the support check
+    found the sentence supported by chunk ``m`` and the sentence cites only other chunks, its
+    markers become ``[m]``.  Returns the new text, the updated support and ``(old, new)`` pairs.
+
+    Example:
+        >>> s = (SentenceSupport("Prime it first [1].", 2, 0.9, True),)
+        >>> repoint_citations("Prime it first [1].", s)[0::2]
+        ('Prime it first [2].', ((1, 2),))
+    """
+    out, moved = [], []
+    for s in support:
+        cited = [int(n) for m in CITE_RE.finditer(s.sentence) for n in re.findall(r"\d+", m.group(1))]
+        if s.supported and s.citation is not None and cited and s.citation not in cited:
+            sentence = CITE_RE.sub(lambda _m: "", s.sentence)
+            sentence = re.sub(r"\s+([.!?;:,])", r"\1", sentence).rstrip()
+            end = sentence[-1] if sentence and sentence[-1] in ".!?" else ""
+            new = f"{sentence[:-1] if end else sentence} [{s.citation}]{end}"
+            text = text.replace(s.sentence, new, 1)
+            moved += [(n, s.citation) for n in dict.fromkeys(cited)]
+            s = SentenceSupport(new, s.citation, s.similarity, True)
+        out.append(s)
+    return text, tuple(out), tuple(moved)
 
 
 class ExtractiveStrategy:
@@ -195,7 +255,8 @@ class ExtractiveStrategy:
                 sentence = sentence.lstrip("#*->• ").strip()
                 if sentence.endswith("?"):  # a question (often an FAQ heading) echoes, it doesn't answer
                     continue
-                if len(content_terms(sentence)) >= 2 and (sentence, hit) not in candidates:
+                if (len(content_terms(sentence)) >= 2 and len(sentence.split()) >= 4
+                        and (sentence, hit) not in candidates):
                     candidates.append((sentence, hit))
         if not candidates:
             return not_found(plan, self.mode)

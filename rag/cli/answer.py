@@ -34,11 +34,18 @@ logger = logging.getLogger(__name__)
 
 def print_stream(stream: AnswerStream, out: TextIO, trace: bool = False) -> Answer:
     """Write the streamed pieces as they come, then the sources, the support check and (if asked) the trace."""
+    shown = []
     for piece in stream:
+        shown.append(piece)
         out.write(piece)
         out.flush()
     out.write("\n")
     answer = stream.answer
+    d = answer.diagnostics
+    if d.fallback:
+        out.write(f"\n{d.fallback}\n{answer.text}\n")
+    elif d.scaffolding_removed and "".join(shown).strip() != answer.text.strip():
+        out.write(f"(cut {d.scaffolding_removed} characters of echoed prompt text; the answer is:)\n{answer.text}\n")
     out.write(format_sources(answer))
     if trace and answer.trace is not None:
         out.write("Trace:\n" + "\n".join("  " + line for line in answer.trace.format().splitlines()) + "\n")

@@ -42,10 +42,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from rag.embedding import Embedder
     from rag.ingest.ingestor import Ingestor
 
+    milvus = None
+    if args.backend == "milvus":
+        from rag.index.milvus import MilvusConfig
+
+        if not args.uri:
+            raise CommandError("--backend milvus needs the server: --uri http://HOST:19530", code=2)
+        milvus = MilvusConfig(uri=args.uri, collection=args.collection or "", index_type=args.milvus_index,
+                              token=args.token)
+    elif args.uri or args.token or args.collection:
+        raise CommandError("--uri, --token and --collection are for --backend milvus", code=2)
     ing = Ingestor(args.index, store=store(args), embedder=Embedder(args.embedder),
                    chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
                    title_prefix=not args.no_title_prefix, faiss_kind=args.faiss, stemmer=args.stemmer,
-                   max_file_mb=args.max_file_mb, show_progress=not args.quiet, lock_timeout=args.wait)
+                   max_file_mb=args.max_file_mb, show_progress=not args.quiet, lock_timeout=args.wait,
+                   backend=args.backend, milvus=milvus)
     report = ing.ingest(args.paths, rebuild=args.rebuild, prune=not args.no_prune)
     print(report.summary())
     return 0 if report.ok else 1
@@ -88,8 +99,9 @@ def cmd_indexes(args: argparse.Namespace) -> int:
             print(f"{name}: unreadable ({exc})")
             continue
         c = m["counts"]
-        print(f"{name}: {c['documents']} documents, {c['chunks']} chunks, embedder {m['embedder']['id']}, "
-              f"faiss {m['faiss']['kind']}")
+        where = (f"milvus {m['backend']['collection']} at {m['backend']['uri']}" if "backend" in m
+                 else f"faiss {m['faiss']['kind']}")
+        print(f"{name}: {c['documents']} documents, {c['chunks']} chunks, embedder {m['embedder']['id']}, {where}")
     return 0
 
 
@@ -97,14 +109,19 @@ def cmd_delete_index(args: argparse.Namespace) -> int:
     s = store(args)
     if not s.exists(args.name):
         raise CommandError(f"no index named {args.name!r} under {s.root}/ (see `rag indexes`)", code=2)
+    backend = s.read_manifest(args.name).get("backend")
     s.delete(args.name)
     print(f"deleted index {args.name!r}")
+    if backend:
+        print(f"its Milvus collection {backend['collection']!r} at {backend['uri']} is kept; drop it on the server "
+              f"if no one else uses it")
     return 0
 
 
 def add_commands(sub: Any) -> None:
     """Add the index commands to an argparse ``add_subparsers()`` object."""
     from rag.index.dense import INDEX_KINDS
+    from rag.index.milvus import INDEX_TYPES as MILVUS_INDEX_TYPES, TOKEN_ENV
     from rag.index.store import DEFAULT_LOCK_TIMEOUT
     from rag.ingest.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
     from rag.ingest.loaders import DEFAULT_MAX_FILE_MB
@@ -128,6 +145,17 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--no-prune", action="store_true", help="keep documents whose files were deleted")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--wait", type=non_negative_float, default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS", help=wait_help)
+    g = p.add_argument_group("backend (where the chunks live; recorded in the index's manifest)")
+    g.add_argument("--backend", choices=("local", "milvus"), default=None,
+                   help="local: FAISS + BM25 files (the default for a new index); milvus: a Milvus server "
+                        "(default: what the index was built with)")
+    g.add_argument("--uri", default=None, help="Milvus server, e.g. http://127.0.0.1:19530")
+    g.add_argument("--token", default=None,
+                   help=f"Milvus token (user:password or API key); prefer ${TOKEN_ENV}: arguments are visible "
+                        f"to other users. Never written to the manifest")
+    g.add_argument("--collection", default=None, help="Milvus collection (default: rag_ + the index name)")
+    g.add_argument("--milvus-index", choices=MILVUS_INDEX_TYPES, default="FLAT",
+                   help="Milvus dense index type (default %(default)s: exact; HNSW for large collections)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("remove", help="remove documents from an index")

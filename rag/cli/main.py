@@ -58,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("pypdf").setLevel(logging.ERROR)
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # logs every failed RPC with a traceback; we print one line
     func: Callable[[argparse.Namespace], int] = args.func
     from rag.generation.models import ModelError
     from rag.index.store import IndexError_

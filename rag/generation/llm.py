@@ -33,6 +33,25 @@ DEFAULT_N_CTX = 4096
 _MESSAGE_OVERHEAD = 8  # tokens per message for role markers when no template is available
 
 
+THREADS_ENV = "RAG_LLM_THREADS"
+
+
+def default_threads() -> int:
+    """CPU threads for llama.cpp: ``$RAG_LLM_THREADS``, else the CPUs this process may run on.
+
+    llama-cpp-python's own default picked 1 thread on a 2-core machine (half the speed).
+    """
+    env = os.environ.get(THREADS_ENV, "").strip()
+    if env:
+        if not env.isdigit() or int(env) <= 0:
+            raise ValueError(f"{THREADS_ENV} must be a positive integer, got {env!r}")
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 class ContextOverflowError(ValueError):
     """The prompt does not fit in the model's context window (raised before calling llama.cpp)."""
 
@@ -94,7 +113,7 @@ class LlamaCppLLM:
         n_gpu_layers: ``"auto"`` (all layers if llama.cpp has GPU support, else 0) or an int
             (-1 = all).
         seed: default sampling seed (calls may override it).
-        n_threads: CPU threads (default: llama.cpp's choice).
+        n_threads: CPU threads for prompt and generation (default :func:`default_threads`).
         chat_format: a llama-cpp-python chat format name; default: the registry entry's, else the
             template embedded in the GGUF file.
         models_dir: where pulled models live (default ``$RAG_MODELS_DIR`` or ``~/.cache/rag-local/models``).
@@ -130,7 +149,7 @@ class LlamaCppLLM:
         self._n_ctx = n_ctx or (self.spec.n_ctx if self.spec else DEFAULT_N_CTX)
         self.n_gpu_layers = n_gpu_layers
         self.seed = seed
-        self.n_threads = n_threads
+        self.n_threads = n_threads or default_threads()
         self.chat_format = chat_format or (self.spec.chat_format if self.spec else None)
         self.verbose = verbose
         self._llama: Any | None = None
@@ -145,11 +164,11 @@ class LlamaCppLLM:
                 import llama_cpp  # noqa: PLC0415
 
                 layers = auto_gpu_layers() if self.n_gpu_layers == "auto" else int(self.n_gpu_layers)
-                logger.info("loading %s (n_ctx=%d, n_gpu_layers=%d)", self.path, self._n_ctx, layers)
+                logger.info("loading %s (n_ctx=%d, n_gpu_layers=%d, n_threads=%d)", self.path, self._n_ctx, layers,
+                            self.n_threads)
                 kwargs: dict[str, Any] = {"n_ctx": self._n_ctx, "n_gpu_layers": layers, "seed": self.seed,
-                                          "verbose": self.verbose, "chat_format": self.chat_format}
-                if self.n_threads is not None:
-                    kwargs["n_threads"] = self.n_threads
+                                          "verbose": self.verbose, "chat_format": self.chat_format,
+                                          "n_threads": self.n_threads, "n_threads_batch": self.n_threads}
                 self._llama = llama_cpp.Llama(str(self.path), **kwargs)
                 self._formatter = self._make_formatter(self._llama)
         return self

@@ -200,19 +200,69 @@ def looks_like_follow_up(question: str) -> bool:
     return bool(REFERRING.intersection(words)) or len(content_terms(question)) <= 1
 
 
+_QUESTION_START = frozenset("what how why when where which who whom whose is are was were do does did can could "
+                            "should would will shall may might has have had am".split())
+_CODE_RE = re.compile(r"`|\w\(\)|\(\s*\)|[{};]|=>|==|\bdef |\bimport |\breturn\b|</?\w+>|\w+\.\w+\(")
+_SENTENCE_END_RE = re.compile(r"[.!](?:\s+|$)(?=\S)")
+
+
+def question_rewrite_problem(rewrite: str, question: str, history: Sequence[Message] = ()) -> str:
+    """Why ``rewrite`` is not an acceptable standalone version of ``question`` ('' if it is).
+
+    A condensed follow-up must be *a question*, not an answer (a tiny model often answers the
+    follow-up instead of rewriting it, and that invented answer would then be searched):
+    one sentence, asked as a question, no code, at most three times the question's length, keeping
+    most of the question's content words, and adding only words from the conversation.
+
+    Example:
+        >>> h = [{"role": "user", "content": "How do I add a folder?"}, {"role": "assistant", "content": "Run rag ingest."}]
+        >>> question_rewrite_problem("How long does adding a folder take?", "and how long does that take?", h)
+        ''
+        >>> question_rewrite_problem("Use the add_to_folder() function from the os module.", "How do I add files?", h)
+        'not a question'
+    """
+    if not is_plausible_rewrite(rewrite, question):
+        return "empty, garbled or off-topic"
+    text = rewrite.strip()
+    words = [w.lower() for w in WORD_RE.findall(text)]
+    if not (text.endswith("?") or (words and words[0] in _QUESTION_START)):
+        return "not a question"
+    if _CODE_RE.search(text):
+        return "contains code"
+    if _SENTENCE_END_RE.search(text.rstrip("?").strip()):
+        return "more than one sentence"
+    if len(text.split()) > max(12, 3 * len(question.split())):
+        return "too long"
+    q_terms, r_terms = set(content_terms(question)), set(content_terms(text))
+    if q_terms and len(q_terms & r_terms) < (2 * len(q_terms) + 2) // 3:
+        return "drops the question's words"
+    known = set(content_terms(" ".join(str(m.get("content", "")) for m in history))) | q_terms
+    foreign = [t for t in r_terms - known if not any(k.startswith(t[:5]) or t.startswith(k[:5]) for k in known)]
+    if len(foreign) > 1:
+        return f"adds words from neither the question nor the conversation ({', '.join(sorted(foreign)[:3])})"
+    return ""
+
+
 @dataclass(frozen=True)
 class Condensed:
-    """A standalone query and how it was made (``llm``, ``llm+terms``, ``fallback`` or ``none``)."""
+    """A standalone query and how it was made (``llm``, ``llm+terms``, ``fallback`` or ``none``).
+
+    ``problem`` says why an LLM rewrite was rejected (then ``method`` is ``fallback``).
+    """
 
     query: str
     method: str
     raw: str = ""
+    problem: str = ""
 
 
 class QueryCondenser:
     """Rewrite a follow-up question into a standalone query with the LLM, robustly.
 
-    If the model's rewrite is empty, too long or garbage, the query is the question plus
+    Only a real follow-up (:func:`looks_like_follow_up`: a referring word such as ``it`` or
+    ``that``, or at most one content word) is sent to the model; a self-contained question is
+    searched as asked.  The rewrite must pass :func:`question_rewrite_problem` (a question, not
+    an answer).  If the model's rewrite is rejected, the query is the question plus
     key terms from the last turn (only when the question refers back, e.g. with ``it`` or
     ``that``, or has at most one content word; a self-contained question is kept as is); if the rewrite is plausible but the question refers back
     (``it``, ``that`` ...) and the rewrite adds nothing from the history, those key terms are
@@ -246,18 +296,18 @@ class QueryCondenser:
 
     def condense(self, question: str, history: Sequence[Message]) -> Condensed:
         """The standalone query for ``question`` given ``history`` (unchanged without history)."""
-        if not history:
+        if not history or not looks_like_follow_up(question):
             return Condensed(question, "none")
         try:
             raw = self.llm.chat(self.messages(question, history), max_tokens=self.max_tokens, temperature=0.0)
         except ContextOverflowError:
             logger.warning("condensation prompt too long; using key-term fallback")
-            return Condensed(fallback_query(question, history), "fallback")
+            return Condensed(fallback_query(question, history), "fallback", problem="prompt too long")
         rewrite = _clean_rewrite(raw)
-        if not is_plausible_rewrite(rewrite, question):
-            logger.info("implausible rewrite %r; using key-term fallback", raw)
-            query = fallback_query(question, history) if looks_like_follow_up(question) else question
-            return Condensed(query, "fallback", raw)
+        problem = question_rewrite_problem(rewrite, question, history)
+        if problem:
+            logger.info("rejected rewrite %r (%s); using key-term fallback", raw, problem)
+            return Condensed(fallback_query(question, history), "fallback", raw, problem)
         history_terms = set(content_terms(" ".join(m["content"] for m in history if m.get("role") == "user")))
         added = (set(content_terms(rewrite)) - set(content_terms(question))) & history_terms
         if looks_like_follow_up(question) and not added:

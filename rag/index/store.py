@@ -14,6 +14,9 @@ Layout of ``indexes/NAME/``::
     reranker/            a trained reranker (rag.reranker.store); not part of a version, kept
     .lock                the writers' lock file
 
+With ``backend`` in the manifest (``rag ingest --backend milvus``), a version holds only
+``manifest.json`` and ``documents.json``: the chunks live on the server (:mod:`rag.index.milvus`).
+
 Consistency:
 
 * **Writers** (:meth:`IndexStore.writer`, used by :meth:`IndexStore.save`, the ingestor,
@@ -180,6 +183,10 @@ def validate_manifest(name: str, manifest: Any) -> dict[str, Any]:
             f"index {name!r} has format version {version!r}, this version of rag reads "
             f"{' and '.join(map(str, READABLE_FORMAT_VERSIONS))}; {rebuild}")
     fields = _MANIFEST_FIELDS + ((("parts_dir", "str"),) if version >= 2 else ())
+    remote = _remote_backend(manifest)
+    if remote:  # the chunks live on a server (rag.index.milvus): no FAISS part
+        fields = tuple(f for f in fields if f[0] != "faiss.kind") + (("backend.uri", "str"),
+                                                                     ("backend.collection", "str"))
     for dotted, expected in fields:
         node: Any = manifest
         for key in dotted.split("."):
@@ -189,7 +196,7 @@ def validate_manifest(name: str, manifest: Any) -> dict[str, Any]:
         if not _has_type(node, expected):
             article = "an" if expected[0] in "aeiou" else "a"
             raise corrupt(f"field {dotted!r} must be {article} {expected}, got {node!r} ({_json_type(node)})")
-    if manifest["faiss"]["kind"] not in INDEX_KINDS:
+    if not remote and manifest["faiss"]["kind"] not in INDEX_KINDS:
         raise corrupt(f"names FAISS kind {manifest['faiss']['kind']!r}, not one of {INDEX_KINDS}")
     if manifest["embedder"]["dim"] <= 0:
         raise corrupt(f"gives embedder dim {manifest['embedder']['dim']}, which must be > 0")
@@ -199,6 +206,17 @@ def validate_manifest(name: str, manifest: Any) -> dict[str, Any]:
     if version >= 2 and not _VERSION_RE.match(manifest["parts_dir"]):
         raise corrupt(f"names parts directory {manifest['parts_dir']!r}, not a version like 'v-YYYYmmdd-HHMMSS-XXXXXXXX'")
     return manifest
+
+
+def _remote_backend(manifest: Mapping[str, Any]) -> str | None:
+    """The server backend a manifest names (``milvus``), or None for the embedded FAISS + BM25 parts."""
+    backend = manifest.get("backend")
+    if backend is None:
+        return None
+    if not isinstance(backend, dict) or backend.get("kind") != "milvus":
+        raise IndexCorruptError(f"index {manifest.get('name')!r}: manifest.json names backend {backend!r}, "
+                                f"not 'milvus'; {_REBUILD.format(name=manifest.get('name'))}")
+    return "milvus"
 
 
 @dataclass(frozen=True)
@@ -245,7 +263,7 @@ class IndexSettings:
     def from_manifest(cls, m: Mapping[str, Any]) -> "IndexSettings":
         return cls(
             embedder_id=m["embedder"]["id"], dim=int(m["embedder"]["dim"]), chunker=m["chunker"],
-            analyzer=m["bm25"]["analyzer"], faiss_kind=m["faiss"]["kind"],
+            analyzer=m["bm25"]["analyzer"], faiss_kind=m.get("faiss", {}).get("kind", "flat"),
             title_prefix=bool(m["title_prefix"]), bm25_k1=float(m["bm25"]["k1"]), bm25_b=float(m["bm25"]["b"]),
         )
 
@@ -378,6 +396,7 @@ class IndexStore:
         """Load the current version of an index, checking its manifest (format, embedder) and parts.
 
         Always one complete version, even while a writer replaces it (see the module docstring).
+        An index whose manifest names a server backend is a :class:`rag.index.milvus.MilvusIndex`.
         """
         parts = self.path(name)
         for attempt in range(_LOAD_ATTEMPTS):
@@ -395,6 +414,8 @@ class IndexStore:
                 except (FileNotFoundError, NotADirectoryError):
                     continue  # replaced and removed after we read the manifest: read the new one
                 if self._intact(manifest, parts):
+                    if _remote_backend(manifest):
+                        return self._open_remote(name, manifest, settings, parts)
                     return self._read_parts(name, manifest, settings, parts)
             logger.debug("index %r: version %s was replaced while loading (attempt %d)", name, parts.name,
                          attempt + 1)
@@ -431,6 +452,20 @@ class IndexStore:
         if manifest["format_version"] == FLAT_FORMAT_VERSION:
             return all((parts / f).is_file() for f in PARTS.values())
         return (parts / MANIFEST).is_file()
+
+    def _read_documents(self, name: str, d: Path) -> dict[str, DocRecord]:
+        try:
+            return {r["source"]: DocRecord(**r)
+                    for r in json.loads((d / PARTS["documents"]).read_text(encoding="utf-8"))}
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            raise IndexCorruptError(f"index {name!r} at {d}: missing or unreadable {PARTS['documents']} "
+                                    f"({' '.join(str(exc).split())[:300]}); {_REBUILD.format(name=name)}") from None
+
+    def _open_remote(self, name: str, manifest: Mapping[str, Any], settings: IndexSettings, d: Path) -> Any:
+        """A Milvus-backed index: the file records from ``d``, the chunks on the server the manifest names."""
+        from rag.index.milvus import MilvusIndex
+
+        return MilvusIndex.open(name, settings, manifest, self._read_documents(name, d))
 
     def _read_parts(self, name: str, manifest: Mapping[str, Any], settings: IndexSettings, d: Path) -> Index:
         import faiss
@@ -622,6 +657,8 @@ class IndexWriter:
         version = _new_version_id()
         manifest = {**index.manifest(), "parts_dir": version}
         text = json.dumps(manifest, indent=2)
+        if _remote_backend(manifest):
+            return self._save_records(index, version, text)
         try:
             with atomic_directory(self.dir / version) as tmp:
                 (tmp / PARTS["documents"]).write_text(
@@ -641,6 +678,24 @@ class IndexWriter:
             raise IndexWriteError(f"could not write index {self.name!r} to {self.dir} ({reason}); "
                                   f"the previous version is unchanged") from exc
         logger.info("saved index %s (%d chunks) as %s", index.name, len(index), self.dir / version)
+        self._clean()
+        return self.dir
+
+    def _save_records(self, index: Any, version: str, text: str) -> Path:
+        """Publish a server-backed index (rag.index.milvus): only its file records and manifest are local."""
+        try:
+            with atomic_directory(self.dir / version) as tmp:
+                (tmp / PARTS["documents"]).write_text(
+                    json.dumps([asdict(r) for r in index.documents.values()], indent=1), encoding="utf-8")
+                (tmp / MANIFEST).write_text(text, encoding="utf-8")
+            fsync_path(self.dir)
+            write_file_atomic(self.dir / MANIFEST, text)
+        except OSError as exc:
+            reason = " ".join((exc.strerror or str(exc) or type(exc).__name__).split())
+            raise IndexWriteError(f"could not write index {self.name!r} to {self.dir} ({reason}); "
+                                  f"the previous version is unchanged") from exc
+        logger.info("saved index %s (%d chunks on %s) as %s", index.name, len(index), index.config.uri,
+                    self.dir / version)
         self._clean()
         return self.dir
 

@@ -28,6 +28,7 @@ from rag.embedding import DEFAULT_EMBEDDER, Embedder
 from rag.index.store import (DocRecord, Index, IndexMismatchError, IndexSettings, IndexStore, IndexWriter,
                              indexed_text, validate_name)
 from rag.ingest.loaders import DEFAULT_MAX_FILE_MB, DocumentLoader, LoadedFile, LoadError, scan_files
+from rag.index.milvus import BACKEND, MilvusConfig, MilvusIndex
 from rag.index.sparse import Analyzer
 from rag.types import Chunk
 
@@ -84,6 +85,10 @@ class Ingestor:
         stemmer: BM25 analyzer stemmer, ``english`` or ``none``.
         max_file_mb: refuse larger files with a clear error.
         lock_timeout: seconds to wait for another writer of the same index (default: the store's).
+        backend: where the chunks live: ``None`` (the index's recorded backend; embedded for a
+            new index), ``"local"`` (embedded FAISS + BM25 files) or ``"milvus"`` (a Milvus server,
+            :mod:`rag.index.milvus`; needs ``milvus``).
+        milvus: the :class:`~rag.index.milvus.MilvusConfig` (URI, index type, token) for ``"milvus"``.
 
     Every write (:meth:`ingest`, :meth:`ingest_loaded`, :meth:`remove`) holds the index's
     write lock from before it reads the index until the new version is saved, so concurrent
@@ -100,8 +105,17 @@ class Ingestor:
                  chunk_size: int = DEFAULT_CHUNK_SIZE, chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
                  title_prefix: bool = True, faiss_kind: str = "flat", stemmer: str = "english",
                  max_file_mb: float = DEFAULT_MAX_FILE_MB, show_progress: bool | None = None,
-                 lock_timeout: float | None = None) -> None:
+                 lock_timeout: float | None = None, backend: str | None = None,
+                 milvus: MilvusConfig | None = None) -> None:
         self.index_name = validate_name(index)
+        if backend not in (None, "local", BACKEND):
+            raise ValueError(f"backend must be one of local, {BACKEND}; got {backend!r}")
+        if backend == BACKEND and milvus is None:
+            raise ValueError("the milvus backend needs a server URI (--uri http://HOST:19530)")
+        if milvus is not None and backend != BACKEND:
+            raise ValueError(f"a Milvus URI was given for backend {backend or 'as recorded'!r}; add --backend milvus")
+        self.backend = backend
+        self.milvus = milvus.for_index(index) if milvus is not None else None
         self.store = store or IndexStore()
         if lock_timeout is not None and not lock_timeout >= 0:
             raise ValueError(f"lock_timeout must be >= 0 seconds, got {lock_timeout!r}")
@@ -132,12 +146,25 @@ class Ingestor:
     def _writer(self, create: bool = True) -> IndexWriter:
         return self.store.writer(self.index_name, timeout=self.lock_timeout, create=create)
 
-    def _open(self, w: IndexWriter, rebuild: bool) -> Index:
+    def _open(self, w: IndexWriter, rebuild: bool) -> Index | MilvusIndex:
         """The index as it is now, read under the write lock (so it includes every earlier writer's work)."""
         settings = self._settings()
         if rebuild or not w.exists():
+            milvus = self.milvus
+            if self.backend is None and w.exists():  # --rebuild keeps the recorded backend
+                recorded = self.store.read_manifest(self.index_name).get("backend")
+                milvus = MilvusConfig.from_manifest(recorded) if recorded else None
+            if milvus is not None:
+                return MilvusIndex.create(self.index_name, settings, milvus, drop=rebuild)
             return Index.empty(self.index_name, settings)
         index = w.load()
+        if self.backend is not None:
+            have = index.where if isinstance(index, MilvusIndex) else "local files"
+            want = (MilvusIndex.describe(self.milvus) if self.milvus is not None else "local files")
+            if have != want:
+                raise IndexMismatchError(
+                    f"index {self.index_name!r} is stored in {have}, this ingest asks for {want}; drop "
+                    f"--backend/--uri to use the recorded one, or add --rebuild to re-create it there")
         theirs, ours = index.settings, settings
         for label, a, b in (("embedder", theirs.embedder_id, ours.embedder_id),
                             ("chunker", dict(theirs.chunker), dict(ours.chunker)),
@@ -202,7 +229,7 @@ class Ingestor:
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _apply(self, w: IndexWriter, old: Index, loaded_files: Sequence[LoadedFile], removed: Sequence[str],
+    def _apply(self, w: IndexWriter, old: Index | MilvusIndex, loaded_files: Sequence[LoadedFile], removed: Sequence[str],
                report: IngestReport, force_save: bool) -> None:
         """Chunk and embed new/changed files, drop replaced/removed ones, save atomically."""
         to_embed: list[tuple[LoadedFile, list[Chunk]]] = []
@@ -228,7 +255,7 @@ class Ingestor:
         new_chunks = [c for _, chunks in to_embed for c in chunks]
         texts = [indexed_text(c, self.title_prefix) for c in new_chunks]
         vectors = self.embedder.encode(texts, show_progress=self.show_progress and len(texts) > 0)
-        tokens = [self.analyzer.tokenize(t) for t in texts]
+        tokens = [] if isinstance(old, MilvusIndex) else [self.analyzer.tokenize(t) for t in texts]
         now = time.time()
         records = {s: r for s, r in old.documents.items() if s in keep_sources}
         for loaded, chunks in to_embed:
@@ -239,6 +266,11 @@ class Ingestor:
         report.chunks_added = len(new_chunks)
         if not (to_embed or removed or force_save or not w.exists()):
             report.total_chunks = len(old)
+            return
+        if isinstance(old, MilvusIndex):  # delete the replaced files' rows, insert the new chunks, on the server
+            doc_ids = [old.documents[s].doc_id for s in replaced] + [loaded.doc_id for loaded, _ in to_embed]
+            w.save(old.write(records, doc_ids, new_chunks, vectors, show_progress=self.show_progress))
+            report.total_chunks = sum(r.n_chunks for r in records.values())
             return
         keep_idx = [i for i, c in enumerate(old.chunks) if c.source in keep_sources]
         index = Index(
@@ -258,6 +290,10 @@ class Ingestor:
             index = w.load()
             if source not in index.documents:
                 return False
+            if isinstance(index, MilvusIndex):
+                docs = {s: r for s, r in index.documents.items() if s != source}
+                w.save(index.write(docs, [index.documents[source].doc_id], [], np.zeros((0, index.settings.dim))))
+                return True
             keep = [i for i, c in enumerate(index.chunks) if c.source != source]
             docs = {s: r for s, r in index.documents.items() if s != source}
             w.save(Index(self.index_name, index.settings, [index.chunks[i] for i in keep], index.embeddings[keep],

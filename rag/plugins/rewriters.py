@@ -134,8 +134,8 @@ class CondenseRewriter:
         if not self.enabled:
             return Rewrite.single(query, "none")
         c = _standalone(self.condenser, query, history)
-        return Rewrite.single(c.query, c.method, raw=c.raw, fallback="implausible rewrite" if
-                              (c.method == "fallback" and self.condenser is not None) else "")
+        return Rewrite.single(c.query, c.method, raw=c.raw, fallback=f"rejected rewrite: {c.problem}" if
+                              (c.method == "fallback" and c.problem) else "")
 
 
 class KeywordRewriter:

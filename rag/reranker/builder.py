@@ -70,6 +70,9 @@ class RerankerBuilder:
         if int(index_manifest.get("counts", {}).get("chunks", 0)) == 0:
             raise RerankerTrainingError(f"index {name!r} is empty; add documents first with "
                                         f"`rag ingest DIR --index {name}`")
+        if "backend" in index_manifest:  # the miner reads every chunk and vector in memory
+            raise RerankerTrainingError(f"index {name!r} lives on Milvus; training a reranker needs the embedded "
+                                        f"backend: ingest the same files into a local index and train on that")
         index = self.store.load(name)
         t0 = time.perf_counter()
         pairs = self.miner.mine(index)

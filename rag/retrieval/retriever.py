@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Any, Hashable, Mapping, TypeVar
 
 from rag.embedding import DEFAULT_EMBEDDER, Embedder
 from rag.retrieval.fusion import DEFAULT_RRF_K, convex_combination, ranked, reciprocal_rank_fusion
+from rag.index.milvus import MilvusIndex
 from rag.index.store import Index, IndexMismatchError
 from rag.retrieval.rerank import Reranker
 from rag.types import Fusion, Hit, RetrievalMode
 
 logger = logging.getLogger(__name__)
 
+Key = TypeVar("Key", bound=Hashable)  # a chunk's position (embedded index) or id (server index)
 MODES: tuple[str, ...] = tuple(m.value for m in RetrievalMode)
 FUSIONS: tuple[str, ...] = tuple(f.value for f in Fusion)
 
@@ -29,7 +32,8 @@ class Retriever:
     """Ranked chunks for a query: the one place that runs BM25 and dense search, fuses and reranks.
 
     Args:
-        index: a loaded :class:`~rag.index.store.Index`.
+        index: a loaded :class:`~rag.index.store.Index`, or a :class:`~rag.index.milvus.MilvusIndex`
+            (the server runs the searches and the hybrid fusion; same hits and scores out).
         mode: ``bm25``, ``dense`` or ``hybrid`` (a :class:`~rag.types.RetrievalMode` or its value).
         embedder: must match the index's embedder (checked); default: the packaged MiniLM.
         fusion: ``rrf`` (Reciprocal Rank Fusion) or ``weighted`` (convex combination of
@@ -48,7 +52,7 @@ class Retriever:
         ValueError: retrieval mode must be one of bm25, dense, hybrid; got 'sparse'
     """
 
-    def __init__(self, index: Index, mode: RetrievalMode | str = RetrievalMode.HYBRID,
+    def __init__(self, index: Index | MilvusIndex, mode: RetrievalMode | str = RetrievalMode.HYBRID,
                  embedder: Embedder | None = None, fusion: Fusion | str = Fusion.RRF, rrf_k: int = DEFAULT_RRF_K,
                  alpha: float = 0.5, candidates: int = 100, reranker: Reranker | None = None,
                  rerank_candidates: int = 50) -> None:
@@ -95,13 +99,19 @@ class Retriever:
         if not query or not query.strip() or len(self.index) == 0:
             return []
         n = max(self.candidates, k)
+        if isinstance(self.index, MilvusIndex):  # the server searches and fuses
+            vector = None
+            if self.mode is not RetrievalMode.BM25:
+                vector = self._encoder().encode([dense_query or query])[0]
+            found = self.index.search(query, vector, self.mode, self.fusion, self.rrf_k, self.alpha, n)
+            per, fused, chunks = found.per, found.fused, found.chunks
+            label = str(self.fusion) if self.mode is RetrievalMode.HYBRID else str(self.mode)
+            return self._finish(query, k, fused, per, label, chunks)
         per: dict[str, dict[int, float]] = {}
         if self.mode in (RetrievalMode.BM25, RetrievalMode.HYBRID):
             per["bm25"] = dict(self.index.bm25.search(self.index.analyzer.tokenize(query), n))
         if self.mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID):
-            if self.embedder is None:  # pragma: no cover - __init__ guarantees one outside bm25 mode
-                raise RuntimeError("dense retrieval needs an embedder")
-            per["dense"] = dict(self.index.dense.search(self.embedder.encode([dense_query or query])[0], n))
+            per["dense"] = dict(self.index.dense.search(self._encoder().encode([dense_query or query])[0], n))
         if self.mode is RetrievalMode.HYBRID:
             if self.fusion is Fusion.RRF:
                 fused = reciprocal_rank_fusion([list(per["bm25"]), list(per["dense"])], k=self.rrf_k)
@@ -111,16 +121,25 @@ class Retriever:
         else:
             fused = per[str(self.mode)]
             label = str(self.mode)
+        return self._finish(query, k, fused, per, label, self.index.chunks)
+
+    def _encoder(self) -> Embedder:
+        if self.embedder is None:  # pragma: no cover - __init__ guarantees one outside bm25 mode
+            raise RuntimeError("dense retrieval needs an embedder")
+        return self.embedder
+
+    def _finish(self, query: str, k: int, fused: Mapping[Key, float], per: Mapping[str, Mapping[Key, float]],
+                label: str, chunks: Any) -> list[Hit]:
+        """Hits in fused order (``chunks[key]`` is a key's chunk), the head reranked when a reranker is set."""
         order = ranked(fused)
         limit = max(k, self.rerank_candidates) if self.reranker is not None else k
-        hits = [self._hit(pos, fused[pos], rank, per, label) for rank, pos in enumerate(order[:limit], start=1)]
+        hits = []
+        for rank, key in enumerate(order[:limit], start=1):
+            scores = {name: s[key] for name, s in per.items() if key in s}
+            scores[label] = fused[key]
+            hits.append(Hit(chunk=chunks[key], score=float(fused[key]), rank=rank, scores=scores))
         if self.reranker is not None:
             head = self.reranker.rerank(query, hits[:self.rerank_candidates])
             hits = head + [replace(h, rank=rank) for rank, h in
                            enumerate(hits[self.rerank_candidates:], start=len(head) + 1)]
         return hits[:k]
-
-    def _hit(self, pos: int, score: float, rank: int, per: dict[str, dict[int, float]], label: str) -> Hit:
-        scores = {name: s[pos] for name, s in per.items() if pos in s}
-        scores[label] = score
-        return Hit(chunk=self.index.chunks[pos], score=float(score), rank=rank, scores=scores)

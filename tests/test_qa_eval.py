@@ -1,0 +1,148 @@
+"""The answer benchmark (rag_eval.qa): judging, dataset checks, the unanswerable setting, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rag_eval.qa import (QAQuestion, QARow, content_recall, judge, load_qa, normalize_answer, select, summarize,
+                         token_f1, without_documents)
+
+DOCS = {
+    "101": "Pump manual\n\nTo prime the centrifugal pump, open the bleed valve and fill the casing with water. "
+           "Never run the pump dry: the mechanical seal overheats within seconds.",
+    "102": "Turbine guide\n\nThe turbine blades are inspected every 500 operating hours. Cracked blades are "
+           "replaced, never repaired.",
+    "103": "Boiler notes\n\nThe boiler pressure must stay below 12 bar. The safety valve opens at 13 bar.",
+}
+
+
+def write_dataset(root: Path, questions: list[dict]) -> Path:
+    (root / "documents").mkdir(parents=True)
+    for doc_id, text in DOCS.items():
+        (root / "documents" / f"{doc_id}.txt").write_text(text, encoding="utf-8")
+    with open(root / "questions.jsonl", "w", encoding="utf-8") as fh:
+        for q in questions:
+            fh.write(json.dumps(q) + "\n")
+    return root
+
+
+def question(qid: str, text: str, doc_id: str, answer: str, split: str = "test") -> dict:
+    return {"id": qid, "question": text, "answers": [answer], "doc_id": doc_id,
+            "answer_start": DOCS[doc_id].index(answer), "split": split}
+
+
+QUESTIONS = [
+    question("1", "How often are the turbine blades inspected?", "102", "every 500 operating hours"),
+    question("2", "How do I prime the centrifugal pump?", "101", "open the bleed valve and fill the casing with water"),
+    question("3", "At what pressure does the safety valve open?", "103", "13 bar"),
+    question("4", "Why should this never run dry?", "101", "the mechanical seal overheats within seconds", "train"),
+]
+
+
+# -- judging ----------------------------------------------------------------------------------
+
+def test_normalisation_and_f1_follow_squad() -> None:
+    assert normalize_answer(" The Valley of Death!  ") == "valley of death"
+    assert token_f1("valley of death", "the valley of death") == 1.0
+    assert token_f1("nothing alike", "valley of death") == 0.0
+
+
+@pytest.mark.parametrize("answer, correct", [
+    ("The blades are inspected every 500 operating hours [1].", True),       # contains the reference
+    ("Inspection happens each 500 hours of operation.", True),               # 3 of 3 content words
+    ("The blades are inspected regularly.", False),
+    ("I could not find this in your documents.", False),
+])
+def test_judge_is_recall_of_the_reference(answer: str, correct: bool) -> None:
+    assert judge(answer, "every 500 operating hours").correct is correct
+
+
+def test_content_recall_ignores_stop_words_and_citations() -> None:
+    assert content_recall("open valve [2]", "open the valve") == 1.0
+    assert judge("open [1] the valve", "open the valve").contains is True  # markers are removed first
+    assert judge("first open, then the valve", "open the valve").contains is False
+    assert judge("first open, then the valve", "open the valve").correct is True  # recall covers it
+
+
+# -- dataset ----------------------------------------------------------------------------------
+
+def test_load_checks_offsets_and_flags_context_dependent_questions(tmp_path: Path) -> None:
+    ds = load_qa(write_dataset(tmp_path / "qa", QUESTIONS))
+    assert len(ds.documents) == 3 and len(ds.questions) == 4
+    assert [q.qid for q in select(ds, "test")] == ["1", "2", "3"]
+    assert [q.qid for q in select(ds, "all", limit=2)] == ["1", "2"]
+    assert [q.context_dependent for q in ds.questions] == [False, False, False, True]
+    with pytest.raises(ValueError, match="unknown split 'validation'.*test, train"):
+        select(ds, "validation")
+
+
+def test_load_names_the_question_whose_offset_is_wrong(tmp_path: Path) -> None:
+    bad = dict(QUESTIONS[0], answer_start=3)
+    with pytest.raises(ValueError, match=r"questions.jsonl:1: question 1's answer is not at offset 3 of 102.txt"):
+        load_qa(write_dataset(tmp_path / "qa", [bad]))
+
+
+def test_load_rejects_a_folder_without_the_layout(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="needs questions.jsonl and documents/"):
+        load_qa(tmp_path)
+
+
+# -- summary ----------------------------------------------------------------------------------
+
+def row(setting: str, declined: bool, correct: bool, cited: bool = False, context: bool = False) -> QARow:
+    return QARow(qid="q", setting=setting, question="q?", reference="r", answer="a", declined=declined,
+                 correct=correct, recall=1.0 if correct else 0.0, f1=0.5, cosine=None, cited_gold=cited,
+                 retrieved_gold=cited, scaffolding=False, context_dependent=context, citations=(), ttft_s=1.0,
+                 answer_s=2.0)
+
+
+def test_summary_counts_declines_inventions_and_answers_found_elsewhere() -> None:
+    rows = [row("answerable", False, True, cited=True), row("answerable", True, False),
+            row("answerable", False, False, context=True),
+            row("unanswerable", True, False), row("unanswerable", False, False), row("unanswerable", False, True)]
+    s = summarize(rows, "m")
+    assert (s["n"], s["correct"], s["cited_gold"], s["declined_answerable"]) == (3, 0.3333, 0.3333, 0.3333)
+    assert (s["declined_unanswerable"], s["invented_unanswerable"], s["answered_elsewhere_unanswerable"]) == \
+        (0.3333, 0.3333, 0.3333)
+    assert s["context_dependent"] == 1 and s["standalone"]["n"] == 2 and s["standalone"]["correct"] == 0.5
+
+
+def test_without_documents_drops_only_the_gold_documents(tmp_path: Path, embedder) -> None:
+    from rag_eval.retrieval import EvalSettings, build_index
+
+    ds = load_qa(write_dataset(tmp_path / "qa", QUESTIONS))
+    full = build_index(ds.corpus(), embedder, EvalSettings(), cache_dir=tmp_path / "cache")
+    without = without_documents(full, {"102"}, "no-turbine")
+    sources = {c.source for c in without.chunks}
+    assert sources == {c.source for c in full.chunks} - {"qa:102"} and len(without.documents) == 2
+    assert without.embeddings.shape[0] == len(without.chunks) < len(full.chunks)
+
+
+# -- end to end through the CLI (extractive: real embedder and index, no LLM) ---------------------
+
+def test_cli_runs_the_benchmark_and_reports_both_settings(tmp_path: Path, monkeypatch, capsys) -> None:
+    from rag.cli.main import main
+
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
+    root = write_dataset(tmp_path / "qa", QUESTIONS)
+    code = main(["eval", "answers", "--dataset", "qa", "--path", str(root), "--split", "test", "--limit", "3",
+                 "--extractive", "--format", "json", "--out", str(tmp_path / "out"), "-q"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["model"] == "extractive" and out["n"] == 3 and out["n_unanswerable"] == 3
+    assert out["correct"] >= 2 / 3 and out["cited_gold"] >= 2 / 3, out
+    assert out["declined_unanswerable"] + out["invented_unanswerable"] + out["answered_elsewhere_unanswerable"] \
+        == pytest.approx(1.0, abs=1e-3)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "rows.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and {r["setting"] for r in rows} == {"answerable", "unanswerable"}
+    unanswerable = [r for r in rows if r["setting"] == "unanswerable"]
+    assert all("102[" not in c for r in unanswerable if r["qid"] == "1" for c in r["citations"]), \
+        "the gold document is gone in the unanswerable setting"
+    assert "Sample of judged rows" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_question_dataclass_span() -> None:
+    q = QAQuestion("1", "q?", "13 bar", "103", 10, "test")
+    assert q.answer_end == 16 and not q.context_dependent
