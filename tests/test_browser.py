@@ -397,8 +397,11 @@ def test_a_text_source_in_its_document_and_a_model_that_is_not_downloaded(browse
         screenshot(browser, "browser-model-picker-open.png")
         option.click()
         wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "rag models pull phi-3-mini"))
-        box = browser.find_element(By.CSS_SELECTOR, "textarea[data-testid='stChatInputTextArea']")
-        assert not box.is_enabled()
+        # the question box is redrawn disabled at the end of the same rerun
+        WebDriverWait(browser, 30).until(lambda b: not b.find_element(
+            By.CSS_SELECTOR, "textarea[data-testid='stChatInputTextArea']").is_enabled())
+        assert "Pick a model that is on this machine" in browser.find_element(
+            By.CSS_SELECTOR, "textarea[data-testid='stChatInputTextArea']").get_attribute("placeholder")
         screenshot(browser, "browser-model-not-downloaded.png")
         outbound = app.outbound()
     assert outbound == []
