@@ -626,6 +626,9 @@ def highlighted_context(ctx: PassageContext) -> str:
 def render_answer(answer: Answer, index: Index | None = None, key: str = "live",
                   meta: Mapping[str, Any] | None = None) -> None:
     meta = meta or {}
+    if answer.diagnostics.fallback:
+        # the streamed text was mostly unsupported: say so, then show the quoted sources instead
+        st.info(f":material/format_quote: {md(answer.diagnostics.fallback)}")
     st.markdown(marked_answer(answer))
     if any(not s.supported for s in answer.support):
         st.caption(":material/warning: No passage in your documents supports the highlighted sentence(s).")
