@@ -529,3 +529,18 @@ def test_an_unreadable_chunk_line_is_named_when_it_is_read(store: IndexStore) ->
     assert loaded.chunks[3].id == "c3"
     with pytest.raises(LazyPartError, match=r"index 'bm': chunks.jsonl line 5 is unreadable"):
         loaded.chunks[4]
+
+
+def test_an_hnsw_index_records_its_parameters_and_searches_like_flat(store: IndexStore) -> None:
+    built = _random_index()
+    settings = IndexSettings(embedder_id="e", dim=4, chunker={}, bm25_k1=1.1, bm25_b=0.6, faiss_kind="hnsw")
+    store.save(Index("hn", settings, built.chunks, built.embeddings, built.tokens, built.documents))
+    manifest = json.loads((store.path("hn") / "manifest.json").read_text())
+    assert manifest["faiss"]["kind"] == "hnsw"
+    assert manifest["faiss"]["params"] == {"hnsw_m": 32, "ef_construction": 40, "ef_search": 128}
+    loaded = store.load("hn")
+    assert loaded.dense.kind == "hnsw" and loaded.dense.params == manifest["faiss"]["params"]
+    q = built.embeddings[7]
+    assert loaded.dense.search(q, 5) == built.dense.search(q, 5)  # 120 vectors: HNSW finds the exact top-5
+    store.save(built)  # flat: nothing to record
+    assert json.loads((store.path("bm") / "manifest.json").read_text())["faiss"]["params"] == {}

@@ -314,6 +314,7 @@ class Index:
     def manifest(self) -> dict[str, Any]:
         settings = self.settings.to_manifest()
         settings["bm25"]["matrix"] = self.bm25.manifest_entry()
+        settings["faiss"]["params"] = self.dense.params
         return {
             "format_version": FORMAT_VERSION,
             "name": self.name,
