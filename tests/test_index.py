@@ -515,6 +515,8 @@ def test_a_loaded_index_stays_readable_after_its_version_is_replaced(store: Inde
     assert reader.chunks[7] == built.chunks[7] and list(reader.chunks) == built.chunks
     assert reader.tokens == built.tokens
     assert reader.bm25.search(["w1", "w2"], 5) == built.bm25.search(["w1", "w2"], 5)
+    assert reader.dense.search(built.embeddings[9], 3) == built.dense.search(built.embeddings[9], 3)
+    np.testing.assert_array_equal(reader.embeddings, built.embeddings)
 
 
 def test_an_unreadable_chunk_line_is_named_when_it_is_read(store: IndexStore) -> None:

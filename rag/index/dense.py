@@ -106,5 +106,5 @@ class FaissIndex:
     def load(cls, path: Path, kind: str) -> "FaissIndex":
         import faiss
 
-        index = faiss.read_index(str(path))
+        index = faiss.read_index(str(path), getattr(faiss, "IO_FLAG_MMAP_IFC", 0))  # vectors memory-mapped
         return cls(index, kind, int(index.d))

@@ -37,7 +37,7 @@ Consistency:
   without the BM25 matrix parts (rag before they existed: no ``bm25.matrix`` in the manifest)
   has its BM25 rebuilt in memory from ``bm25.json`` on load; the next write stores the parts.
 
-Loading is cheap at any size: the embeddings and the BM25 arrays are memory-mapped,
+Loading is cheap at any size: the embeddings, the FAISS vectors and the BM25 arrays are memory-mapped,
 ``chunks.jsonl`` is memory-mapped and each line parsed when first used, and ``bm25.json``
 is parsed only when a writer needs the tokens (:mod:`rag.index.lazy`).
 
@@ -465,7 +465,8 @@ class IndexStore:
             embeddings = np.load(d / PARTS["embeddings"], mmap_mode="r", allow_pickle=False)
             tokens: Sequence[Sequence[str]] = LazyJsonList(d / PARTS["bm25"], "tokens", expected,
                                                            label=f"index {name!r}: {PARTS['bm25']}")
-            raw = faiss.read_index(str(d / PARTS["dense"]))
+            # the vectors memory-mapped, not copied (faiss >= 1.10; the graph of an HNSW index is read)
+            raw = faiss.read_index(str(d / PARTS["dense"]), getattr(faiss, "IO_FLAG_MMAP_IFC", 0))
         except (OSError, KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:  # faiss: RuntimeError
             raise IndexCorruptError(f"index {name!r} at {d}: missing or unreadable part "
                                     f"({' '.join(str(exc).split())[:300]}); {rebuild}") from None
