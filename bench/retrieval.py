@@ -166,18 +166,24 @@ class CachedEmbedder:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._where: dict[bytes, tuple[int, int]] = {}
         self._shards: list[np.ndarray] = []
+        self._seen: set[str] = set()
+        self._scan()
+        self.hits = 0
+        self.misses = 0
+
+    def _scan(self) -> None:
+        """Read the shards not read yet (another process may be filling the same cache)."""
         for keys_path in sorted(self.dir.glob("keys-*.npy")):
             vecs_path = keys_path.with_name(keys_path.name.replace("keys-", "vecs-"))
-            if not vecs_path.exists():
+            if keys_path.name in self._seen or not vecs_path.exists():
                 continue
             keys, vecs = np.load(keys_path), np.load(vecs_path, mmap_mode="r")
             if keys.shape[0] != vecs.shape[0]:
                 continue
+            self._seen.add(keys_path.name)
             self._shards.append(vecs)
             for row, key in enumerate(keys):
                 self._where[key.tobytes()] = (len(self._shards) - 1, row)
-        self.hits = 0
-        self.misses = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -187,6 +193,8 @@ class CachedEmbedder:
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         keys = [self._key(t) for t in texts]
+        if any(k not in self._where for k in keys):
+            self._scan()
         todo = sorted({k: i for i, k in reversed(list(enumerate(keys))) if k not in self._where}.values())
         self.misses += len(todo)
         self.hits += len(texts) - len(todo)
@@ -199,10 +207,12 @@ class CachedEmbedder:
                     .reshape(len(block), 32))
             os.replace(self.dir / f".vecs-{tag}.npy", self.dir / f"vecs-{tag}.npy")
             os.replace(self.dir / f".keys-{tag}.npy", self.dir / f"keys-{tag}.npy")
+            self._seen.add(f"keys-{tag}.npy")
             self._shards.append(vecs)
             for row, i in enumerate(block):
                 self._where[keys[i]] = (len(self._shards) - 1, row)
-            log(f"embedding cache: {lo + len(block):,}/{len(todo):,} new vectors")
+            if len(todo) > CACHE_BLOCK:
+                log(f"embedding cache: {lo + len(block):,}/{len(todo):,} new vectors")
         out = np.empty((len(texts), self._inner.dim), dtype=np.float32)
         for j, k in enumerate(keys):
             shard, row = self._where[k]
