@@ -203,6 +203,7 @@ def _write_flat(store: IndexStore, index: Index) -> Path:
     index.dense.save(d / "dense.faiss")
     manifest = index.manifest()
     manifest["format_version"] = 1
+    del manifest["bm25"]["matrix"]  # the flat layout predates the stored BM25 matrix
     (d / "manifest.json").write_text(json.dumps(manifest))
     return d
 
@@ -404,3 +405,144 @@ def test_delete_removes_every_version(store: IndexStore) -> None:
     assert [p.name for p in store.root.iterdir()] == []
     with pytest.raises(IndexNotFoundError):
         store.delete("col")
+
+
+# -- the stored BM25 matrix and lazy parts --------------------------------------------------
+
+
+def _random_index(name: str = "bm", n: int = 120, seed: int = 0) -> Index:
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(30)]
+    tokens = [list(rng.choice(words, size=int(rng.integers(0, 20)), p=np.linspace(2, 0.1, 30) / 31.5))
+              for _ in range(n)]
+    settings = IndexSettings(embedder_id="e", dim=4, chunker={}, bm25_k1=1.1, bm25_b=0.6)
+    chunks = [Chunk(id=f"c{i}", text=" ".join(t), doc_id="d", source="/s.txt", page=None, start=0, end=1, index=i)
+              for i, t in enumerate(tokens)]
+    vecs = rng.standard_normal((n, 4)).astype(np.float32)
+    return Index(name, settings, chunks, vecs / np.linalg.norm(vecs, axis=1, keepdims=True), tokens,
+                 {"/s.txt": DocRecord("d", "/s.txt", "h", "s", n, None, 0.0)})
+
+
+def _queries(seed: int = 1) -> list[list[str]]:
+    rng = np.random.default_rng(seed)
+    return [list(rng.choice([f"w{i}" for i in range(30)] + ["unknown"], size=int(rng.integers(1, 5))))
+            for _ in range(30)]
+
+
+def test_a_loaded_index_scores_exactly_like_a_freshly_built_one(store: IndexStore) -> None:
+    from rag.index.sparse import BM25_PARTS, BM25Index
+
+    built = _random_index()
+    store.save(built)
+    manifest = json.loads((store.path("bm") / "manifest.json").read_text())
+    assert manifest["bm25"]["matrix"] == {"format": "csc-eager-v1", "parts": BM25_PARTS, "docs": 120,
+                                          "terms": len(built.bm25.vocab), "nnz": built.bm25.nnz}
+    assert set(BM25_PARTS.values()) <= {p.name for p in store.version_path("bm").iterdir()}
+    loaded = store.load("bm")
+    assert isinstance(loaded.bm25.data, np.memmap)  # read from the parts, not rebuilt
+    fresh = BM25Index.build(built.tokens, k1=1.1, b=0.6)
+    for q in _queries():
+        np.testing.assert_array_equal(loaded.bm25.scores(q), fresh.scores(q))  # bit-identical
+        assert loaded.bm25.search(q, 10) == fresh.search(q, 10)
+    assert loaded.tokens == built.tokens and loaded.chunks == built.chunks
+
+
+def _corrupt(part: str, how: str) -> object:
+    def apply(d: Path) -> None:
+        p = d / part
+        if how == "missing":
+            p.unlink()
+        elif how == "truncated":
+            p.write_bytes(p.read_bytes()[:100])
+        elif how == "short":
+            np.save(p, np.load(p)[:-1])
+        elif how == "out of range":
+            arr = np.load(p)
+            arr[0] = 10_000
+            np.save(p, arr)
+        else:
+            p.write_text('["w0"]')
+    return apply
+
+
+@pytest.mark.parametrize("part, how, message", [
+    ("bm25.data.npy", "missing", r"BM25 matrix: bm25.data.npy is missing or unreadable"),
+    ("bm25.indices.npy", "truncated", r"BM25 matrix: bm25.indices.npy is missing or unreadable"),
+    ("bm25.indptr.npy", "short", r"BM25 matrix: bm25.indptr.npy holds int64 \(\d+,\), expected int64 \(\d+,\)"),
+    ("bm25.indices.npy", "out of range", r"BM25 matrix: bm25.indices.npy names documents outside 0..119"),
+    ("bm25.vocab.json", "other", r"BM25 matrix: bm25.vocab.json must be a list of \d+ terms"),
+])
+def test_a_missing_or_corrupt_bm25_part_fails_with_one_clear_line(store: IndexStore, part: str, how: str,
+                                                                   message: str) -> None:
+    store.save(_random_index())
+    _corrupt(part, how)(store.version_path("bm"))  # type: ignore[operator]
+    with pytest.raises(IndexCorruptError, match=message + r".*; rebuild it with `rag ingest DIR --index bm --rebuild`") \
+            as info:
+        store.load("bm")
+    assert "\n" not in str(info.value)
+
+
+def test_an_index_without_the_bm25_parts_loads_and_the_next_write_adds_them(store: IndexStore) -> None:
+    from rag.index.sparse import BM25_PARTS
+
+    built = _random_index()
+    store.save(built)
+    version = store.version_path("bm")
+    for path in (store.path("bm") / "manifest.json", version / "manifest.json"):  # as rag wrote it before
+        m = json.loads(path.read_text())
+        del m["bm25"]["matrix"]
+        path.write_text(json.dumps(m))
+    for f in BM25_PARTS.values():
+        (version / f).unlink()
+    loaded = store.load("bm")
+    assert not isinstance(loaded.bm25.data, np.memmap)  # rebuilt in memory from bm25.json
+    for q in _queries():
+        assert loaded.bm25.search(q, 10) == built.bm25.search(q, 10)
+    store.save(loaded)
+    assert "matrix" in json.loads((store.path("bm") / "manifest.json").read_text())["bm25"]
+    again = store.load("bm")
+    assert isinstance(again.bm25.data, np.memmap)
+    assert [again.bm25.search(q, 10) for q in _queries()] == [built.bm25.search(q, 10) for q in _queries()]
+
+
+def test_a_loaded_index_stays_readable_after_its_version_is_replaced(store: IndexStore) -> None:
+    built = _random_index()
+    store.save(built)
+    first = store.version_path("bm")
+    reader = store.load("bm")  # the chunks, tokens and BM25 arrays are read lazily / memory-mapped
+    store.save(_random_index(n=5, seed=3))
+    assert not first.exists()
+    assert reader.chunks[7] == built.chunks[7] and list(reader.chunks) == built.chunks
+    assert reader.tokens == built.tokens
+    assert reader.bm25.search(["w1", "w2"], 5) == built.bm25.search(["w1", "w2"], 5)
+    assert reader.dense.search(built.embeddings[9], 3) == built.dense.search(built.embeddings[9], 3)
+    np.testing.assert_array_equal(reader.embeddings, built.embeddings)
+
+
+def test_an_unreadable_chunk_line_is_named_when_it_is_read(store: IndexStore) -> None:
+    from rag.index.lazy import LazyPartError
+
+    store.save(_random_index())
+    path = store.version_path("bm") / "chunks.jsonl"
+    lines = path.read_text().splitlines()
+    lines[4] = '{"id": "c4", "text": '
+    path.write_text("\n".join(lines) + "\n")
+    loaded = store.load("bm")
+    assert loaded.chunks[3].id == "c3"
+    with pytest.raises(LazyPartError, match=r"index 'bm': chunks.jsonl line 5 is unreadable"):
+        loaded.chunks[4]
+
+
+def test_an_hnsw_index_records_its_parameters_and_searches_like_flat(store: IndexStore) -> None:
+    built = _random_index()
+    settings = IndexSettings(embedder_id="e", dim=4, chunker={}, bm25_k1=1.1, bm25_b=0.6, faiss_kind="hnsw")
+    store.save(Index("hn", settings, built.chunks, built.embeddings, built.tokens, built.documents))
+    manifest = json.loads((store.path("hn") / "manifest.json").read_text())
+    assert manifest["faiss"]["kind"] == "hnsw"
+    assert manifest["faiss"]["params"] == {"hnsw_m": 32, "ef_construction": 40, "ef_search": 128}
+    loaded = store.load("hn")
+    assert loaded.dense.kind == "hnsw" and loaded.dense.params == manifest["faiss"]["params"]
+    q = built.embeddings[7]
+    assert loaded.dense.search(q, 5) == built.dense.search(q, 5)  # 120 vectors: HNSW finds the exact top-5
+    store.save(built)  # flat: nothing to record
+    assert json.loads((store.path("bm") / "manifest.json").read_text())["faiss"]["params"] == {}

@@ -192,3 +192,45 @@ def test_a_trained_reranker_and_the_lock_survive_reingest_and_remove(store: Inde
     assert (store.path("docs") / "reranker" / "weights.bin").read_bytes() == b"w"
     assert sorted(p.name for p in store.path("docs").iterdir() if not p.name.startswith("v-")) == [
         ".lock", "manifest.json", "reranker"]
+
+
+def test_ingest_streams_files_and_never_holds_every_text_at_once(store: IndexStore, embedder, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+    import weakref
+
+    from rag.ingest import ingestor as ingestor_module
+    from rag.ingest.loaders import DocumentLoader
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(12):
+        (folder / f"note{i:02d}.txt").write_text(f"Note {i}: the pump number {i} was primed and sealed. " * 20,
+                                                 encoding="utf-8")
+    monkeypatch.setattr(ingestor_module, "EMBED_BLOCK", 8)  # several embedding blocks for 12 files
+    alive: list[weakref.ref] = []
+    most_alive = 0
+    real_load = DocumentLoader.load
+
+    def tracking_load(self: DocumentLoader, path: Path):  # type: ignore[no-untyped-def]
+        nonlocal most_alive
+        gc.collect()
+        most_alive = max(most_alive, sum(r() is not None for r in alive))
+        loaded = real_load(self, path)
+        alive.append(weakref.ref(loaded))
+        return loaded
+
+    monkeypatch.setattr(DocumentLoader, "load", tracking_load)
+    report = _ing(store, embedder).ingest([folder])
+    assert report.ok and len(report.added) == 12
+    assert most_alive <= 1  # when a file is loaded, at most the previous one is still referenced
+    index = store.load("docs")
+    assert len(index) == report.total_chunks == index.dense.ntotal == len(index.tokens)
+    # the blocks line up: every chunk's vector is its own text's embedding
+    some = [0, len(index) // 2, len(index) - 1]
+    from rag.index.store import indexed_text
+
+    np_vecs = embedder.encode([indexed_text(index.chunks[i], True) for i in some])
+    import numpy as np
+
+    np.testing.assert_allclose(np.asarray(index.embeddings)[some], np_vecs, atol=1e-5)

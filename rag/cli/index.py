@@ -100,7 +100,8 @@ def cmd_indexes(args: argparse.Namespace) -> int:
             continue
         c = m["counts"]
         where = (f"milvus {m['backend']['collection']} at {m['backend']['uri']}" if "backend" in m
-                 else f"faiss {m['faiss']['kind']}")
+                 else f"faiss {m['faiss']['kind']}"
+                 + "".join(f" {k}={v}" for k, v in sorted(_dict(m["faiss"].get("params")).items())))
         print(f"{name}: {c['documents']} documents, {c['chunks']} chunks, embedder {m['embedder']['id']}, {where}")
     return 0
 
@@ -176,3 +177,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("name")
     add_index_dir_arg(p)
     p.set_defaults(func=cmd_delete_index)
+
+
+def _dict(value: object) -> dict:
+    return value if isinstance(value, dict) else {}

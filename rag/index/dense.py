@@ -42,6 +42,22 @@ class FaissIndex:
     def ntotal(self) -> int:
         return int(self._index.ntotal)
 
+    @property
+    def params(self) -> dict[str, int]:
+        """The build and search parameters of the kind (recorded in the index manifest, ``faiss.params``).
+
+        Example:
+            >>> FaissIndex.build(np.eye(4, dtype=np.float32), kind="hnsw", hnsw_m=16).params
+            {'hnsw_m': 16, 'ef_construction': 40, 'ef_search': 128}
+        """
+        raw = self._index
+        if self.kind == "hnsw":
+            return {"hnsw_m": int(raw.hnsw.nb_neighbors(1)), "ef_construction": int(raw.hnsw.efConstruction),
+                    "ef_search": int(raw.hnsw.efSearch)}
+        if self.kind == "ivf":
+            return {"nlist": int(raw.nlist), "nprobe": int(raw.nprobe)}
+        return {}
+
     @classmethod
     def build(cls, vectors: np.ndarray, kind: str = "flat", hnsw_m: int = 32, ivf_nlist: int = 256,
               ef_search: int = 128, nprobe: int = 16) -> "FaissIndex":
@@ -90,5 +106,5 @@ class FaissIndex:
     def load(cls, path: Path, kind: str) -> "FaissIndex":
         import faiss
 
-        index = faiss.read_index(str(path))
+        index = faiss.read_index(str(path), getattr(faiss, "IO_FLAG_MMAP_IFC", 0))  # vectors memory-mapped
         return cls(index, kind, int(index.d))

@@ -10,7 +10,9 @@ Layout of ``indexes/NAME/``::
         chunks.jsonl     one chunk per line, with provenance
         embeddings.npy   float32 (n_chunks, dim), row i = chunks.jsonl line i
         dense.faiss      FAISS index over the embeddings
-        bm25.json        analyzed tokens per chunk (the BM25 index is rebuilt from them)
+        bm25.json        analyzed tokens per chunk (read only by writers, to rebuild BM25 after a change)
+        bm25.*.npy, bm25.vocab.json   the BM25 score matrix (CSC arrays + terms; ``bm25.matrix`` in
+                         the manifest), memory-mapped on load instead of rebuilt
     reranker/            a trained reranker (rag.reranker.store); not part of a version, kept
     .lock                the writers' lock file
 
@@ -34,7 +36,13 @@ Consistency:
   Crash leftovers (temporary versions, half-removed ones, files of the flat layout below)
   are removed by the next writer, under its lock.
 * Indexes written by older versions of rag (format version 1: the parts directly in
-  ``NAME/``) are read as they are and upgraded to this layout by the next write.
+  ``NAME/``) are read as they are and upgraded to this layout by the next write.  A version
+  without the BM25 matrix parts (rag before they existed: no ``bm25.matrix`` in the manifest)
+  has its BM25 rebuilt in memory from ``bm25.json`` on load; the next write stores the parts.
+
+Loading is cheap at any size: the embeddings, the FAISS vectors and the BM25 arrays are memory-mapped,
+``chunks.jsonl`` is memory-mapped and each line parsed when first used, and ``bm25.json``
+is parsed only when a writer needs the tokens (:mod:`rag.index.lazy`).
 
 Example:
     >>> import tempfile
@@ -65,7 +73,8 @@ from rag.fs import (OLD_PREFIX, TMP_PREFIX, LockTimeout, WriteLock, atomic_direc
                     exclusive_now, fsync_path, library_versions, moved_aside_name, recover, recover_all,
                     remove_tree, shared_lock, write_file_atomic)
 from rag.index.dense import INDEX_KINDS, FaissIndex, validate_kind
-from rag.index.sparse import Analyzer, BM25Index
+from rag.index.lazy import JsonlRows, LazyJsonList, as_list
+from rag.index.sparse import BM25_PARTS, Analyzer, BM25Index
 from rag.types import Chunk
 
 logger = logging.getLogger(__name__)
@@ -285,21 +294,30 @@ class Index:
 
     def __init__(self, name: str, settings: IndexSettings, chunks: Sequence[Chunk], embeddings: np.ndarray,
                  tokens: Sequence[Sequence[str]], documents: Mapping[str, DocRecord],
-                 faiss_index: FaissIndex | None = None, created_at: float | None = None) -> None:
+                 faiss_index: FaissIndex | None = None, created_at: float | None = None,
+                 bm25: BM25Index | None = None) -> None:
         if len(chunks) != embeddings.shape[0] or len(chunks) != len(tokens):
             raise IndexCorruptError(f"index {name!r}: {len(chunks)} chunks, {embeddings.shape[0]} embeddings, "
                                     f"{len(tokens)} token lists; they must match")
         self.name = validate_name(name)
         self.settings = settings
-        self.chunks: list[Chunk] = list(chunks)
+        # the store passes lazy sequences (rag.index.lazy); anything else is copied into a list
+        self.chunks: Sequence[Chunk] = chunks if isinstance(chunks, JsonlRows) else list(chunks)
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32).reshape(len(chunks), settings.dim)
         bad = int(np.size(self.embeddings) - np.count_nonzero(np.isfinite(self.embeddings)))
         if bad:
             raise IndexCorruptError(f"index {name!r}: {bad} embedding values are NaN or infinite")
-        self.tokens: list[list[str]] = [list(t) for t in tokens]
+        self.tokens: Sequence[list[str]] = (tokens if isinstance(tokens, LazyJsonList)  # type: ignore[assignment]
+                                            else [list(t) for t in tokens])
         self.documents: dict[str, DocRecord] = dict(documents)
         self.created_at = created_at or time.time()
-        self.bm25 = BM25Index.build(self.tokens, k1=settings.bm25_k1, b=settings.bm25_b)
+        if bm25 is not None and (bm25.n_docs != len(self.chunks) or bm25.k1 != settings.bm25_k1
+                                 or bm25.b != settings.bm25_b):
+            raise IndexCorruptError(f"index {name!r}: the BM25 matrix covers {bm25.n_docs} chunks with k1={bm25.k1}, "
+                                    f"b={bm25.b}; the index has {len(self.chunks)} with k1={settings.bm25_k1}, "
+                                    f"b={settings.bm25_b}")
+        self.bm25 = bm25 if bm25 is not None else BM25Index.build(self.tokens, k1=settings.bm25_k1,
+                                                                  b=settings.bm25_b)
         self.dense = faiss_index if faiss_index is not None else FaissIndex.build(self.embeddings, settings.faiss_kind)
         self.analyzer = Analyzer(stemmer=settings.analyzer.get("stemmer", "english"),
                                  stopwords=bool(settings.analyzer.get("stopwords", True)))
@@ -312,16 +330,19 @@ class Index:
         return len(self.chunks)
 
     def manifest(self) -> dict[str, Any]:
+        settings = self.settings.to_manifest()
+        settings["bm25"]["matrix"] = self.bm25.manifest_entry()
+        settings["faiss"]["params"] = self.dense.params
         return {
             "format_version": FORMAT_VERSION,
             "name": self.name,
             "created_at": self.created_at,
             "updated_at": time.time(),
-            **self.settings.to_manifest(),
+            **settings,
             "counts": {"documents": len(self.documents), "chunks": len(self.chunks),
                        "pages": sum(d.pages or 1 for d in self.documents.values())},
             "versions": library_versions(LIBRARIES),
-            "parts": dict(PARTS),
+            "parts": {**PARTS, **{f"bm25_{k}": v for k, v in BM25_PARTS.items()}},
         }
 
 
@@ -471,14 +492,16 @@ class IndexStore:
         import faiss
 
         rebuild = _REBUILD.format(name=name)
+        expected = manifest["counts"]["chunks"]
         try:
             documents = {r["source"]: DocRecord(**r)
                          for r in json.loads((d / PARTS["documents"]).read_text(encoding="utf-8"))}
-            with open(d / PARTS["chunks"], encoding="utf-8") as fh:
-                chunks = [Chunk.from_dict(json.loads(line)) for line in fh if line.strip()]
-            embeddings = np.load(d / PARTS["embeddings"], allow_pickle=False)
-            tokens = json.loads((d / PARTS["bm25"]).read_text(encoding="utf-8"))["tokens"]
-            raw = faiss.read_index(str(d / PARTS["dense"]))
+            chunks = JsonlRows(d / PARTS["chunks"], Chunk.from_dict, label=f"index {name!r}: {PARTS['chunks']}")
+            embeddings = np.load(d / PARTS["embeddings"], mmap_mode="r", allow_pickle=False)
+            tokens: Sequence[Sequence[str]] = LazyJsonList(d / PARTS["bm25"], "tokens", expected,
+                                                           label=f"index {name!r}: {PARTS['bm25']}")
+            # the vectors memory-mapped, not copied (faiss >= 1.10; the graph of an HNSW index is read)
+            raw = faiss.read_index(str(d / PARTS["dense"]), getattr(faiss, "IO_FLAG_MMAP_IFC", 0))
         except (OSError, KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:  # faiss: RuntimeError
             raise IndexCorruptError(f"index {name!r} at {d}: missing or unreadable part "
                                     f"({' '.join(str(exc).split())[:300]}); {rebuild}") from None
@@ -490,12 +513,22 @@ class IndexStore:
         if embeddings.ndim != 2 or embeddings.dtype.kind != "f":
             raise IndexCorruptError(f"index {name!r}: {PARTS['embeddings']} holds a {embeddings.dtype} array of "
                                     f"shape {embeddings.shape}, expected float (n, {settings.dim}); {rebuild}")
+        if embeddings.dtype != np.float32:
+            embeddings = np.asarray(embeddings, dtype=np.float32)
+        if not (len(chunks) == embeddings.shape[0] == raw.ntotal == len(tokens) == expected):
+            raise IndexCorruptError(
+                f"index {name!r}: part sizes disagree (manifest {expected}, chunks {len(chunks)}, "
+                f"embeddings {embeddings.shape[0]}, faiss {raw.ntotal}); {rebuild}")
+        if embeddings.shape[0] and embeddings.shape[1] != settings.dim:
+            raise IndexCorruptError(f"index {name!r}: embeddings have dim {embeddings.shape[1]}, "
+                                    f"manifest says {settings.dim}; {rebuild}")
         bad = int(embeddings.size - np.count_nonzero(np.isfinite(embeddings)))
         if bad:
             raise IndexCorruptError(f"index {name!r}: {PARTS['embeddings']} contains {bad} NaN or infinite "
                                     f"values; {rebuild}")
         current = Analyzer(stemmer=settings.analyzer.get("stemmer", "english"),
                            stopwords=bool(settings.analyzer.get("stopwords", True)))
+        bm25: BM25Index | None = None
         if dict(settings.analyzer) != current.params:
             # built by an older rag (another stop list): re-analyse the stored chunk texts, so queries and
             # documents are tokenized alike; the next write persists it. No re-embedding is needed.
@@ -503,16 +536,21 @@ class IndexStore:
                         dict(settings.analyzer), current.params)
             tokens = [current.tokenize(indexed_text(c, settings.title_prefix)) for c in chunks]
             settings = replace(settings, analyzer=current.params)
-        expected = manifest["counts"]["chunks"]
-        if not (len(chunks) == embeddings.shape[0] == raw.ntotal == len(tokens) == expected):
-            raise IndexCorruptError(
-                f"index {name!r}: part sizes disagree (manifest {expected}, chunks {len(chunks)}, "
-                f"embeddings {embeddings.shape[0]}, faiss {raw.ntotal}, bm25 {len(tokens)}); {rebuild}")
-        if embeddings.shape[0] and embeddings.shape[1] != settings.dim:
-            raise IndexCorruptError(f"index {name!r}: embeddings have dim {embeddings.shape[1]}, "
-                                    f"manifest says {settings.dim}; {rebuild}")
-        return Index(name, settings, chunks, embeddings, tokens, documents,
-                     faiss_index=FaissIndex(raw, kind, int(raw.d)), created_at=manifest.get("created_at"))
+        elif "matrix" not in manifest["bm25"] or manifest["format_version"] == FLAT_FORMAT_VERSION:
+            logger.info("index %r: no stored BM25 matrix (written by an older rag); building it from %s, "
+                        "the next write stores it", name, PARTS["bm25"])
+        else:
+            try:
+                bm25 = BM25Index.load(d, manifest["bm25"]["matrix"], k1=settings.bm25_k1, b=settings.bm25_b,
+                                      n_docs=expected)
+            except ValueError as exc:
+                raise IndexCorruptError(f"index {name!r} at {d}: BM25 matrix: {exc}; {rebuild}") from None
+        try:
+            return Index(name, settings, chunks, embeddings, tokens, documents,
+                         faiss_index=FaissIndex(raw, kind, int(raw.d)), created_at=manifest.get("created_at"),
+                         bm25=bm25)
+        except ValueError as exc:  # a token list unreadable while building BM25 (rag.index.lazy.LazyPartError)
+            raise IndexCorruptError(f"{exc}; {rebuild}") from None
 
     # -- crash recovery of the flat layout's two-rename swap (see rag.fs) ------------------
 
@@ -667,7 +705,8 @@ class IndexWriter:
                     for c in index.chunks:
                         fh.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
                 np.save(tmp / PARTS["embeddings"], index.embeddings, allow_pickle=False)
-                (tmp / PARTS["bm25"]).write_text(json.dumps({"tokens": index.tokens}), encoding="utf-8")
+                (tmp / PARTS["bm25"]).write_text(json.dumps({"tokens": as_list(index.tokens)}), encoding="utf-8")
+                index.bm25.save(tmp)
                 index.dense.save(tmp / PARTS["dense"])
                 # the manifest goes last: a version directory without one is incomplete
                 (tmp / MANIFEST).write_text(text, encoding="utf-8")

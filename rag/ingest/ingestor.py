@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from rag.index.sparse import Analyzer
 from rag.types import Chunk
 
 logger = logging.getLogger(__name__)
+
+#: chunk texts embedded (and BM25-tokenized) together while an ingest streams through its files
+EMBED_BLOCK = 256
 
 
 @dataclass
@@ -198,27 +201,30 @@ class Ingestor:
             files.extend(scan.files)
             report.skipped.extend(scan.skipped)
             report.errors.extend(scan.errors)
-        seen: set[str] = set()
-        loaded_files: list[LoadedFile] = []
-        for f in self._progress(files, "reading"):
-            source = str(f.resolve())
-            if source in seen:
-                continue
-            seen.add(source)
+        unique: dict[str, Path] = {}
+        for f in files:
+            unique.setdefault(str(f.resolve()), f)
+        removed: list[str] = []
+        if prune:
+            removed = [s for s in sorted(old.documents) if s not in unique
+                       and any(_is_under(Path(s), r) for r in roots) and not Path(s).exists()]
+        self._apply(w, old, self._load_each(list(unique.values()), report), removed, report, force_save=rebuild)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _load_each(self, files: list[Path], report: IngestReport) -> Iterator[LoadedFile]:
+        """Load one file at a time (its text is dropped once it is chunked); failures go to the report."""
+        for f in self._progress(files, "ingesting"):
             try:
-                loaded_files.append(self.loader.load(f))
+                loaded = self.loader.load(f)
             except LoadError as exc:
                 report.errors.append((str(f), exc.reason))
+                continue
             except Exception as exc:  # noqa: BLE001 - one bad file must not abort the batch
                 logger.exception("unexpected error loading %s", f)
                 report.errors.append((str(f), f"unexpected {type(exc).__name__}: {exc}"))
-        removed: list[str] = []
-        if prune:
-            removed = [s for s in sorted(old.documents) if s not in seen
-                       and any(_is_under(Path(s), r) for r in roots) and not Path(s).exists()]
-        self._apply(w, old, loaded_files, removed, report, force_save=rebuild)
-        report.seconds = time.perf_counter() - t0
-        return report
+                continue
+            yield loaded
 
     def ingest_loaded(self, files: Sequence[LoadedFile], rebuild: bool = False) -> IngestReport:
         """Ingest already-loaded files (e.g. a benchmark corpus that is not on disk as files)."""
@@ -229,10 +235,37 @@ class Ingestor:
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _apply(self, w: IndexWriter, old: Index | MilvusIndex, loaded_files: Sequence[LoadedFile], removed: Sequence[str],
+    def _apply(self, w: IndexWriter, old: Index | MilvusIndex, loaded_files: Iterable[LoadedFile],
+               removed: Sequence[str],
                report: IngestReport, force_save: bool) -> None:
-        """Chunk and embed new/changed files, drop replaced/removed ones, save atomically."""
-        to_embed: list[tuple[LoadedFile, list[Chunk]]] = []
+        """Chunk and embed new/changed files, drop replaced/removed ones, save atomically.
+
+        ``loaded_files`` is consumed one file at a time: each file is chunked, its chunk texts
+        embedded and tokenized in blocks of :data:`EMBED_BLOCK`, and only its chunks and record
+        are kept, so a large folder is never held in memory as whole texts.
+        """
+        new_chunks: list[Chunk] = []
+        vector_blocks: list[np.ndarray] = []
+        tokens: list[list[str]] = []
+        pending: list[str] = []
+        now = time.time()
+        new_records: dict[str, DocRecord] = {}
+        bar: Any = None
+
+        def embed_pending() -> None:
+            nonlocal bar
+            if pending:
+                vector_blocks.append(self.embedder.encode(pending))
+                if not isinstance(old, MilvusIndex):  # the server analyses its own text field
+                    tokens.extend(self.analyzer.tokenize(t) for t in pending)
+                if self.show_progress:
+                    if bar is None:
+                        from tqdm.auto import tqdm
+
+                        bar = tqdm(desc="embedding", unit="chunk")
+                    bar.update(len(pending))
+                pending.clear()
+
         for loaded in loaded_files:
             report.warnings.extend((loaded.source, w) for w in loaded.warnings)
             if not loaded.documents:
@@ -248,27 +281,30 @@ class Ingestor:
                 report.errors.append((loaded.source, f"could not be chunked ({type(exc).__name__}: {exc})"))
                 continue
             (report.updated if prev is not None else report.added).append(loaded.source)
-            to_embed.append((loaded, chunks))
+            pages = len(loaded.documents) if loaded.documents[0].page is not None else None
+            new_records[loaded.source] = DocRecord(doc_id=loaded.doc_id, source=loaded.source,
+                                                   file_hash=loaded.file_hash, title=loaded.documents[0].title,
+                                                   n_chunks=len(chunks), pages=pages, ingested_at=now)
+            new_chunks.extend(chunks)
+            pending.extend(indexed_text(c, self.title_prefix) for c in chunks)
+            if len(pending) >= EMBED_BLOCK:
+                embed_pending()
+        embed_pending()
+        if bar is not None:
+            bar.close()
+        vectors = (np.concatenate(vector_blocks) if vector_blocks
+                   else np.zeros((0, old.settings.dim), dtype=np.float32))
         report.removed.extend(removed)
         replaced = set(report.updated) | set(removed)
         keep_sources = set(old.documents) - replaced
-        new_chunks = [c for _, chunks in to_embed for c in chunks]
-        texts = [indexed_text(c, self.title_prefix) for c in new_chunks]
-        vectors = self.embedder.encode(texts, show_progress=self.show_progress and len(texts) > 0)
-        tokens = [] if isinstance(old, MilvusIndex) else [self.analyzer.tokenize(t) for t in texts]
-        now = time.time()
         records = {s: r for s, r in old.documents.items() if s in keep_sources}
-        for loaded, chunks in to_embed:
-            pages = len(loaded.documents) if loaded.documents[0].page is not None else None
-            records[loaded.source] = DocRecord(doc_id=loaded.doc_id, source=loaded.source,
-                                               file_hash=loaded.file_hash, title=loaded.documents[0].title,
-                                               n_chunks=len(chunks), pages=pages, ingested_at=now)
+        records.update(new_records)
         report.chunks_added = len(new_chunks)
-        if not (to_embed or removed or force_save or not w.exists()):
+        if not (new_records or removed or force_save or not w.exists()):
             report.total_chunks = len(old)
             return
         if isinstance(old, MilvusIndex):  # delete the replaced files' rows, insert the new chunks, on the server
-            doc_ids = [old.documents[s].doc_id for s in replaced] + [loaded.doc_id for loaded, _ in to_embed]
+            doc_ids = [old.documents[s].doc_id for s in replaced] + [r.doc_id for r in new_records.values()]
             w.save(old.write(records, doc_ids, new_chunks, vectors, show_progress=self.show_progress))
             report.total_chunks = sum(r.n_chunks for r in records.values())
             return
