@@ -214,7 +214,11 @@ def connect(config: MilvusConfig) -> "MilvusClient":
     from pymilvus import MilvusClient
 
     try:
-        client = MilvusClient(uri=config.uri, token=config.resolved_token(), timeout=config.timeout)
+        # no keepalive pings on an idle channel: milvus-lite (and gRPC servers by default) answer pings
+        # without calls with GOAWAY "too_many_pings", which dropped the connection during long uploads
+        client = MilvusClient(uri=config.uri, token=config.resolved_token(), timeout=config.timeout,
+                              grpc_options={"grpc.keepalive_time_ms": 60000,
+                                            "grpc.keepalive_permit_without_calls": 0})
         client.list_collections(timeout=config.timeout)
     except Exception as exc:  # noqa: BLE001 - pymilvus raises MilvusException and grpc errors
         raise describe_failure(exc, config.uri, "connect") from None

@@ -215,7 +215,8 @@ def rag_extension(answer: Answer, paths: SourcePaths, collection: str) -> dict[s
 def usage(answer: Answer, pieces: int) -> dict[str, int]:
     """Token counts: the budgeted prompt, and the streamed pieces (llama.cpp streams one token per piece)."""
     prompt = int(answer.diagnostics.prompt_tokens)
-    completion = pieces if answer.mode is not AnswerMode.EXTRACTIVE and prompt else 0
+    generated = answer.mode is not AnswerMode.EXTRACTIVE or bool(answer.diagnostics.fallback)  # quotes after text
+    completion = pieces if generated and prompt else 0
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
