@@ -132,7 +132,7 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
     finally:
         if llm is not None:
             llm.close()
-    rows = add_cosines(rows, lambda texts: embedder.encode(texts))
+    rows = add_cosines(rows, embedder.encode)
     model = "extractive" if args.extractive else args.generator
     summary = summarize(rows, model)
     summary["settings"] = {"split": args.split, "limit": args.limit,

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import statistics
@@ -41,6 +42,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from rag.answer.safety import strip_scaffolding
 from rag.text import CITE_RE, STOPWORDS
 
+from .answers import dataset_doc_id
 from .datasets import BenchDocument, Dataset, read_jsonl
 
 logger = logging.getLogger(__name__)
@@ -142,8 +144,8 @@ def without_documents(index: Any, doc_ids: Iterable[str], name: str) -> Any:
     from rag.index.store import Index  # noqa: PLC0415
 
     drop = set(doc_ids)
-    keep = [i for i, c in enumerate(index.chunks) if _source_doc(c.source) not in drop]
-    docs = {k: v for k, v in index.documents.items() if _source_doc(v.source) not in drop}
+    keep = [i for i, c in enumerate(index.chunks) if dataset_doc_id(c.source) not in drop]
+    docs = {k: v for k, v in index.documents.items() if dataset_doc_id(v.source) not in drop}
     return Index(name, index.settings, [index.chunks[i] for i in keep], index.embeddings[keep],
                  [index.tokens[i] for i in keep], docs)
 
@@ -238,10 +240,6 @@ class QARow:
         return self.setting == "unanswerable" and not self.declined and not self.correct
 
 
-def _source_doc(source: str) -> str:
-    return source.partition(":")[2] if ":" in source else source
-
-
 def ask(answerer: Any, q: QAQuestion, setting: str) -> QARow:
     """Stream one answer through the real pipeline, timing the first piece and the whole answer."""
     t0 = time.perf_counter()
@@ -255,10 +253,10 @@ def ask(answerer: Any, q: QAQuestion, setting: str) -> QARow:
     verdict = judge(answer.text, q.answer) if not answer.declined else Verdict(False, False, 0.0, 0.0)
 
     def gold(chunk: Any) -> bool:
-        return _source_doc(chunk.source) == q.doc_id and overlaps(chunk.start, chunk.end, q.answer_start,
+        return dataset_doc_id(chunk.source) == q.doc_id and overlaps(chunk.start, chunk.end, q.answer_start,
                                                                    q.answer_end)
 
-    cited = tuple(f"{_source_doc(c.chunk.source)}[{c.chunk.start}:{c.chunk.end}]" for c in answer.citations)
+    cited = tuple(f"{dataset_doc_id(c.chunk.source)}[{c.chunk.start}:{c.chunk.end}]" for c in answer.citations)
     d = answer.diagnostics
     generated = judge(strip_scaffolding(d.raw)[0], q.answer).correct if d.fallback else None
     return QARow(qid=q.qid, setting=setting, question=q.question, reference=q.answer.strip(), answer=answer.text,
@@ -361,8 +359,6 @@ def _one_line(text: str, width: int = 200) -> str:
 
 
 def write_rows(rows: Sequence[QARow], path: Path) -> None:
-    import json  # noqa: PLC0415
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
         for r in rows:

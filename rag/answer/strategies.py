@@ -24,7 +24,7 @@ from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
-from rag.answer.citecheck import DEFAULT_SUPPORT_THRESHOLD, SupportChecker, fix_citations
+from rag.answer.citecheck import DEFAULT_SUPPORT_THRESHOLD, SupportChecker, fix_citations, strip_citations
 from rag.answer.gate import DEFAULT_MIN_DENSE
 from rag.answer.planner import History, Plan
 from rag.answer.safety import ECHO_STOPS, foreign_urls, is_suspicious, strip_scaffolding
@@ -208,8 +208,7 @@ def repoint_citations(text: str, support: Sequence[SentenceSupport]
     for s in support:
         cited = [int(n) for m in CITE_RE.finditer(s.sentence) for n in re.findall(r"\d+", m.group(1))]
         if s.supported and s.citation is not None and cited and s.citation not in cited:
-            sentence = CITE_RE.sub(lambda _m: "", s.sentence)
-            sentence = re.sub(r"\s+([.!?;:,])", r"\1", sentence).rstrip()
+            sentence = strip_citations(s.sentence)
             end = sentence[-1] if sentence and sentence[-1] in ".!?" else ""
             new = f"{sentence[:-1] if end else sentence} [{s.citation}]{end}"
             text = text.replace(s.sentence, new, 1)
