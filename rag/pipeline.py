@@ -35,14 +35,14 @@ from typing import Any, Callable, Mapping
 from rag.answer.answerer import Answerer
 from rag.answer.chat import ChatSession
 from rag.answer.citecheck import DEFAULT_SUPPORT_THRESHOLD
-from rag.answer.gate import DEFAULT_MIN_DENSE, RelevanceGate
+from rag.answer.gate import DEFAULT_MIN_DENSE, AnswerCheck, RelevanceGate
 from rag.answer.planner import QueryPlanner
 from rag.answer.strategies import (DEFAULT_FALLBACK_SHARE, DIRECT_MAX_TOKENS, DirectStrategy, ExtractiveStrategy,
                                    GenerativeStrategy)
 from rag.embedding import DEFAULT_EMBEDDER, Embedder
 from rag.generation.llm import ChatModel
 from rag.generation.memory import MEMORY_TYPES, Memory, make_memory
-from rag.generation.models import DEFAULT_MODEL
+from rag.generation.models import DEFAULT_MODEL, calibrated_answer_check
 from rag.index.store import Index, IndexStore
 from rag.plugins.base import PluginContext, make_rewriter
 from rag.retrieval.fusion import DEFAULT_RRF_K
@@ -53,6 +53,7 @@ from rag.types import AnswerMode, Fusion, RetrievalMode
 logger = logging.getLogger(__name__)
 
 AUTO_RERANKER = "auto"
+AUTO = "auto"  # a setting resolved from the model (GenerationConfig.answer_check)
 
 
 def _positive_int(name: str, value: object) -> None:
@@ -106,8 +107,16 @@ class GenerationConfig:
     support_threshold: float = DEFAULT_SUPPORT_THRESHOLD
     max_quotes: int = 3
     fallback_share: float | None = DEFAULT_FALLBACK_SHARE
+    #: the answerability check's threshold (the model's Y/N log-odds that the sources answer the
+    #: question): ``"auto"`` = the one calibrated for the model (none for uncalibrated models), None = off
+    answer_check: float | str | None = AUTO
 
     def __post_init__(self) -> None:
+        if isinstance(self.answer_check, str):
+            if self.answer_check != AUTO:
+                raise ValueError(f"answer_check must be 'auto', a number or None, got {self.answer_check!r}")
+        elif self.answer_check is not None:
+            AnswerCheck(self.answer_check)  # validates
         mode = AnswerMode.parse(self.mode)
         if mode is AnswerMode.DIRECT:
             raise ValueError("generation mode must be generative or extractive; direct answers come from a router")
@@ -122,6 +131,12 @@ class GenerationConfig:
     @property
     def extractive(self) -> bool:
         return self.mode is AnswerMode.EXTRACTIVE
+
+    def answer_check_threshold(self) -> float | None:
+        """The check's threshold: the set one, or with ``"auto"`` the model's calibrated one."""
+        if self.answer_check == AUTO:
+            return calibrated_answer_check(self.model)
+        return None if self.answer_check is None else float(self.answer_check)
 
 
 @dataclass(frozen=True)
@@ -300,7 +315,9 @@ def build(config: PipelineConfig, store: IndexStore, *, index: Index | None = No
             strategy = GenerativeStrategy(answer_llm, embedder, max_tokens=gen.max_tokens,  # type: ignore[arg-type]
                                           temperature=gen.temperature, seed=gen.seed,
                                           support_threshold=gen.support_threshold,
-                                          fallback_share=gen.fallback_share, max_quotes=gen.max_quotes)
+                                          fallback_share=gen.fallback_share, max_quotes=gen.max_quotes,
+                                          check=None if (threshold := gen.answer_check_threshold()) is None
+                                          else AnswerCheck(threshold))
         direct = DirectStrategy(answer_llm, max_tokens=min(gen.max_tokens, DIRECT_MAX_TOKENS),
                                 temperature=gen.temperature, seed=gen.seed)
         answerer = Answerer(planner, strategy, direct)

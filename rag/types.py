@@ -202,6 +202,8 @@ class Diagnostics:
     ``repointed_citations`` the ``(cited, supporting)`` source numbers of markers moved to the
     source that supports the sentence; ``unsupported_share`` is the share of answer sentences the support check did not support;
     ``fallback`` says why the generated answer was replaced (e.g. by quoted source sentences).
+    ``answer_check`` is the model's log-odds that the sources answer the question (Y vs N
+    as the first token of a check prompt), when the answerability check ran.
     ``timings`` holds seconds per step (``retrieve_s``, ``generate_s``).
     """
 
@@ -224,6 +226,7 @@ class Diagnostics:
     repointed_citations: tuple[tuple[int, int], ...] = ()
     unsupported_share: float | None = None
     fallback: str = ""
+    answer_check: float | None = None
     raw: str = ""
     timings: Mapping[str, float] = field(default_factory=dict)
 

@@ -324,3 +324,96 @@ def test_a_mostly_unsupported_answer_is_replaced_by_quotes(retriever: Retriever)
     assert answer.mode == "extractive" and "quoted instead" in answer.diagnostics.fallback
     assert "bleed valve" in answer.text and answer.citations and answer.diagnostics.unsupported_share == 1.0
     assert "flux capacitor" in answer.diagnostics.raw, "the generated text is kept for the trace"
+
+
+# -- answerability check ------------------------------------------------------------------------
+
+
+def _odds(value: float):  # type: ignore[no-untyped-def]
+    """Scripted first-token log-probs whose yes/no log-odds is ``value``."""
+    return lambda msgs: {"Y": -0.1, "N": -0.1 - value}
+
+
+def test_the_answer_check_declines_when_the_model_says_the_sources_do_not_answer(retriever: Retriever) -> None:
+    from rag.answer.gate import CHECK_SUFFIX, AnswerCheck
+
+    llm = ScriptedLLM(["Open the bleed valve [1]."], logprobs=_odds(-2.0))
+    answer = make_answerer(retriever, llm, check=AnswerCheck(0.0)).answer("How do I prime the centrifugal pump?")
+    assert answer.declined and answer.text == NOT_FOUND and not llm.calls, "declined before generating"
+    assert answer.diagnostics.answer_check == -2.0 and "answer check" in answer.diagnostics.reason
+    assert answer.sources and "pump.md" in answer.sources[0].chunk.source, "the sources that were judged are listed"
+    scored = llm.scored[0][-1]["content"]
+    assert scored.endswith(CHECK_SUFFIX) and "bleed valve" in scored, "the check sees the answer prompt's sources"
+
+
+def test_the_answer_check_lets_a_supported_question_through(retriever: Retriever) -> None:
+    from rag.answer.gate import AnswerCheck
+
+    llm = ScriptedLLM(["Open the bleed valve and fill the casing with water [1]."], logprobs=_odds(1.5))
+    answer = make_answerer(retriever, llm, check=AnswerCheck(0.0)).answer("How do I prime the centrifugal pump?")
+    assert not answer.declined and "bleed valve" in answer.text and answer.diagnostics.answer_check == 1.5
+    assert llm.scored[0][:-1] == llm.calls[0][:-1], "the check and the answer share the prompt prefix"
+
+
+def test_a_model_that_cannot_score_skips_the_check(retriever: Retriever) -> None:
+    from rag.answer.gate import AnswerCheck
+
+    llm = ScriptedLLM(["Open the bleed valve [1]."])  # no logprobs script: cannot score
+    answer = make_answerer(retriever, llm, check=AnswerCheck(5.0)).answer("How do I prime the centrifugal pump?")
+    assert not answer.declined and answer.diagnostics.answer_check is None
+
+
+def test_answer_check_validates_and_scores() -> None:
+    from rag.answer.gate import AnswerCheck, check_messages, yes_log_odds
+
+    with pytest.raises(ValueError, match="min_log_odds"):
+        AnswerCheck(float("inf"))
+    with pytest.raises(ValueError, match="end with the user"):
+        check_messages([{"role": "system", "content": "x"}])
+    assert yes_log_odds({"Y": -1.0, "N": -3.0}) == pytest.approx(2.0)
+    assert yes_log_odds({"Y": -3.0, "N": -1.0}) == pytest.approx(-2.0)
+
+
+def test_history_reaches_the_prompt_only_for_a_follow_up(retriever: Retriever) -> None:
+    llm = ScriptedLLM(["Open the bleed valve [1]."])
+    answerer = make_answerer(retriever, llm, condense=False)
+    history = [{"role": "user", "content": "What is the turbine inspection interval?"},
+               {"role": "assistant", "content": "Every 500 operating hours [1]."}]
+    answerer.answer("How do I prime the centrifugal pump?", history)
+    assert not any("500 operating hours" == m["content"][-19:] for m in llm.calls[-1][1:-1]), \
+        "a self-contained question is answered without the earlier turns"
+    assert len(llm.calls[-1]) == 2
+    answerer.answer("And what if it runs dry?", history)
+    assert any(m["role"] == "assistant" and "500 operating hours" in m["content"] for m in llm.calls[-1]), \
+        "a follow-up keeps them"
+
+
+def test_the_real_model_scores_yes_and_no_and_reuses_the_sources(smol: LlamaCppLLM) -> None:
+    from rag.answer.gate import AnswerCheck
+
+    sources = [{"role": "system", "content": "Answer from the sources."},
+               {"role": "user", "content": f"Sources:\n[1] pump.md\n{PUMP}\n\nQuestion: How do I prime the pump?"}]
+    logprobs = smol.first_token_logprobs(sources, ("Y", "N"))
+    assert logprobs is not None and all(v < 0.0 for v in logprobs.values())
+    before = smol.llama.n_tokens
+    again = smol.first_token_logprobs(sources, ("Y", "N"))
+    # the last prompt token is re-decoded alone (not in a batch): llama.cpp's kernels differ slightly
+    assert again is not None and abs(again["Y"] - logprobs["Y"]) < 0.5, "same prompt, same score (cache reused)"
+    assert smol.llama.n_tokens == before
+    assert AnswerCheck().log_odds(smol, sources) is not None
+    assert smol.llama.n_tokens > before, "the check prompt extends the same prefix"
+
+
+def test_the_cli_lists_the_passages_the_check_judged(retriever: Retriever) -> None:
+    import io
+
+    from rag.answer.gate import AnswerCheck
+    from rag.answer.strategies import CHECK_NOTE
+    from rag.cli.answer import print_stream
+
+    llm = ScriptedLLM(["Open the bleed valve [1]."], logprobs=_odds(-1.0))
+    out = io.StringIO()
+    answer = print_stream(make_answerer(retriever, llm, check=AnswerCheck(0.0)).stream(
+        "How do I prime the centrifugal pump?"), out)
+    text = out.getvalue()
+    assert answer.declined and NOT_FOUND in text and CHECK_NOTE in text and "pump.md" in text

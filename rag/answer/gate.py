@@ -1,12 +1,15 @@
-"""The relevance gate: is any retrieved hit relevant enough to answer from?
+"""Gates before an answer: is any hit relevant (:class:`RelevanceGate`), and do the relevant
+sources answer the question (:class:`AnswerCheck`)?
 
-If none is, the answer is the fixed "not in your documents" reply and the LLM is not called.
+If no hit is relevant, the answer is the fixed "not in your documents" reply and the LLM is not
+called; if the check says the sources do not answer it, the same reply lists the sources.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from rag.index.sparse import Analyzer
 from rag.types import Hit
@@ -68,3 +71,80 @@ class RelevanceGate:
         """Hits that pass; give ``query`` and the index's ``analyzer`` to enable term coverage."""
         terms = frozenset(analyzer.tokenize(query)) if (analyzer is not None and query) else frozenset()
         return [h for h in hits if self.passes(h, terms, analyzer)]
+
+
+# -- answerability check -----------------------------------------------------------------------
+
+#: Appended to the answer prompt's question for the check (the sources stay a shared prefix).  The
+#: reply is a letter, not yes/no: asked about "Does my data leave the computer?", a yes/no check
+#: mixed the check's "no" with the answer's "No" and declined a question the FAQ answers.
+CHECK_SUFFIX = "\n\nDo the sources above answer the question? Reply with one letter: Y if they do, N if they do not."
+YES, NO = ("Y",), ("N",)
+DEFAULT_MIN_LOG_ODDS = 0.0
+
+
+def _logsumexp(values: Sequence[float]) -> float:
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def check_messages(messages: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+    """The answer prompt's messages with :data:`CHECK_SUFFIX` after the question."""
+    msgs = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
+    if not msgs or msgs[-1]["role"] != "user":
+        raise ValueError("the answer prompt must end with the user's question")
+    msgs[-1]["content"] += CHECK_SUFFIX
+    return msgs
+
+
+def yes_log_odds(logprobs: Mapping[str, float], yes: Sequence[str] = YES, no: Sequence[str] = NO) -> float:
+    """log P(yes) - log P(no), each summed over its spellings (pure).
+
+    Example:
+        >>> round(yes_log_odds({"Y": -0.5, "N": -2.0}), 3)
+        1.5
+        >>> round(yes_log_odds({"yes": -0.5, "Yes": -1.5, "no": -2.0, "No": -3.0}, ("yes", "Yes"), ("no", "No")), 3)
+        1.5
+    """
+    return _logsumexp([logprobs[c] for c in yes]) - _logsumexp([logprobs[c] for c in no])
+
+
+@dataclass(frozen=True)
+class AnswerCheck:
+    """Ask the generator whether the retrieved sources answer the question, before it answers.
+
+    The relevance gate asks "is anything on topic?"; in a collection of related documents
+    (papers of one field, manuals of one product line) something always is, and a small model
+    then answers from a passage about a neighbouring fact.  The check appends
+    :data:`CHECK_SUFFIX` to the answer prompt and reads the model's first-token log-odds of
+    "Y" against "N" (no sampling); below ``min_log_odds`` the answer is "I could not find this
+    in your documents" with the passages listed.  The sources are the prompt's prefix, so
+    llama.cpp reuses their KV cache for the answer: the check costs a forward pass over the few
+    suffix tokens, not a second prompt.  The threshold is the model's (calibrated per model:
+    :attr:`rag.generation.models.ModelSpec.answer_check`).
+
+    Models that cannot score (no ``first_token_logprobs``, or it returns None) skip the check.
+
+    Example:
+        >>> AnswerCheck(min_log_odds=float("nan"))
+        Traceback (most recent call last):
+        ...
+        ValueError: min_log_odds must be a finite number, got nan
+    """
+
+    min_log_odds: float = DEFAULT_MIN_LOG_ODDS
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.min_log_odds, (int, float)) or not math.isfinite(self.min_log_odds):
+            raise ValueError(f"min_log_odds must be a finite number, got {self.min_log_odds!r}")
+
+    def log_odds(self, llm: object, messages: Sequence[Mapping[str, str]]) -> float | None:
+        """The model's log-odds that the sources answer the question; None if it cannot score."""
+        scorer = getattr(llm, "first_token_logprobs", None)
+        if scorer is None:
+            return None
+        logprobs = scorer(check_messages(messages), (*YES, *NO))
+        return None if logprobs is None else yes_log_odds(logprobs)
+
+    def passes(self, log_odds: float | None) -> bool:
+        return log_odds is None or log_odds >= self.min_log_odds

@@ -20,18 +20,18 @@ import logging
 import re
 import time
 from dataclasses import dataclass, replace
-from typing import Mapping, Protocol, Sequence
+from typing import Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from rag.answer.citecheck import DEFAULT_SUPPORT_THRESHOLD, SupportChecker, fix_citations, strip_citations
-from rag.answer.gate import DEFAULT_MIN_DENSE
+from rag.answer.gate import DEFAULT_MIN_DENSE, AnswerCheck
 from rag.answer.planner import History, Plan
 from rag.answer.safety import ECHO_STOPS, foreign_urls, is_suspicious, strip_scaffolding
 from rag.answer.stream import AnswerStream, single
 from rag.embedding import Embedder
 from rag.generation.llm import ChatModel
-from rag.generation.prompting import NOT_FOUND, PromptBuilder
+from rag.generation.prompting import NOT_FOUND, PromptBuilder, looks_like_follow_up
 from rag.text import CITE_RE, content_terms, split_sentences
 from rag.types import Answer, AnswerMode, Chunk, Citation, Hit, SentenceSupport
 
@@ -45,6 +45,8 @@ _DECLINE_MARKERS = ("could not find this in your documents", "could not find thi
                     "not in your documents", "sources do not contain")
 #: Above this share of unsupported sentences a generated answer is replaced by quoted sentences.
 DEFAULT_FALLBACK_SHARE = 0.5
+CHECK_NOTE = "These passages were found, but the model judged that they do not answer the question."
+CHECK_REASON = "answer check: the model judged that the sources do not answer the question"
 FALLBACK_NOTE = ("Most of the generated answer was not supported by your documents, so the passages that "
                  "best match the question are quoted instead.")
 
@@ -93,6 +95,16 @@ class Sampling:
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
 
 
+@dataclass
+class _Run:
+    """What one generative answer's stream learned while running (read by its ``finish``)."""
+
+    odds: float | None = None
+    check_s: float = 0.0
+    t0: float = 0.0
+    declined: bool = False
+
+
 class GenerativeStrategy:
     """Prompt the LLM with the numbered relevant chunks, stream its answer, then check citations and support.
 
@@ -105,6 +117,12 @@ class GenerativeStrategy:
         fallback_share: when more than this share of the answer's sentences is unsupported, the
             answer is replaced by the extractive one (quoted sentences, ``diagnostics.fallback``
             says so); ``None`` keeps the generated text (unsupported sentences are still marked).
+        check: the :class:`~rag.answer.gate.AnswerCheck` asked before answering (the model's
+            "do the sources answer it?" log-odds); ``None`` answers whenever a hit is relevant.
+
+    The chat history goes into the prompt only for a follow-up
+    (:func:`~rag.generation.prompting.looks_like_follow_up`): earlier turns next to a new,
+    self-contained question made the 1.5B model decline questions it answers when asked alone.
 
     Echoed prompt text (``Question:``, headings, role tags) is stopped during generation and cut
     from the final text (``diagnostics.scaffolding_removed``).
@@ -120,7 +138,8 @@ class GenerativeStrategy:
 
     def __init__(self, llm: ChatModel, embedder: Embedder, max_tokens: int = 256, temperature: float = 0.0,
                  seed: int = 0, support_threshold: float = DEFAULT_SUPPORT_THRESHOLD,
-                 fallback_share: float | None = DEFAULT_FALLBACK_SHARE, max_quotes: int = 3) -> None:
+                 fallback_share: float | None = DEFAULT_FALLBACK_SHARE, max_quotes: int = 3,
+                 check: AnswerCheck | None = None) -> None:
         if llm is None:
             raise ValueError("generative answers need an llm; pass llm=... or use extractive answers")
         if fallback_share is not None and not 0.0 <= fallback_share < 1.0:
@@ -131,24 +150,47 @@ class GenerativeStrategy:
         self.prompts = PromptBuilder(llm, max_tokens=max_tokens)
         self.fallback_share = fallback_share
         self.quotes = ExtractiveStrategy(embedder, max_quotes=max_quotes)
+        self.check = check
 
     def stream(self, plan: Plan, history: History = ()) -> AnswerStream:
         prompt_q = plan.query if plan.rewrite.condensed else plan.question
+        history = history if looks_like_follow_up(plan.question) else ()
         prompt = self.prompts.build(prompt_q, [h.chunk for h in plan.relevant], history)
-        t0 = time.perf_counter()
-        pieces = self.llm.stream(list(prompt.messages), max_tokens=prompt.max_tokens,
-                                 temperature=self.sampling.temperature, seed=self.sampling.seed, stop=ECHO_STOPS)
         hits_by_chunk = {h.chunk.id: h for h in plan.relevant}
+        run = _Run()
+        check = self.check
+
+        def pieces() -> Iterator[str]:
+            # the check runs when the caller starts reading: its time counts as writing, like the prompt's
+            t0 = time.perf_counter()
+            run.odds = check.log_odds(self.llm, prompt.messages) if check is not None else None
+            run.check_s, run.t0 = time.perf_counter() - t0, time.perf_counter()
+            if check is not None and not check.passes(run.odds):
+                logger.info("answer check: log-odds %.2f < %.2f; declining", run.odds, check.min_log_odds)
+                run.declined = True
+                yield NOT_FOUND
+                return
+            yield from self.llm.stream(list(prompt.messages), max_tokens=prompt.max_tokens,
+                                       temperature=self.sampling.temperature, seed=self.sampling.seed,
+                                       stop=ECHO_STOPS)
 
         def finish(raw: str) -> Answer:
-            generate_s = time.perf_counter() - t0
+            timings = {"answer_check_s": round(run.check_s, 3)} if run.odds is not None else {}
+            scored = {"answer_check": round(run.odds, 3)} if run.odds is not None else {}
+            if run.declined:
+                sources = tuple(Citation(i, c, hits_by_chunk[c.id].score) for i, c in enumerate(prompt.chunks, 1))
+                return Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.query, grounded=False,
+                              sources=sources, trace=plan.trace, diagnostics=plan.diagnostics(
+                                  timings, reason=CHECK_REASON, prompt_tokens=prompt.prompt_tokens,
+                                  sources_in_prompt=prompt.n_sources, **scored))
+            generate_s = time.perf_counter() - run.t0
             trace = replace(plan.trace, timings={**plan.trace.timings, "generate_s": generate_s})
             fields = dict(prompt_tokens=prompt.prompt_tokens, sources_in_prompt=prompt.n_sources,
-                          chunks_dropped=prompt.dropped, truncated=prompt.truncated, raw=raw)
+                          chunks_dropped=prompt.dropped, truncated=prompt.truncated, raw=raw, **scored)
             return self._finish(replace(plan, trace=trace), raw, prompt.chunks, hits_by_chunk,
-                                {"generate_s": round(generate_s, 3)}, fields, prompt.prompt_tokens)
+                                {"generate_s": round(generate_s, 3), **timings}, fields, prompt.prompt_tokens)
 
-        return AnswerStream(iter(pieces), finish, plan.query)
+        return AnswerStream(pieces(), finish, plan.query)
 
     def _finish(self, plan: Plan, raw: str, chunks: Sequence[Chunk], hits_by_chunk: Mapping[str, Hit],
                 timings: Mapping[str, float], fields: dict[str, object], prompt_tokens: int = 0) -> Answer:
@@ -182,7 +224,8 @@ class GenerativeStrategy:
                 logger.info("%.0f%% of the generated answer unsupported; quoting the sources instead", 100 * share)
                 return replace(quoted, diagnostics=replace(
                     quoted.diagnostics, timings={**quoted.diagnostics.timings, **timings}, unsupported_share=share,
-                    fallback=FALLBACK_NOTE, raw=raw, prompt_tokens=prompt_tokens, scaffolding_removed=removed))
+                    fallback=FALLBACK_NOTE, raw=raw, prompt_tokens=prompt_tokens, scaffolding_removed=removed,
+                    answer_check=fields.get("answer_check")))
         diagnostics = plan.diagnostics(timings, explicit_citations=valid, inferred_citations=inferred,
                                        invalid_citations=invalid, unsupported_share=share, **fields,
                                        **untrusted_marks(fixed, citations, sources))

@@ -24,6 +24,7 @@ import logging
 import sys
 from typing import Any, TextIO
 
+from rag.answer.strategies import CHECK_NOTE, CHECK_REASON
 from rag.answer.stream import AnswerStream
 from rag.cli.common import (add_generation_args, add_index_args, add_memory_args, add_plugin_args,
                             add_retrieval_args, pipeline_config, store)
@@ -56,6 +57,8 @@ def print_stream(stream: AnswerStream, out: TextIO, trace: bool = False) -> Answ
 def format_sources(answer: Answer) -> str:
     """Numbered sources, removed citations and unsupported sentences, as plain text."""
     if answer.declined:
+        if answer.diagnostics.reason == CHECK_REASON and answer.sources:
+            return "\n".join([CHECK_NOTE, *(f"  [{c.number}] {c.chunk.location}" for c in answer.sources)]) + "\n"
         return ""
     lines: list[str] = []
     if answer.citations:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,15 @@ def cosine(value: str) -> float:
     x = _number(value, float)
     if x is None or not -1.0 <= x <= 1.0:
         raise argparse.ArgumentTypeError(f"must be a cosine similarity in [-1, 1], got {value!r}")
+    return float(x)
+
+
+def answer_check(value: str) -> float | str:
+    if value == "auto":
+        return value
+    x = _number(value, float)
+    if x is None or not math.isfinite(x):
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a finite number (log-odds), got {value!r}")
     return float(x)
 
 
@@ -150,6 +160,17 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-relevance", type=cosine, default=DEFAULT_MIN_DENSE,
                    help="minimum dense cosine of a hit to answer from it (default: %(default)s)")
     g.add_argument("--extractive", action="store_true", help="quote the best sentences; no LLM")
+    add_answer_check_arg(g)
+
+
+def add_answer_check_arg(p: Any) -> None:
+    """``--answer-check LOG_ODDS`` / ``--no-answer-check`` (shared by ask, chat and the answer benchmark)."""
+    p.add_argument("--answer-check", type=answer_check, default="auto", metavar="LOG_ODDS",
+                   help="decline when the model's Y/N log-odds that the sources answer the question is below "
+                        "this; 'auto' = the threshold calibrated for the model, none if it has none "
+                        "(default: %(default)s)")
+    p.add_argument("--no-answer-check", dest="answer_check", action="store_const", const=None,
+                   help="answer whenever a source is relevant (no Y/N check before answering)")
 
 
 def add_plugin_args(p: argparse.ArgumentParser) -> None:
@@ -196,7 +217,7 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
             mode=AnswerMode.EXTRACTIVE if args.extractive else AnswerMode.GENERATIVE, model=args.model,
             models_dir=str(args.models_dir) if args.models_dir else None, n_ctx=args.n_ctx,
             n_gpu_layers=args.n_gpu_layers, temperature=args.temperature, seed=args.seed,
-            max_tokens=args.max_tokens, min_relevance=args.min_relevance),
+            max_tokens=args.max_tokens, min_relevance=args.min_relevance, answer_check=args.answer_check),
         memory=MemoryConfig(kind=getattr(args, "memory", "buffer"), window=getattr(args, "window", 3)),
         plugins=PluginConfig(rewriter=rewriter, router=args.router,
                              rewriter_options=read_options(args.rewriter_config),

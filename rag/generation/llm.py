@@ -270,6 +270,48 @@ class LlamaCppLLM:
                      usage.get("completion_tokens"), time.perf_counter() - t0)
         return str(out["choices"][0]["message"].get("content") or "")
 
+    def first_token_logprobs(self, messages: Sequence[Message], choices: Sequence[str]) -> dict[str, float] | None:
+        """Log-probability of each of ``choices`` as the first token of the assistant's reply.
+
+        Evaluates the prompt without sampling and reuses the KV cache of the longest common token
+        prefix with the previous call (llama-cpp-python's own reuse rule), so a later
+        :meth:`stream` of a prompt that shares the same sources re-evaluates only the tail.
+        Each choice is scored by its first token (``"yes"``, ``"Yes"`` ...).  None when the GGUF has
+        no chat template to render the prompt exactly (the caller then skips what needed the score).
+        """
+        if not choices:
+            raise ValueError("choices must name at least one reply, e.g. ('yes', 'no')")
+        import numpy as np  # noqa: PLC0415
+
+        msgs = _plain_messages(messages)
+        with self._lock:
+            llama = self.llama
+            if self._formatter is None:
+                return None
+            prompt = self._formatter(messages=msgs).prompt
+            tokens = llama.tokenize(prompt.encode("utf-8"), special=True)
+            if len(tokens) >= self._n_ctx:
+                raise ContextOverflowError(f"prompt is {len(tokens)} tokens but the context window is {self._n_ctx}")
+            cached = llama._input_ids
+            same = 0
+            for a, b in zip(cached, tokens):
+                if a != b:
+                    break
+                same += 1
+            same = min(same, len(tokens) - 1)  # re-evaluate at least one token for fresh logits
+            llama.n_tokens = same  # eval() drops the KV cache after n_tokens and appends the rest
+            llama.eval(tokens[same:])
+            logits = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(llama.n_vocab(),)).astype(np.float64)
+            top = float(logits.max())
+            log_norm = top + float(np.log(np.exp(logits - top).sum()))
+            out = {}
+            for choice in choices:
+                ids = llama.tokenize(choice.encode("utf-8"), add_bos=False, special=False)
+                if not ids:
+                    raise ValueError(f"choice {choice!r} has no tokens")
+                out[choice] = float(logits[ids[0]] - log_norm)
+        return out
+
     def stream(self, messages: Sequence[Message], max_tokens: int = 256, temperature: float = 0.0,
                seed: int | None = None, grammar: str | None = None, stop: Sequence[str] = ()) -> Iterator[str]:
         """Yield the answer as text pieces; the model stays locked until the iterator ends or is closed."""
@@ -292,7 +334,8 @@ class ScriptedLLM:
 
     ``replies`` is a list (used in order, the last one repeats) or a function of the
     messages.  Tokens are counted as whitespace-separated words.  Calls are recorded in
-    :attr:`calls`.
+    :attr:`calls`.  ``logprobs`` (a function of the messages returning a log-probability per
+    reply such as ``"yes"``) scripts :meth:`first_token_logprobs`; scored prompts go to :attr:`scored`.
 
     Example:
         >>> llm = ScriptedLLM(lambda msgs: msgs[-1]["content"].upper(), n_ctx=512)
@@ -300,14 +343,17 @@ class ScriptedLLM:
         'HI THERE'
     """
 
-    def __init__(self, replies: Sequence[str] | Callable[[Sequence[Message]], str], n_ctx: int = 2048) -> None:
+    def __init__(self, replies: Sequence[str] | Callable[[Sequence[Message]], str], n_ctx: int = 2048,
+                 logprobs: Callable[[Sequence[Message]], Mapping[str, float]] | None = None) -> None:
         if not callable(replies) and (isinstance(replies, str) or len(replies) == 0):
             raise ValueError("replies must be a non-empty list of strings or a callable")
         if not isinstance(n_ctx, int) or n_ctx < 16:
             raise ValueError(f"n_ctx must be an integer >= 16, got {n_ctx!r}")
         self._replies = replies if callable(replies) else list(replies)
         self._n_ctx = n_ctx
+        self._logprobs = logprobs
         self.calls: list[list[dict[str, str]]] = []
+        self.scored: list[list[dict[str, str]]] = []
         self._lock = threading.Lock()
 
     @property
@@ -333,6 +379,15 @@ class ScriptedLLM:
             if callable(self._replies):
                 return self._replies(msgs)
             return self._replies[min(len(self.calls), len(self._replies)) - 1]
+
+    def first_token_logprobs(self, messages: Sequence[Message], choices: Sequence[str]) -> dict[str, float] | None:
+        """The scripted ``logprobs(messages)`` for ``choices`` (None without a script: cannot score)."""
+        if self._logprobs is None:
+            return None
+        msgs = _plain_messages(messages)
+        self.scored.append(msgs)
+        scores = self._logprobs(msgs)
+        return {c: float(scores[c]) for c in choices}
 
     def stream(self, messages: Sequence[Message], max_tokens: int = 256, temperature: float = 0.0,
                seed: int | None = None, grammar: str | None = None, stop: Sequence[str] = ()) -> Iterator[str]:

