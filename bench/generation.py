@@ -3,7 +3,8 @@
 * bare: ``llama_cpp.Llama.create_chat_completion(stream=True)`` on the exact messages the app
   builds; its TTFT is the prompt-evaluation time (plus one token).
 * app: ``Answerer.stream(question)`` end to end: query embedding, retrieval, relevance gate,
-  token budgeting with the model's tokenizer, then the same generation.
+  token budgeting with the model's tokenizer, the answerability check (when the model has a
+  calibrated threshold), then the same generation; "no answer check" is the same without it.
 
 The KV cache is reset before every run so neither side reuses a cached prompt prefix, except in
 the "warm" column: there another question was answered just before, so llama.cpp reuses the KV
@@ -25,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -129,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         config = PipelineConfig(index="bench", retrieval=RetrievalConfig(k=args.k),
                                 generation=GenerationConfig(model=args.model, max_tokens=args.max_tokens))
         answerer = build(config, store, index=index, embedder=embedder, llm=llm).answerer
+        unchecked = replace(config, generation=replace(config.generation, answer_check=None))
+        answerer_unchecked = build(unchecked, store, index=index, embedder=embedder, llm=llm).answerer
         # the exact prompt the app sends (same retrieval, same budget)
         plan = answerer.planner.plan(QUESTION)
         prompt = answerer.strategy.prompts.build(QUESTION, [h.chunk for h in plan.relevant])
@@ -141,12 +145,14 @@ def main(argv: list[str] | None = None) -> int:
             bare_run(bare, messages, 8)          # warm-up (page in weights)
             bare_run(bare1, messages, 8)
             app_run(answerer, llm, args.max_tokens)
-            bare_res, bare1_res, app_res, warm_res = [], [], [], []
+            bare_res, bare1_res, app_res, warm_res, nocheck_res = [], [], [], [], []
             for _ in range(args.runs):
                 bare_res.append(bare_run(bare, messages, args.max_tokens))
                 bare1_res.append(bare_run(bare1, messages, args.max_tokens))
                 app_res.append(app_run(answerer, llm, args.max_tokens))
                 warm_res.append(app_run(answerer, llm, args.max_tokens, warm=True))
+                nocheck_res.append(app_run(answerer_unchecked, llm, args.max_tokens))
+            scored = answerer.stream(QUESTION).answer.diagnostics.answer_check
         finally:
             bare.close()
             bare1.close()
@@ -154,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     def decode_rate(res: list[tuple[float, float, int]]) -> float:
         return median([(n - 1) / (total - ttft) for ttft, total, n in res if n > 1 and total > ttft])
 
-    cols = (bare1_res, bare_res, app_res, warm_res)
+    cols = (bare1_res, bare_res, app_res, warm_res, nocheck_res)
     ttfts = [median([r[0] for r in res]) for res in cols]
     b_ttft, a_ttft = ttfts[1], ttfts[2]
     ptoks = prompt.prompt_tokens
@@ -163,15 +169,18 @@ def main(argv: list[str] | None = None) -> int:
           f"GPU offload {'yes' if kwargs['n_gpu_layers'] else 'no'}")
     print(f"prompt: {ptoks} tokens ({prompt.n_sources} chunks), max_tokens {args.max_tokens}, "
           f"median of {args.runs} runs\n")
-    print("| measure | bare, default threads | bare llama.cpp | app (Answerer.stream) | app, warm prefix |")
-    print("|---|---|---|---|---|")
+    print("| measure | bare, default threads | bare llama.cpp | app (Answerer.stream) | app, warm prefix "
+          "| app, no answer check |")
+    print("|---|---|---|---|---|---|")
     print("| time to first token (s) | " + " | ".join(f"{t:.3f}" for t in ttfts) + " |")
     print("| prompt eval (tokens/s) | " + " | ".join(f"{ptoks / t:.0f}" for t in ttfts) + " |")
     print("| decode (tokens/s) | " + " | ".join(f"{decode_rate(res):.1f}" for res in cols) + " |")
     print("| generated tokens (median) | " + " | ".join(f"{median([r[2] for r in res]):.0f}" for res in cols) + " |")
-    print(f"| support check after the stream (s) | - | - | {median(CHECK_S[-2 * args.runs:]):.3f} | |")
+    print(f"| support check after the stream (s) | - | - | {median(CHECK_S[-3 * args.runs:]):.3f} | | |")
     print(f"\nexplicit threads: TTFT {ttfts[0] / b_ttft:.2f}x faster than llama-cpp-python's default; "
           f"warm system-prompt prefix: app TTFT {a_ttft / ttfts[3]:.2f}x faster than cold")
+    print(f"answer check (log-odds {scored}): app TTFT {a_ttft / ttfts[4]:.2f}x of the app without it"
+          if scored is not None else "answer check: not calibrated for this model (off)")
     ratio = a_ttft / b_ttft
     print(f"\napp TTFT / bare TTFT = {ratio:.2f}x (goal <= 1.5x): {'OK' if ratio <= 1.5 else 'OVER'}")
     return 0

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from rag.cli.common import (FUSIONS, MODES, CommandError, add_index_dir_arg, non_negative_int,  # one CLI convention
+from rag.cli.common import (FUSIONS, MODES, CommandError, add_answer_check_arg, add_index_dir_arg, non_negative_int,  # one CLI convention
                             positive_float, positive_int, unit_interval)
 from rag.ingest.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from rag.retrieval.fusion import DEFAULT_RRF_K
@@ -95,7 +95,7 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
     from rag.embedding import Embedder
     from rag.index.store import IndexStore
     from rag.pipeline import GenerationConfig, PipelineConfig, PluginConfig, RetrievalConfig, build
-    from rag_eval.qa import (add_cosines, load_qa, report_markdown, run_qa_benchmark, select, summarize,
+    from rag_eval.qa import (add_cosines, load_qa, report_markdown, row_json, run_qa_benchmark, select, summarize,
                              without_documents, write_rows)
     from rag_eval.retrieval import EvalSettings, build_index
 
@@ -113,7 +113,7 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
     retrieval = RetrievalConfig(mode=args.mode, fusion=args.fusion, candidates=args.candidates,
                                 **({"k": args.contexts} if args.contexts else {}))
     generation = GenerationConfig(mode="extractive" if args.extractive else "generative", model=args.generator,
-                                  max_tokens=args.max_tokens)
+                                  max_tokens=args.max_tokens, answer_check=args.answer_check)
     llm = None
     if not args.extractive:
         from rag.generation.llm import LlamaCppLLM
@@ -126,12 +126,24 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
                                 plugins=PluginConfig(rewriter="none"))
         return build(config, store, index=index, embedder=embedder, llm=llm).answerer
 
+    partial = None
+    if args.out:  # rows as they come, so an interrupted run keeps what it measured
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        partial = open(Path(args.out) / "rows.partial.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+
+    def keep(row: Any) -> None:
+        if partial is not None:
+            partial.write(row_json(row) + "\n")
+            partial.flush()
+
     try:
         rows = run_qa_benchmark(questions, answerer(full), answerer(without) if without is not None else None,
-                                show_progress=not args.quiet)
+                                show_progress=not args.quiet, on_row=keep)
     finally:
         if llm is not None:
             llm.close()
+        if partial is not None:
+            partial.close()
     rows = add_cosines(rows, embedder.encode)
     model = "extractive" if args.extractive else args.generator
     summary = summarize(rows, model)
@@ -143,6 +155,7 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         write_rows(rows, out / "rows.jsonl")
+        (out / "rows.partial.jsonl").unlink(missing_ok=True)
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         (out / "report.md").write_text(report_markdown(summary, rows), encoding="utf-8")
         print(f"wrote rows.jsonl, summary.json and report.md to {out}/", file=sys.stderr)
@@ -316,6 +329,7 @@ def _add_answers(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     a.add_argument("--generator", default=DEFAULT_MODEL, help="generator GGUF: registry name or path (default %(default)s)")
     a.add_argument("--max-tokens", type=positive_int, default=128, help="answer token budget (default %(default)s)")
     a.add_argument("--extractive", action="store_true", help="quote retrieved sentences instead of generating")
+    add_answer_check_arg(a)
     a.add_argument("--judge", default="smollm2-135m",
                    help="judge LLM: registry name or .gguf path (llama.cpp), an OpenAI-compatible base URL "
                         "(http://host:port/v1), or 'none' for non-LLM metrics only (default %(default)s)")

@@ -35,7 +35,7 @@ import statistics
 import string
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -234,6 +234,7 @@ class QARow:
     reason: str = ""
     fallback: bool = False
     generated_correct: bool | None = None   # the generated text's verdict when a fallback replaced it
+    answer_check: float | None = None       # the model's Y/N log-odds that the sources answer it
 
     @property
     def invented(self) -> bool:
@@ -267,7 +268,30 @@ def ask(answerer: Any, q: QAQuestion, setting: str) -> QARow:
                  scaffolding=bool(getattr(d, "scaffolding_removed", 0)), context_dependent=q.context_dependent,
                  citations=cited, ttft_s=round(ttft if ttft is not None else total, 3), answer_s=round(total, 3),
                  mode=str(answer.mode), reason=str(d.reason or ""), fallback=bool(d.fallback),
-                 generated_correct=generated)
+                 generated_correct=generated, answer_check=d.answer_check)
+
+
+def with_answer_check(rows: Sequence[QARow], threshold: float) -> list[QARow]:
+    """The rows as the answerability check at ``threshold`` would have left them (pure).
+
+    Needs rows from a run whose check scored every question but declined none
+    (``--answer-check -1000``): a row scored below ``threshold`` becomes a decline.  The check runs
+    before generation and does not change it, so this equals a run at ``threshold``.
+
+    Example:
+        >>> r = QARow("1", "unanswerable", "q", "ref", "an answer", False, False, 0.0, 0.0, None, False, False,
+        ...           False, False, (), 1.0, 2.0, answer_check=0.4)
+        >>> [x.declined for x in with_answer_check([r], 0.5) + with_answer_check([r], 0.3)]
+        [True, False]
+    """
+    out = []
+    for r in rows:
+        if not r.declined and r.answer_check is not None and r.answer_check < threshold:
+            r = replace(r, answer="", declined=True, correct=False, recall=0.0, f1=0.0, cosine=None,
+                        cited_gold=False, scaffolding=False, citations=(), fallback=False, generated_correct=None,
+                        reason="answer check")
+        out.append(r)
+    return out
 
 
 def add_cosines(rows: Sequence[QARow], encode: Callable[[list[str]], Any]) -> list[QARow]:
@@ -322,8 +346,9 @@ def summarize(rows: Sequence[QARow], model: str) -> dict[str, Any]:
 
 
 def run_qa_benchmark(questions: Sequence[QAQuestion], answerable: Any, unanswerable: Any | None,
-                     show_progress: bool = False) -> list[QARow]:
-    """Ask every question of ``questions`` through ``answerable`` (and ``unanswerable`` if given)."""
+                     show_progress: bool = False, on_row: Callable[[QARow], None] | None = None) -> list[QARow]:
+    """Ask every question of ``questions`` through ``answerable`` (and ``unanswerable`` if given);
+    ``on_row`` sees each row as soon as it is judged (so an interrupted run keeps its rows)."""
     from tqdm import tqdm  # noqa: PLC0415
 
     rows = []
@@ -331,6 +356,8 @@ def run_qa_benchmark(questions: Sequence[QAQuestion], answerable: Any, unanswera
     for setting, answerer in jobs:
         for q in tqdm(questions, desc=f"{setting} questions", disable=not show_progress, unit="q"):
             rows.append(ask(answerer, q, setting))
+            if on_row is not None:
+                on_row(rows[-1])
     return rows
 
 
@@ -358,13 +385,34 @@ def _one_line(text: str, width: int = 200) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def row_json(row: QARow) -> str:
+    return json.dumps({**asdict(row), "invented": row.invented}, ensure_ascii=False)
+
+
+def read_rows(path: str | Path) -> list[QARow]:
+    """Rows written by :func:`write_rows` (``rows.jsonl`` of ``--out``), or ``rows.partial.jsonl``."""
+    names = {f.name for f in fields(QARow)}
+    rows = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} line {n} is not JSON ({exc}); rows come from `rag eval answers --out DIR`") from None
+        data = {k: v for k, v in data.items() if k in names}
+        data["citations"] = tuple(data.get("citations", ()))
+        rows.append(QARow(**data))
+    return rows
+
+
 def write_rows(rows: Sequence[QARow], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
         for r in rows:
-            fh.write(json.dumps({**asdict(r), "invented": r.invented}, ensure_ascii=False) + "\n")
+            fh.write(row_json(r) + "\n")
 
 
 __all__ = ["QADataset", "QAQuestion", "QARow", "Verdict", "add_cosines", "ask", "content_recall", "judge",
-           "load_qa", "normalize_answer", "overlaps", "report_markdown", "run_qa_benchmark", "select",
+           "load_qa", "normalize_answer", "overlaps", "read_rows", "report_markdown", "row_json", "run_qa_benchmark", "select", "with_answer_check",
            "summarize", "token_f1", "write_rows"]

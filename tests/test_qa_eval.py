@@ -141,6 +141,46 @@ def test_cli_runs_the_benchmark_and_reports_both_settings(tmp_path: Path, monkey
     assert all("102[" not in c for r in unanswerable if r["qid"] == "1" for c in r["citations"]), \
         "the gold document is gone in the unanswerable setting"
     assert "Sample of judged rows" in (tmp_path / "out" / "report.md").read_text()
+    assert not (tmp_path / "out" / "rows.partial.jsonl").exists(), "the partial file is replaced by rows.jsonl"
+
+
+def test_rows_round_trip_and_the_answer_check_is_applied_offline(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from rag_eval.qa import read_rows, with_answer_check, write_rows
+
+    rows = [replace(row("answerable", False, True, cited=True), answer_check=1.4),
+            replace(row("answerable", False, True, cited=True), answer_check=0.6),
+            replace(row("unanswerable", False, False), answer_check=0.2),
+            replace(row("unanswerable", True, False), answer_check=None)]
+    write_rows(rows, tmp_path / "rows.jsonl")
+    back = read_rows(tmp_path / "rows.jsonl")
+    assert back == rows
+    s0, s1 = summarize(back, "m"), summarize(with_answer_check(back, 1.0), "m")
+    assert (s0["correct"], s0["declined_unanswerable"]) == (1.0, 0.5)
+    assert (s1["correct"], s1["cited_gold"], s1["declined_answerable"], s1["declined_unanswerable"]) == \
+        (0.5, 0.5, 0.5, 1.0)
+    (tmp_path / "bad.jsonl").write_text("{not json\n")
+    with pytest.raises(ValueError, match="line 1"):
+        read_rows(tmp_path / "bad.jsonl")
+
+
+def test_the_benchmark_keeps_rows_as_they_come(tmp_path: Path) -> None:
+    from rag_eval.qa import run_qa_benchmark
+
+    class Declines:
+        def stream(self, question):  # type: ignore[no-untyped-def]
+            from rag.answer.stream import single
+            from rag.types import Answer
+
+            return single(Answer(question=question, text="I could not find this in your documents.",
+                                 grounded=False), question)
+
+    qs = [QAQuestion(qid=str(i), question=f"q{i}?", answer="r", doc_id="d", answer_start=0, split="test")
+          for i in range(3)]
+    seen: list[str] = []
+    rows = run_qa_benchmark(qs, Declines(), Declines(), on_row=lambda r: seen.append(f"{r.setting}:{r.qid}"))
+    assert seen == [f"{r.setting}:{r.qid}" for r in rows] and len(seen) == 6
 
 
 def test_question_dataclass_span() -> None:

@@ -1,0 +1,35 @@
+"""Answerability-check threshold sweep over the rows of one answer-benchmark run.
+
+The check (rag.answer.gate.AnswerCheck) runs before generation and does not change it, so one run
+that scores every question without declining on the score (``--answer-check -1000``) gives the
+benchmark's result at every threshold.  Calibrate on the dev split, report on test:
+
+    python -m rag eval answers --dataset qa --path ../shared/data/covid-qa --split dev --limit 30 --sample \\
+        --answer-check -1000 --out /tmp/qa-dev
+    python bench/qa_answer_check.py /tmp/qa-dev/rows.jsonl            # pick the threshold
+    python bench/qa_answer_check.py /tmp/qa-test/rows.jsonl --json    # the same sweep on test
+"""
+import sys
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import argparse, json
+from rag_eval.qa import read_rows, summarize, with_answer_check
+
+p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+p.add_argument("rows", help="rows.jsonl (or rows.partial.jsonl) of `rag eval answers --dataset qa --out DIR`")
+p.add_argument("--thresholds", default="none,0,0.5,0.75,1.0,1.25,1.5", help="comma-separated log-odds ('none' = no check)")
+p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+args = p.parse_args()
+rows = read_rows(args.rows)
+if not any(r.answer_check is not None for r in rows):
+    sys.exit(f"{args.rows}: no row has an answer_check score; run the benchmark with --answer-check -1000")
+keys = ("correct", "cited_gold", "declined_answerable", "declined_unanswerable", "invented_unanswerable")
+if not args.json:
+    print("| threshold | " + " | ".join(keys) + " |\n|---|" + "---:|" * len(keys))
+for t in args.thresholds.split(","):
+    judged = rows if t == "none" else with_answer_check(rows, float(t))
+    s = summarize(judged, "")
+    if args.json:
+        print(json.dumps({"threshold": t, **{k: s[k] for k in keys}, "n": s["n"], "n_unanswerable": s["n_unanswerable"]}))
+    else:
+        print(f"| {t} | " + " | ".join(f"{s[k]:.2f}" if s[k] is not None else "–" for k in keys) + " |")
