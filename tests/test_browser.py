@@ -127,6 +127,13 @@ def test_upload_ask_and_see_a_cited_answer(app: RunningApp, browser, tmp_path: P
     box.send_keys("How is the Zephyr-9 pump primed?")
     box.send_keys(Keys.ENTER)
 
+    def question_box(b):  # type: ignore[no-untyped-def]
+        return b.find_element(By.CSS_SELECTOR, "textarea[data-testid='stChatInputTextArea']")
+
+    # while the answer is written the box is disabled: a question sent then used to wipe the answer
+    WebDriverWait(browser, 120, poll_frequency=0.05).until(
+        lambda b: not question_box(b).is_enabled() and "Answering" in (question_box(b).get_attribute("placeholder") or ""))
+
     def status_then_source(b):  # type: ignore[no-untyped-def]
         if not getattr(status_then_source, "shot", False) and "Checking sources" in b.find_element(By.TAG_NAME,
                                                                                                "body").text:
@@ -143,6 +150,7 @@ def test_upload_ask_and_see_a_cited_answer(app: RunningApp, browser, tmp_path: P
     assert browser.execute_script("return window.__seenText === true"), "no status while the sources were checked"
     assert "Checking sources" not in answer  # ...and it is gone once the marks are shown
     assert "s in total: loading models" in answer  # the real time, model loading included
+    WebDriverWait(browser, 60).until(lambda b: question_box(b).is_enabled())  # and open again once it is done
     assert_no_developer_chrome(browser)
     screenshot(browser, "browser-answer.png")
 

@@ -350,7 +350,8 @@ def _ask_extractive(at, question: str):  # type: ignore[no-untyped-def]
 def test_sources_are_readable_and_details_are_behind_a_toggle(app_env: Path) -> None:
     at = _ask_extractive(_index_samples(_app()), "What happens if ingestion is interrupted?")
     labels = [e.label for e in at.expander if e.label.startswith("[")]
-    assert labels and all("relevance" in label for label in labels)  # High / Medium / Low, not an RRF score
+    # High / Medium / Low relevance (or "Supports the answer" instead of Low), not an RRF score
+    assert labels and all("relevance" in label or "Supports the answer" in label for label in labels)
     assert not any("score" in label or "0.0" in label for label in labels)
     assert len(labels) == len({label.split(" ", 1)[1].split(" ·")[0] for label in labels})  # one per document
     assert not any("chunk `" in c.value for c in at.caption)  # ids and offsets are hidden...

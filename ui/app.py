@@ -30,6 +30,7 @@ import streamlit as st  # noqa: E402
 import streamlit.net_util as _st_net  # noqa: E402
 
 from rag.answer.chat import ChatSession  # noqa: E402
+from rag.answer.strategies import CHECK_NOTE, CHECK_REASON  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
 from rag.retrieval.fusion import DEFAULT_RRF_K  # noqa: E402
 from rag.index.store import Index, IndexStore, default_index_root, validate_name  # noqa: E402
@@ -49,7 +50,7 @@ from rag.serve.service import SourcePaths  # noqa: E402
 from rag.serve.viewer import (PageImage, PassageContext, PdfPageRenderer, ViewerError, document_chunks,  # noqa: E402
                               passage_context)
 from rag.serve.webapp import (DEFAULT_UPLOAD_MB, escape_markdown, example_questions, group_sources,  # noqa: E402
-                              model_choices, passage_cosines, relevance, save_uploads, trace_outline,
+                              model_choices, passage_cosines, relevance_label, save_uploads, trace_outline,
                               TextEndSignal)
 
 logger = logging.getLogger("rag.app")
@@ -472,11 +473,6 @@ def answer_cosines(answer: Answer) -> dict[str, float]:
     return out
 
 
-def relevance_text(cosine: float | None) -> str:
-    cue = relevance(cosine)
-    return "" if cue is None else f"{cue} relevance"
-
-
 def render_trace(answer: Answer, view: "SourceView", timing: Mapping[str, float]) -> None:
     """What happened to the question, step by step, as a readable list (every value rendered inert)."""
     steps = trace_outline(answer, view.describe, timing)
@@ -504,10 +500,12 @@ def render_warnings(answer: Answer) -> None:
 class SourceView:
     """How one message's sources are labelled and opened: names relative to the collection, the index's chunks."""
 
-    def __init__(self, index: Index | None, key: str, cosines: Mapping[str, float]) -> None:
+    def __init__(self, index: Index | None, key: str, cosines: Mapping[str, float],
+                 supporting: frozenset[int] = frozenset()) -> None:
         self.index = index
         self.key = key
         self.cosines = cosines
+        self.supporting = supporting  # source numbers that support an answer sentence
         if index is not None:
             stamp = index_stamp(index.name)
             self.names = source_names(str(INDEX_DIR), index.name, stamp)
@@ -534,7 +532,8 @@ def render_sources(title: str, sources: Iterable[Citation], suspicious: set[int]
         pages = g.pages
         where = f" · p. {pages[0]}" if len(pages) == 1 else f" · pp. {', '.join(map(str, pages))}" if pages else ""
         best = max((view.cosines[c.chunk.id] for c in g.citations if c.chunk.id in view.cosines), default=None)
-        cue = f" · {relevance_text(best)}" if best is not None else ""
+        text = relevance_label(best, supports=any(n in view.supporting for n in g.numbers))
+        cue = f" · {text}" if text else ""
         flagged = [n for n in g.numbers if n in suspicious]
         flag = " · :material/gpp_maybe: suspicious" if flagged else ""
         numbers = " ".join(f"[{n}]" for n in g.numbers)
@@ -557,7 +556,7 @@ def render_sources(title: str, sources: Iterable[Citation], suspicious: set[int]
 def render_passage(c: Citation, view: SourceView, section: str, several: bool) -> None:
     if several:
         page = f" · page {c.chunk.page}" if c.chunk.page is not None else ""
-        cue = relevance_text(view.cosines.get(c.chunk.id))
+        cue = relevance_label(view.cosines.get(c.chunk.id), supports=c.number in view.supporting)
         st.markdown(f"**[{c.number}]**{page}{' · ' + cue if cue else ''}")
     st.text(c.chunk.text)
     is_pdf = c.chunk.page is not None and c.chunk.source.lower().endswith(".pdf")
@@ -635,7 +634,8 @@ def render_answer(answer: Answer, index: Index | None = None, key: str = "live",
     render_warnings(answer)
     if answer.standalone_query and answer.standalone_query != answer.question:
         st.caption(f"Searched for: {md(answer.standalone_query)}")
-    view = SourceView(index, key, {**answer_cosines(answer), **meta.get("cosines", {})})
+    view = SourceView(index, key, {**answer_cosines(answer), **meta.get("cosines", {})},
+                      frozenset(s.citation for s in answer.support if s.supported and s.citation is not None))
     suspicious = set(answer.diagnostics.suspicious_sources)
     if answer.citations:
         render_sources("Sources", answer.citations, suspicious, view, "cited")
@@ -643,6 +643,9 @@ def render_answer(answer: Answer, index: Index | None = None, key: str = "live",
         if top is not None and top.number not in {c.number for c in answer.citations}:
             # the best-ranked passage is always visible, even when the answer rests on another one
             render_sources("Top source (not cited)", [top], suspicious, view, "top")
+    elif answer.sources and answer.diagnostics.reason == CHECK_REASON:
+        render_sources("Passages found", answer.sources, suspicious, view, "given")
+        st.caption(CHECK_NOTE)
     elif answer.sources:
         # the answer cites nothing: still show what it was given, so a forged passage is visible
         render_sources("Sources given to the model", answer.sources, suspicious, view, "given")
@@ -767,19 +770,31 @@ def main() -> None:
         ss["messages"] = []
         ss.pop("memory_key", None)
         st.rerun()
-    for i, msg in enumerate(ss["messages"]):
+    pending = ss.pop("pending_question", None)
+    messages = ss["messages"]
+    for i, msg in enumerate(messages):
         with st.chat_message(msg["role"]):
-            if msg["role"] == "assistant":
+            if msg.get("error") is not None:
+                st.error(f"Could not answer: {md(msg['error'])}")
+            elif msg["role"] == "assistant":
                 render_answer(msg["answer"], index, key=f"m{i}", meta=msg.get("meta"))
             else:
                 st.markdown(md(msg["content"]))
+                if i + 1 == len(messages) or messages[i + 1]["role"] != "assistant":
+                    st.caption(":material/block: Stopped before the answer was complete (the page was used "
+                               "while it was being written). Ask again to get it.")
     examples = st.empty()
-    if not ss["messages"]:
+    if not messages and pending is None:
         with examples.container():
             render_examples(index)
     blocked = settings["answer_mode"] == "generative" and bool(settings["model_problem"])
+    # while an answer is written the box is disabled: a question sent then would stop the answer mid-way
     typed = st.chat_input("Pick a model that is on this machine (see the sidebar)" if blocked else
-                          "Ask a question about your documents", disabled=blocked)
+                          "Answering…" if pending is not None else "Ask a question about your documents",
+                          disabled=blocked or pending is not None)
+    if pending is not None:
+        ask(index, settings, pending)
+        st.rerun()  # enables the box again
     question = typed or ss.pop("example_question", None)
     if not question:
         return
@@ -787,7 +802,8 @@ def main() -> None:
     if blocked:
         st.warning(settings["model_problem"])
         return
-    ask(index, settings, question)
+    ss["pending_question"] = question
+    st.rerun()  # draw the box disabled, then answer
 
 
 @st.cache_resource(max_entries=8)
@@ -838,6 +854,7 @@ def ask(index: Index, settings: dict[str, Any], question: str) -> None:
         except (ValueError, RuntimeError, OSError) as exc:
             status.empty()
             st.error(f"Could not answer: {md(str(exc))}")
+            ss["messages"].append({"role": "assistant", "content": "", "error": str(exc)})
             return
         done = time.perf_counter()
         text_end = marks.get("text_end", done)

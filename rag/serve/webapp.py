@@ -296,6 +296,23 @@ def relevance(cosine: float | None) -> Relevance | None:
     return Relevance.MEDIUM if cosine >= DEFAULT_MIN_DENSE else Relevance.LOW
 
 
+def relevance_label(cosine: float | None, supports: bool = False) -> str:
+    """The source list's cue: "High relevance" ... from the passage's cosine to the question.
+
+    A passage that the support check matched to an answer sentence is never called "Low" (an FAQ
+    chunk that covers several questions scores a low cosine against any one of them, yet holds the
+    answer): it reads "Supports the answer".
+
+    Example:
+        >>> relevance_label(0.71), relevance_label(0.12), relevance_label(0.12, supports=True), relevance_label(None)
+        ('High relevance', 'Low relevance', 'Supports the answer', '')
+    """
+    cue = relevance(cosine)
+    if supports and cue in (None, Relevance.LOW):
+        return "Supports the answer"
+    return "" if cue is None else f"{cue} relevance"
+
+
 def passage_cosines(index: object, query_vector: "object", chunk_ids: Iterable[str]) -> dict[str, float]:
     """Dense cosine of each chunk (by id) in ``index`` to a unit query vector (what dense retrieval scores).
 
@@ -464,7 +481,7 @@ def model_choices(models_dir: str | Path | None = None) -> list[ModelChoice]:
 
 # -- the trace, readable ---------------------------------------------------------------------
 _TIMING_LABELS = {"load_s": "loading models", "route_s": "route", "rewrite_s": "rewrite", "retrieve_s": "search",
-                  "fuse_s": "fusion", "generate_s": "writing", "check_s": "checking sources", "total_s": "total"}
+                  "fuse_s": "fusion", "answer_check_s": "answer check", "generate_s": "writing", "check_s": "checking sources", "total_s": "total"}
 # listed in this order (the labels' order), whatever order the steps recorded them in
 
 
@@ -527,6 +544,9 @@ def trace_outline(answer: object, describe: "Callable[[str, str], str] | None" =
         extra = (f", {d.chunks_dropped} dropped for the token budget" if d.chunks_dropped else "") + \
                 (", the last one truncated" if d.truncated else "")
         steps.append((0, "Prompt", f"{d.prompt_tokens} tokens, {d.sources_in_prompt} sources{extra}"))
+    if d.answer_check is not None:
+        steps.append((0, "Answer check", f"the model's log-odds that the sources answer the question: "
+                                         f"{d.answer_check:+.2f}"))
     cites = [(label, nums) for label, nums in (("cited by the model", d.explicit_citations),
                                                 ("matched by the support check", d.inferred_citations),
                                                 ("removed (no such source)", d.invalid_citations)) if nums]
