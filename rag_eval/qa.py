@@ -393,16 +393,10 @@ def read_rows(path: str | Path) -> list[QARow]:
     """Rows written by :func:`write_rows` (``rows.jsonl`` of ``--out``), or ``rows.partial.jsonl``."""
     names = {f.name for f in fields(QARow)}
     rows = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} line {n} is not JSON ({exc}); rows come from `rag eval answers --out DIR`") from None
+    for _, data in read_jsonl(Path(path), required="qid", what="a 'qid' field (rows of `rag eval answers --out DIR`)"):
         data = {k: v for k, v in data.items() if k in names}
-        data["citations"] = tuple(data.get("citations", ()))
-        rows.append(QARow(**data))
+        data["citations"] = tuple(data.get("citations", ()))  # type: ignore[arg-type]
+        rows.append(QARow(**data))  # type: ignore[arg-type]
     return rows
 
 

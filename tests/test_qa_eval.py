@@ -161,7 +161,7 @@ def test_rows_round_trip_and_the_answer_check_is_applied_offline(tmp_path: Path)
     assert (s1["correct"], s1["cited_gold"], s1["declined_answerable"], s1["declined_unanswerable"]) == \
         (0.5, 0.5, 0.5, 1.0)
     (tmp_path / "bad.jsonl").write_text("{not json\n")
-    with pytest.raises(ValueError, match="line 1"):
+    with pytest.raises(ValueError, match="bad.jsonl:1: "):  # names the file and the line
         read_rows(tmp_path / "bad.jsonl")
 
 

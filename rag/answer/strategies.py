@@ -178,11 +178,11 @@ class GenerativeStrategy:
             timings = {"answer_check_s": round(run.check_s, 3)} if run.odds is not None else {}
             scored = {"answer_check": round(run.odds, 3)} if run.odds is not None else {}
             if run.declined:
-                sources = tuple(Citation(i, c, hits_by_chunk[c.id].score) for i, c in enumerate(prompt.chunks, 1))
                 return Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.query, grounded=False,
-                              sources=sources, trace=plan.trace, diagnostics=plan.diagnostics(
-                                  timings, reason=CHECK_REASON, prompt_tokens=prompt.prompt_tokens,
-                                  sources_in_prompt=prompt.n_sources, **scored))
+                              sources=numbered(prompt.chunks, hits_by_chunk), trace=plan.trace,
+                              diagnostics=plan.diagnostics(timings, reason=CHECK_REASON,
+                                                           prompt_tokens=prompt.prompt_tokens,
+                                                           sources_in_prompt=prompt.n_sources, **scored))
             generate_s = time.perf_counter() - run.t0
             trace = replace(plan.trace, timings={**plan.trace.timings, "generate_s": generate_s})
             fields = dict(prompt_tokens=prompt.prompt_tokens, sources_in_prompt=prompt.n_sources,
@@ -198,7 +198,7 @@ class GenerativeStrategy:
         if removed:
             logger.info("cut %d characters of echoed prompt text from the answer", removed)
             fields = {**fields, "scaffolding_removed": removed}
-        sources = tuple(Citation(i, c, hits_by_chunk[c.id].score) for i, c in enumerate(chunks, 1))
+        sources = numbered(chunks, hits_by_chunk)
         if not text or any(m in text.lower() for m in _DECLINE_MARKERS):
             return Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.query, grounded=False,
                           sources=sources, trace=plan.trace,
@@ -232,6 +232,11 @@ class GenerativeStrategy:
         return Answer(question=plan.question, text=fixed, citations=citations, support=support,
                       standalone_query=plan.query, grounded=any(s.supported for s in support),
                       mode=AnswerMode.GENERATIVE, sources=sources, trace=plan.trace, diagnostics=diagnostics)
+
+
+def numbered(chunks: Sequence[Chunk], hits_by_chunk: Mapping[str, Hit]) -> tuple[Citation, ...]:
+    """The prompt's chunks as sources ``[1]..[n]`` with their retrieval scores."""
+    return tuple(Citation(i, c, hits_by_chunk[c.id].score) for i, c in enumerate(chunks, 1))
 
 
 def repoint_citations(text: str, support: Sequence[SentenceSupport]

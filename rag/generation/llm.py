@@ -292,13 +292,8 @@ class LlamaCppLLM:
             tokens = llama.tokenize(prompt.encode("utf-8"), special=True)
             if len(tokens) >= self._n_ctx:
                 raise ContextOverflowError(f"prompt is {len(tokens)} tokens but the context window is {self._n_ctx}")
-            cached = llama._input_ids
-            same = 0
-            for a, b in zip(cached, tokens):
-                if a != b:
-                    break
-                same += 1
-            same = min(same, len(tokens) - 1)  # re-evaluate at least one token for fresh logits
+            same = min(llama.longest_token_prefix(llama._input_ids, tokens),
+                       len(tokens) - 1)  # re-evaluate at least one token for fresh logits
             llama.n_tokens = same  # eval() drops the KV cache after n_tokens and appends the rest
             llama.eval(tokens[same:])
             logits = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(llama.n_vocab(),)).astype(np.float64)
