@@ -173,9 +173,12 @@ class RetrievalMode(Choice):
 
 
 class Fusion(Choice):
-    """How hybrid mode merges BM25 and dense: Reciprocal Rank Fusion or a weighted sum of normalised scores."""
+    """How hybrid mode merges BM25 and dense: Reciprocal Rank Fusion with equal weights, RRF with the
+    dense weight set per query by how much the two rankings agree (the default), or a weighted sum of
+    normalised scores."""
 
     RRF = "rrf"
+    ADAPTIVE = "adaptive"
     WEIGHTED = "weighted"
 
 

@@ -243,7 +243,7 @@ def _add_retrieval(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     e.add_argument("--path", required=True, help="dataset folder (Cranfield files or a BEIR folder)")
     e.add_argument("--split", default="test", help="BEIR qrels split, qrels/SPLIT.tsv (default %(default)s)")
     e.add_argument("--configs", default=DEFAULT_CONFIGS,
-                   help="comma-separated: bm25, dense, hybrid(-rrf), hybrid-weighted, hybrid-rrf-rerank, "
+                   help="comma-separated: bm25, dense, hybrid(-adaptive), hybrid-rrf, hybrid-weighted, hybrid-rrf-rerank, "
                         "hybrid-weighted-rerank (default %(default)s)")
     e.add_argument("--format", choices=("json", "markdown"), default="markdown",
                    help="stdout format; json prints only {config: {metric: mean}} (default %(default)s)")
@@ -322,7 +322,7 @@ def _add_answers(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
                    help="questions to evaluate (qa: the split's first N; others: a seeded sample; default %(default)s)")
     a.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
     a.add_argument("--mode", choices=MODES, default="hybrid")
-    a.add_argument("--fusion", choices=FUSIONS, default="rrf")
+    a.add_argument("--fusion", choices=FUSIONS, default="adaptive")
     a.add_argument("--candidates", type=positive_int, default=100, help="chunks per retriever before fusion")
     a.add_argument("--contexts", type=positive_int, default=None,
                    help="chunks given to the generator (default: qa the app's 5, others 3)")

@@ -141,9 +141,10 @@ def test_ingest_samples_and_search_each_mode_like_the_embedded_backend(
     index = IndexStore(tmp_path / "idx").load("notes")
     assert type(index).__name__ == "MilvusIndex" and len(index) == manifest["counts"]["chunks"]
 
-    for mode, key in (("bm25", "bm25"), ("dense", "dense"), ("hybrid", "rrf")):
-        hits = _search(capsys, tmp_path / "idx", "--mode", mode, "-k", "3")  # no backend flag: from the manifest
-        local = _search(capsys, tmp_path / "local", "--mode", mode, "-k", "3")
+    for mode, key in (("bm25", "bm25"), ("dense", "dense"), ("hybrid", "adaptive"), ("hybrid", "rrf")):
+        flags = ["--mode", mode, "-k", "3"] + (["--fusion", key] if mode == "hybrid" else [])
+        hits = _search(capsys, tmp_path / "idx", *flags)  # no backend flag: from the manifest
+        local = _search(capsys, tmp_path / "local", *flags)
         assert [h["rank"] for h in hits] == [1, 2, 3]
         assert hits[0]["source"].endswith("faq.md") and "interrupted" in hits[0]["text"]
         assert hits[0]["id"] == local[0]["id"], mode  # the same chunk tops both backends

@@ -24,7 +24,7 @@ def index(store: IndexStore, embedder, docs_dir: Path):  # type: ignore[no-untyp
 
 
 @pytest.mark.parametrize("mode,fusion", [("bm25", "rrf"), ("dense", "rrf"), ("hybrid", "rrf"),
-                                         ("hybrid", "weighted")])
+                                         ("hybrid", "adaptive"), ("hybrid", "weighted")])
 def test_each_mode_finds_the_right_document(index, embedder, mode: str, fusion: str) -> None:  # type: ignore[no-untyped-def]
     r = Retriever(index, mode=mode, embedder=embedder, fusion=fusion)
     for query, target in QUERY_TARGETS:
@@ -34,10 +34,25 @@ def test_each_mode_finds_the_right_document(index, embedder, mode: str, fusion: 
         assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
 
 
-def test_hybrid_records_per_retriever_scores(index, embedder) -> None:  # type: ignore[no-untyped-def]
-    hit = Retriever(index, mode="hybrid", embedder=embedder).retrieve("prime the pump", k=1)[0]
-    assert {"bm25", "dense", "rrf"} <= set(hit.scores)
-    assert hit.score == hit.scores["rrf"]
+@pytest.mark.parametrize("fusion", ["adaptive", "rrf", "weighted"])
+def test_hybrid_records_per_retriever_scores(index, embedder, fusion: str) -> None:  # type: ignore[no-untyped-def]
+    r = Retriever(index, mode="hybrid", embedder=embedder, fusion=fusion)
+    hit = r.retrieve("prime the pump", k=1)[0]
+    assert {"bm25", "dense", fusion} <= set(hit.scores)
+    assert hit.score == hit.scores[fusion]
+    assert r.label == f"hybrid-{fusion}"
+
+
+def test_hybrid_default_is_adaptive_and_follows_its_fusion_function(index, embedder) -> None:  # type: ignore[no-untyped-def]
+    from rag.retrieval.fusion import adaptive_rank_fusion, ranked
+
+    r = Retriever(index, mode="hybrid", embedder=embedder)
+    assert str(r.fusion) == "adaptive"
+    query = "how often should turbine blades be checked for cracks"
+    sparse = Retriever(index, mode="bm25", embedder=embedder).retrieve(query, k=100)
+    dense = Retriever(index, mode="dense", embedder=embedder).retrieve(query, k=100)
+    fused, _ = adaptive_rank_fusion([h.chunk.id for h in sparse], [h.chunk.id for h in dense])
+    assert [h.chunk.id for h in r.retrieve(query, k=5)] == ranked(fused)[:5]
 
 
 def test_dense_recovers_paraphrase_bm25_cannot(index, embedder) -> None:  # type: ignore[no-untyped-def]
@@ -83,7 +98,7 @@ def test_reranker_slot_reorders_by_cross_encoder(index, embedder, tmp_path: Path
     expected = reranker.score("pump", [h.chunk.text for h in hits])
     assert [h.score for h in hits] == pytest.approx(expected)
     assert expected == sorted(expected, reverse=True)
-    assert all("rerank" in h.scores and "rrf" in h.scores for h in hits)
+    assert all("rerank" in h.scores and "adaptive" in h.scores for h in hits)
 
 
 def test_langchain_adapter(index, embedder) -> None:  # type: ignore[no-untyped-def]

@@ -131,7 +131,9 @@ def add_retrieval_args(p: argparse.ArgumentParser, k: int = 5) -> None:
     g = p.add_argument_group("retrieval")
     g.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default: %(default)s)")
     g.add_argument("-k", type=positive_int, default=k, help="hits kept (default: %(default)s)")
-    g.add_argument("--fusion", choices=FUSIONS, default="rrf", help="hybrid fusion (default: %(default)s)")
+    g.add_argument("--fusion", choices=FUSIONS, default="adaptive",
+                   help="hybrid fusion: adaptive (RRF, dense weight set by the two rankings' agreement), "
+                        "rrf (equal weights) or weighted (default: %(default)s)")
     g.add_argument("--rrf-k", type=non_negative_int, default=DEFAULT_RRF_K, help="RRF constant (default: %(default)s)")
     g.add_argument("--alpha", type=unit_interval, default=0.5, help="dense weight for --fusion weighted")
     g.add_argument("--candidates", type=positive_int, default=100, help="hits per retriever before fusion")

@@ -16,6 +16,12 @@ from typing import Hashable, Mapping, Sequence, TypeVar
 K = TypeVar("K", bound=Hashable)
 
 DEFAULT_RRF_K = 60
+#: adaptive fusion (:func:`agreement_weight`): lists compared at this depth, the dense list's weight
+#: never below the floor, and full (1.0) once this share of the two top lists agree.  Chosen on the
+#: development sets (Cranfield, COVID-QA dev split); bench/fusion.py re-measures them.
+AGREEMENT_DEPTH = 10
+MIN_DENSE_WEIGHT = 0.3
+FULL_AGREEMENT = 0.5
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[K]], k: int = DEFAULT_RRF_K,
@@ -35,6 +41,55 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[K]], k: int = DEFAULT_RRF
         for rank, key in enumerate(ranking, start=1):
             fused[key] = fused.get(key, 0.0) + w / (k + rank)
     return fused
+
+
+def agreement_weight(sparse: Sequence[K], dense: Sequence[K], depth: int = AGREEMENT_DEPTH,
+                     floor: float = MIN_DENSE_WEIGHT, full_at: float = FULL_AGREEMENT) -> float:
+    """The dense ranking's RRF weight for one query, from how much the two rankings agree.
+
+    ``agreement = |top(sparse) ∩ top(dense)| / m`` over the first ``depth`` keys of each, where
+    ``m = min(depth, len(sparse), len(dense))``; the weight is ``clip(agreement / full_at, floor, 1)``
+    (BM25 keeps weight 1).  Disagreement between retrieval functions marks a query one of them
+    gets wrong (Aslam & Pavlu, "Query Hardness Estimation Using Jensen-Shannon Divergence Among
+    Multiple Scoring Functions", ECIR 2007); when they disagree, the lexical ranking is the one to
+    keep, because a general-purpose dense model is what fails on unfamiliar, term-heavy
+    collections while BM25 stays robust (Thakur et al., "BEIR", NeurIPS Datasets 2021).  With an
+    empty ranking on either side the weight is 1 (only one ranking contributes anyway).
+
+    Example:
+        >>> agreement_weight(list("abcdefghij"), list("abcdeklmno"))  # half agree: equal weights
+        1.0
+        >>> agreement_weight(list("abcdefghij"), list("abklmnopqr"))  # two in ten: 0.2 / 0.5
+        0.4
+        >>> agreement_weight(list("abcdefghij"), list("klmnopqrst"))  # none: the floor
+        0.3
+    """
+    if not isinstance(depth, int) or depth <= 0:
+        raise ValueError(f"agreement depth must be a positive integer, got {depth!r}")
+    if not 0.0 <= floor <= 1.0:
+        raise ValueError(f"dense weight floor must be in [0, 1], got {floor!r}")
+    if not 0.0 < full_at <= 1.0:
+        raise ValueError(f"full agreement must be in (0, 1], got {full_at!r}")
+    m = min(depth, len(sparse), len(dense))
+    if m == 0:
+        return 1.0
+    shared = len(set(sparse[:depth]) & set(dense[:depth]))
+    return round(min(1.0, max(floor, min(1.0, shared / m) / full_at)), 6)
+
+
+def adaptive_rank_fusion(sparse: Sequence[K], dense: Sequence[K], k: int = DEFAULT_RRF_K,
+                         depth: int = AGREEMENT_DEPTH, floor: float = MIN_DENSE_WEIGHT,
+                         full_at: float = FULL_AGREEMENT) -> tuple[dict[K, float], float]:
+    """Weighted RRF of a BM25 and a dense ranking, the dense weight set per query by
+    :func:`agreement_weight`; returns the fused scores and that weight.
+
+    Example:
+        >>> fused, w = adaptive_rank_fusion(["a", "b"], ["c", "d"], k=1, depth=2)
+        >>> ranked(fused), w
+        (['a', 'b', 'c', 'd'], 0.3)
+    """
+    w = agreement_weight(sparse, dense, depth, floor, full_at)
+    return reciprocal_rank_fusion([sparse, dense], k=k, weights=(1.0, w)), w
 
 
 def min_max_normalize(scores: Mapping[K, float], lower: float | None = None) -> dict[K, float]:

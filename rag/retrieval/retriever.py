@@ -15,7 +15,8 @@ from dataclasses import replace
 from typing import Any, Hashable, Mapping, TypeVar
 
 from rag.embedding import DEFAULT_EMBEDDER, Embedder
-from rag.retrieval.fusion import DEFAULT_RRF_K, convex_combination, ranked, reciprocal_rank_fusion
+from rag.retrieval.fusion import (DEFAULT_RRF_K, adaptive_rank_fusion, convex_combination, ranked,
+                                  reciprocal_rank_fusion)
 from rag.index.milvus import MilvusIndex
 from rag.index.store import Index, IndexMismatchError
 from rag.retrieval.rerank import Reranker
@@ -36,9 +37,11 @@ class Retriever:
             (the server runs the searches and the hybrid fusion; same hits and scores out).
         mode: ``bm25``, ``dense`` or ``hybrid`` (a :class:`~rag.types.RetrievalMode` or its value).
         embedder: must match the index's embedder (checked); default: the packaged MiniLM.
-        fusion: ``rrf`` (Reciprocal Rank Fusion) or ``weighted`` (convex combination of
-            normalised scores) for hybrid mode.
-        rrf_k: the RRF constant (default 60, as in Cormack et al. 2009).
+        fusion: for hybrid mode, ``adaptive`` (default: RRF whose dense weight drops from 1 to 0.3
+            as the two rankings' top 10 disagree, :func:`~rag.retrieval.fusion.agreement_weight`),
+            ``rrf`` (Reciprocal Rank Fusion, equal weights) or ``weighted`` (convex combination of
+            normalised scores).
+        rrf_k: the RRF constant of ``rrf`` and ``adaptive`` (default 60, as in Cormack et al. 2009).
         alpha: dense weight for ``weighted`` fusion (BM25 gets ``1 - alpha``).
         candidates: hits fetched from each retriever before fusion/reranking.
         reranker: optional :class:`~rag.retrieval.rerank.Reranker`; skipped when None.
@@ -53,7 +56,7 @@ class Retriever:
     """
 
     def __init__(self, index: Index | MilvusIndex, mode: RetrievalMode | str = RetrievalMode.HYBRID,
-                 embedder: Embedder | None = None, fusion: Fusion | str = Fusion.RRF, rrf_k: int = DEFAULT_RRF_K,
+                 embedder: Embedder | None = None, fusion: Fusion | str = Fusion.ADAPTIVE, rrf_k: int = DEFAULT_RRF_K,
                  alpha: float = 0.5, candidates: int = 100, reranker: Reranker | None = None,
                  rerank_candidates: int = 50) -> None:
         mode = RetrievalMode.parse(mode)
@@ -115,6 +118,9 @@ class Retriever:
         if self.mode is RetrievalMode.HYBRID:
             if self.fusion is Fusion.RRF:
                 fused = reciprocal_rank_fusion([list(per["bm25"]), list(per["dense"])], k=self.rrf_k)
+            elif self.fusion is Fusion.ADAPTIVE:
+                fused, weight = adaptive_rank_fusion(list(per["bm25"]), list(per["dense"]), k=self.rrf_k)
+                logger.debug("adaptive fusion: dense weight %.2f for %r", weight, query)
             else:
                 fused = convex_combination(per["bm25"], per["dense"], alpha=self.alpha)
             label = str(self.fusion)

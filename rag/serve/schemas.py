@@ -338,7 +338,7 @@ def request_models(limits: Limits, default_collection: str = "default") -> Simpl
         collection: Name | None = Field(default=None, description="default: the server's --index")  # type: ignore[valid-type]
         k: int = Field(default=5, ge=1, le=limits.max_k)
         mode: Literal[tuple(m.value for m in RetrievalMode)] = "hybrid"  # type: ignore[valid-type]
-        fusion: Literal[tuple(f.value for f in Fusion)] = "rrf"  # type: ignore[valid-type]
+        fusion: Literal[tuple(f.value for f in Fusion)] = "adaptive"  # type: ignore[valid-type]
         rrf_k: int = Field(default=60, ge=0, le=10_000)
         alpha: float = Field(default=0.5, ge=0.0, le=1.0)
         candidates: int = Field(default=100, ge=1, le=limits.max_candidates)
