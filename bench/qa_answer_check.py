@@ -8,22 +8,27 @@ benchmark's result at every threshold.  Calibrate on the dev split, report on te
         --answer-check -1000 --out /tmp/qa-dev
     python bench/qa_answer_check.py /tmp/qa-dev/rows.jsonl            # pick the threshold
     python bench/qa_answer_check.py /tmp/qa-test/rows.jsonl --json    # the same sweep on test
+    python bench/qa_answer_check.py ROWS --rejudge    # rows of an older run, judged by today's judge
 """
 import sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse, json
-from rag_eval.qa import read_rows, summarize, with_answer_check
+from rag_eval.qa import read_rows, rejudged, summarize, with_answer_check
 
 p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 p.add_argument("rows", help="rows.jsonl (or rows.partial.jsonl) of `rag eval answers --dataset qa --out DIR`")
 p.add_argument("--thresholds", default="none,0,0.5,0.75,1.0,1.25,1.5", help="comma-separated log-odds ('none' = no check)")
 p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+p.add_argument("--rejudge", action="store_true", help="judge the stored answers again with today's judge first")
 args = p.parse_args()
 rows = read_rows(args.rows)
+if args.rejudge:
+    rows = rejudged(rows)
 if not any(r.answer_check is not None for r in rows):
     sys.exit(f"{args.rows}: no row has an answer_check score; run the benchmark with --answer-check -1000")
-keys = ("correct", "cited_gold", "declined_answerable", "declined_unanswerable", "invented_unanswerable")
+keys = ("correct", "cited_gold", "retrieved_gold", "declined_answerable", "declined_unanswerable",
+        "invented_unanswerable")
 if not args.json:
     print("| threshold | " + " | ".join(keys) + " |\n|---|" + "---:|" * len(keys))
 for t in args.thresholds.split(","):

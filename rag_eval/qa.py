@@ -51,6 +51,10 @@ CONTEXT_WORDS_RE = re.compile(r"\b(this|these|those)\b", re.IGNORECASE)
 RECALL_THRESHOLD = 0.5
 _ARTICLES_RE = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
+_PUNCT_SPLIT_RE = re.compile(f"[{re.escape(string.punctuation)}]")
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -171,8 +175,18 @@ def token_f1(prediction: str, reference: str) -> float:
 
 
 def content_tokens(text: str) -> list[str]:
-    """Normalised tokens without stop words (the reference's content, for recall)."""
-    return [t for t in normalize_answer(text).split() if t not in STOPWORDS]
+    """Content tokens for recall: lower case, split at punctuation, number words as digits, no stop words.
+
+    Unlike :func:`normalize_answer` (SQuAD deletes punctuation, so "11-13" becomes "1113"), a range,
+    a hyphenated term or "(TNF)-α" is split into its parts, and "five" counts as "5", so a correct
+    answer worded differently ("11 to 13 days, from five to 27") is not judged wrong.
+
+    Example:
+        >>> content_tokens("The median is 11-13 days (range five-27).")
+        ['median', '11', '13', 'days', 'range', '5', '27']
+    """
+    text = _ARTICLES_RE.sub(" ", _PUNCT_SPLIT_RE.sub(" ", text.lower()))
+    return [_NUMBER_WORDS.get(t, t) for t in text.split() if t not in STOPWORDS]
 
 
 def content_recall(prediction: str, reference: str) -> float:
@@ -290,6 +304,25 @@ def with_answer_check(rows: Sequence[QARow], threshold: float) -> list[QARow]:
             r = replace(r, answer="", declined=True, correct=False, recall=0.0, f1=0.0, cosine=None,
                         cited_gold=False, scaffolding=False, citations=(), fallback=False, generated_correct=None,
                         reason="answer check")
+        out.append(r)
+    return out
+
+
+def rejudged(rows: Sequence[QARow]) -> list[QARow]:
+    """The rows judged again by today's :func:`judge` (pure): a run's answers need no re-generation
+    when the judge changes.  Declined rows stay declined and unjudged.
+
+    Example:
+        >>> r = QARow("1", "answerable", "q", "11-13 days", "It is 11 to 13 days.", False, False, 0.0, 0.0, None,
+        ...           False, False, False, False, (), 1.0, 2.0)
+        >>> rejudged([r])[0].correct
+        True
+    """
+    out = []
+    for r in rows:
+        if not r.declined:
+            v = judge(r.answer, r.reference)
+            r = replace(r, correct=v.correct, recall=round(v.recall, 4), f1=round(v.f1, 4))
         out.append(r)
     return out
 

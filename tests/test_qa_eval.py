@@ -60,6 +60,16 @@ def test_judge_is_recall_of_the_reference(answer: str, correct: bool) -> None:
     assert judge(answer, "every 500 operating hours").correct is correct
 
 
+def test_content_recall_reads_ranges_hyphens_and_number_words() -> None:
+    # COVID-QA 562: a right answer that SQuAD's punctuation deletion ("11-13" -> "1113") judged wrong
+    reference = "median time until death is 11-13 days (range 5-27 days) among"
+    answer = "The median time until death in MERS-COV is 11 to 13 days, ranging from five to 27 days."
+    assert judge(answer, reference).correct
+    assert content_recall("TNF-α, IL-1β, and IL-6", "(TNF)-α, (IL)-1β, and IL-6") == 1.0
+    assert content_recall("about 1113 days", "11-13 days") < 0.5  # the digits must really be there
+    assert not judge("The median time is 20 days.", reference).correct
+
+
 def test_content_recall_ignores_stop_words_and_citations() -> None:
     assert content_recall("open valve [2]", "open the valve") == 1.0
     assert judge("open [1] the valve", "open the valve").contains is True  # markers are removed first
