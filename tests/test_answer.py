@@ -326,6 +326,15 @@ def test_a_mostly_unsupported_answer_is_replaced_by_quotes(retriever: Retriever)
     assert "flux capacitor" in answer.diagnostics.raw, "the generated text is kept for the trace"
 
 
+@pytest.mark.parametrize("raw", ["[23]", " [1] ", "[2][3]."])
+def test_an_answer_of_nothing_but_citation_markers_is_never_shown_empty(retriever: Retriever, raw: str) -> None:
+    # COVID-QA 2769: the model wrote only "[23]"; the invalid marker was removed and an empty answer shown
+    answer = make_answerer(retriever, ScriptedLLM([raw])).answer("How do I prime the centrifugal pump?")
+    assert answer.text.strip() and any(ch.isalpha() for ch in answer.text)
+    assert answer.mode == "extractive" and "quoted instead" in answer.diagnostics.fallback
+    assert "bleed valve" in answer.text and answer.citations and answer.diagnostics.raw == raw
+
+
 # -- answerability check ------------------------------------------------------------------------
 
 

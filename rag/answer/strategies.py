@@ -188,12 +188,12 @@ class GenerativeStrategy:
             fields = dict(prompt_tokens=prompt.prompt_tokens, sources_in_prompt=prompt.n_sources,
                           chunks_dropped=prompt.dropped, truncated=prompt.truncated, raw=raw, **scored)
             return self._finish(replace(plan, trace=trace), raw, prompt.chunks, hits_by_chunk,
-                                {"generate_s": round(generate_s, 3), **timings}, fields, prompt.prompt_tokens)
+                                {"generate_s": round(generate_s, 3), **timings}, fields)
 
         return AnswerStream(pieces(), finish, plan.query)
 
     def _finish(self, plan: Plan, raw: str, chunks: Sequence[Chunk], hits_by_chunk: Mapping[str, Hit],
-                timings: Mapping[str, float], fields: dict[str, object], prompt_tokens: int = 0) -> Answer:
+                timings: Mapping[str, float], fields: dict[str, object]) -> Answer:
         text, removed = strip_scaffolding(raw.strip())
         if removed:
             logger.info("cut %d characters of echoed prompt text from the answer", removed)
@@ -207,6 +207,13 @@ class GenerativeStrategy:
         fixed, valid, invalid = fix_citations(text, len(chunks))
         if invalid:
             logger.warning("removed citations to missing sources: %s", invalid)
+        if not any(ch.isalnum() for ch in strip_citations(fixed)):
+            # nothing but citation markers ("[23]"): no answer to show, so quote the sources or decline
+            fields = {**fields, "invalid_citations": invalid}
+            quoted = self._quoted(plan, timings, fields, share=None) if self.fallback_share is not None else None
+            return quoted or Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.query,
+                                    grounded=False, sources=sources, trace=plan.trace,
+                                    diagnostics=plan.diagnostics(timings, reason="empty", **fields))
         support = self.checker.check(fixed, chunks)
         fixed, support, repointed = repoint_citations(fixed, support)
         if repointed:
@@ -219,19 +226,29 @@ class GenerativeStrategy:
         checked = [s for s in support if any(ch.isalnum() for ch in s.sentence)]
         share = (sum(1 for s in checked if not s.supported) / len(checked)) if checked else None
         if self.fallback_share is not None and share is not None and share > self.fallback_share:
-            quoted = self.quotes.answer(plan)
-            if not quoted.declined:
+            quoted = self._quoted(plan, timings, fields, share)
+            if quoted is not None:
                 logger.info("%.0f%% of the generated answer unsupported; quoting the sources instead", 100 * share)
-                return replace(quoted, diagnostics=replace(
-                    quoted.diagnostics, timings={**quoted.diagnostics.timings, **timings}, unsupported_share=share,
-                    fallback=FALLBACK_NOTE, raw=raw, prompt_tokens=prompt_tokens, scaffolding_removed=removed,
-                    answer_check=fields.get("answer_check")))
+                return quoted
         diagnostics = plan.diagnostics(timings, explicit_citations=valid, inferred_citations=inferred,
                                        invalid_citations=invalid, unsupported_share=share, **fields,
                                        **untrusted_marks(fixed, citations, sources))
         return Answer(question=plan.question, text=fixed, citations=citations, support=support,
                       standalone_query=plan.query, grounded=any(s.supported for s in support),
                       mode=AnswerMode.GENERATIVE, sources=sources, trace=plan.trace, diagnostics=diagnostics)
+
+
+    def _quoted(self, plan: Plan, timings: Mapping[str, float], fields: Mapping[str, object],
+                share: float | None) -> Answer | None:
+        """The extractive answer in place of a generated one (``diagnostics.fallback``), or None
+        when no source sentence is close enough to quote."""
+        quoted = self.quotes.answer(plan)
+        if quoted.declined:
+            return None
+        return replace(quoted, diagnostics=replace(
+            quoted.diagnostics, timings={**quoted.diagnostics.timings, **timings}, unsupported_share=share,
+            fallback=FALLBACK_NOTE, raw=str(fields.get("raw", "")), prompt_tokens=int(fields.get("prompt_tokens", 0)),
+            scaffolding_removed=int(fields.get("scaffolding_removed", 0)), answer_check=fields.get("answer_check")))
 
 
 def numbered(chunks: Sequence[Chunk], hits_by_chunk: Mapping[str, Hit]) -> tuple[Citation, ...]:
