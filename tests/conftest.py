@@ -109,7 +109,7 @@ def docs_dir(tmp_path: Path) -> Path:
 
 def make_answerer(retriever, llm=None, *, k=5, max_tokens=256, temperature=0.0, seed=0, gate=None,  # type: ignore[no-untyped-def]
                   extractive=False, condense=True, max_quotes=3, embedder=None, rewriter=None, router=None,
-                  retrievers=None, check=None):
+                  retrievers=None, check=None, fallback_min_similarity=None):
     """An :class:`~rag.answer.answerer.Answerer` over an existing retriever, composed from its parts.
 
     Unit tests drive the stages with hand-made retrievers, scripted models and plugin objects;
@@ -129,7 +129,8 @@ def make_answerer(retriever, llm=None, *, k=5, max_tokens=256, temperature=0.0, 
                            rewriter=rewriter if rewriter is not None else CondenseRewriter(answer_llm, enabled=condense))
     strategy = (ExtractiveStrategy(embedder, max_quotes=max_quotes, min_similarity=gate.min_dense) if extractive
                 else GenerativeStrategy(llm, embedder, max_tokens=max_tokens, temperature=temperature, seed=seed,
-                                        check=check))
+                                        check=check, **({} if fallback_min_similarity is None else
+                                                        {"fallback_min_similarity": fallback_min_similarity})))
     direct = DirectStrategy(answer_llm, max_tokens=min(max_tokens, DIRECT_MAX_TOKENS), temperature=temperature,
                             seed=seed)
     return Answerer(planner, strategy, direct)

@@ -335,6 +335,30 @@ def test_an_answer_of_nothing_but_citation_markers_is_never_shown_empty(retrieve
     assert "bleed valve" in answer.text and answer.citations and answer.diagnostics.raw == raw
 
 
+def test_an_unsupported_answer_without_a_close_quote_is_declined_with_its_passages(retriever: Retriever) -> None:
+    import io
+
+    from rag.answer.strategies import UNSUPPORTED_NOTE, UNSUPPORTED_REASON
+    from rag.cli.answer import print_stream
+
+    invented = "The pump needs a quantum flux capacitor rated at 9000 volts. Call support at once."
+    question = "How do I prime the centrifugal pump?"
+    quoted = make_answerer(retriever, ScriptedLLM([invented]), fallback_min_similarity=-1.0).answer(question)
+    best = quoted.diagnostics.quote_similarity[0]
+    assert quoted.mode == "extractive" and quoted.diagnostics.fallback
+    out = io.StringIO()
+    answer = print_stream(make_answerer(retriever, ScriptedLLM([invented]), fallback_min_similarity=best + 0.01)
+                          .stream(question), out)
+    assert answer.declined and answer.diagnostics.reason == UNSUPPORTED_REASON
+    assert answer.diagnostics.unsupported_share == 1.0 and "flux capacitor" in answer.diagnostics.raw
+    assert answer.sources and not answer.citations
+    text = out.getvalue()
+    # streamed as written, then withdrawn: the decline and the reason come after it
+    assert text.index("flux capacitor") < text.index(NOT_FOUND) < text.index(UNSUPPORTED_NOTE) < text.index("pump.md")
+    with pytest.raises(ValueError, match="fallback_min_similarity must be a cosine"):
+        make_answerer(retriever, ScriptedLLM([invented]), fallback_min_similarity=2.0)
+
+
 # -- answerability check ------------------------------------------------------------------------
 
 

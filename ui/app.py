@@ -30,7 +30,7 @@ import streamlit as st  # noqa: E402
 import streamlit.net_util as _st_net  # noqa: E402
 
 from rag.answer.chat import ChatSession  # noqa: E402
-from rag.answer.strategies import CHECK_NOTE, CHECK_REASON  # noqa: E402
+from rag.answer.strategies import DECLINE_NOTES  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
 from rag.retrieval.fusion import DEFAULT_RRF_K  # noqa: E402
 from rag.index.store import Index, IndexStore, default_index_root, validate_name  # noqa: E402
@@ -643,9 +643,9 @@ def render_answer(answer: Answer, index: Index | None = None, key: str = "live",
         if top is not None and top.number not in {c.number for c in answer.citations}:
             # the best-ranked passage is always visible, even when the answer rests on another one
             render_sources("Top source (not cited)", [top], suspicious, view, "top")
-    elif answer.sources and answer.diagnostics.reason == CHECK_REASON:
+    elif answer.sources and answer.diagnostics.reason in DECLINE_NOTES:
         render_sources("Passages found", answer.sources, suspicious, view, "given")
-        st.caption(CHECK_NOTE)
+        st.caption(DECLINE_NOTES[answer.diagnostics.reason])
     elif answer.sources:
         # the answer cites nothing: still show what it was given, so a forged passage is visible
         render_sources("Sources given to the model", answer.sources, suspicious, view, "given")

@@ -49,6 +49,13 @@ CHECK_NOTE = "These passages were found, but the model judged that they do not a
 CHECK_REASON = "answer check: the model judged that the sources do not answer the question"
 FALLBACK_NOTE = ("Most of the generated answer was not supported by your documents, so the passages that "
                  "best match the question are quoted instead.")
+UNSUPPORTED_REASON = "unsupported: the generated answer was not in the sources and no source sentence is close"
+UNSUPPORTED_NOTE = ("These passages were found, but the generated answer was not supported by them and none of "
+                    "their sentences is close to the question.")
+#: what the CLI and the app say under a decline that still lists the passages it was given
+DECLINE_NOTES: dict[str, str] = {CHECK_REASON: CHECK_NOTE, UNSUPPORTED_REASON: UNSUPPORTED_NOTE}
+#: the quoted fallback's best sentence needs this cosine to the question, else the answer is declined
+DEFAULT_FALLBACK_MIN_SIMILARITY = 0.6
 
 
 class AnswerStrategy(Protocol):
@@ -117,6 +124,10 @@ class GenerativeStrategy:
         fallback_share: when more than this share of the answer's sentences is unsupported, the
             answer is replaced by the extractive one (quoted sentences, ``diagnostics.fallback``
             says so); ``None`` keeps the generated text (unsupported sentences are still marked).
+        fallback_min_similarity: the fallback quotes only when its best sentence has at least this
+            cosine to the question; otherwise the answer is declined (``UNSUPPORTED_REASON``) with
+            the passages listed, because an unsupported answer over passages that are not close to
+            the question is how an unanswerable question looks.
         check: the :class:`~rag.answer.gate.AnswerCheck` asked before answering (the model's
             "do the sources answer it?" log-odds); ``None`` answers whenever a hit is relevant.
 
@@ -139,11 +150,15 @@ class GenerativeStrategy:
     def __init__(self, llm: ChatModel, embedder: Embedder, max_tokens: int = 256, temperature: float = 0.0,
                  seed: int = 0, support_threshold: float = DEFAULT_SUPPORT_THRESHOLD,
                  fallback_share: float | None = DEFAULT_FALLBACK_SHARE, max_quotes: int = 3,
-                 check: AnswerCheck | None = None) -> None:
+                 check: AnswerCheck | None = None,
+                 fallback_min_similarity: float = DEFAULT_FALLBACK_MIN_SIMILARITY) -> None:
         if llm is None:
             raise ValueError("generative answers need an llm; pass llm=... or use extractive answers")
         if fallback_share is not None and not 0.0 <= fallback_share < 1.0:
             raise ValueError(f"fallback_share must be in [0, 1) or None (off), got {fallback_share!r}")
+        if not -1.0 <= fallback_min_similarity <= 1.0:
+            raise ValueError(f"fallback_min_similarity must be a cosine in [-1, 1], got {fallback_min_similarity!r}")
+        self.fallback_min_similarity = fallback_min_similarity
         self.llm = llm
         self.sampling = Sampling(max_tokens, temperature, seed)
         self.checker = SupportChecker(embedder, threshold=support_threshold)
@@ -210,10 +225,11 @@ class GenerativeStrategy:
         if not any(ch.isalnum() for ch in strip_citations(fixed)):
             # nothing but citation markers ("[23]"): no answer to show, so quote the sources or decline
             fields = {**fields, "invalid_citations": invalid}
-            quoted = self._quoted(plan, timings, fields, share=None) if self.fallback_share is not None else None
-            return quoted or Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.query,
-                                    grounded=False, sources=sources, trace=plan.trace,
-                                    diagnostics=plan.diagnostics(timings, reason="empty", **fields))
+            if self.fallback_share is None:
+                return Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.query, grounded=False,
+                              sources=sources, trace=plan.trace,
+                              diagnostics=plan.diagnostics(timings, reason="empty", **fields))
+            return self._quoted(plan, timings, fields, None) or self._unsupported(plan, sources, timings, fields)
         support = self.checker.check(fixed, chunks)
         fixed, support, repointed = repoint_citations(fixed, support)
         if repointed:
@@ -226,10 +242,9 @@ class GenerativeStrategy:
         checked = [s for s in support if any(ch.isalnum() for ch in s.sentence)]
         share = (sum(1 for s in checked if not s.supported) / len(checked)) if checked else None
         if self.fallback_share is not None and share is not None and share > self.fallback_share:
-            quoted = self._quoted(plan, timings, fields, share)
-            if quoted is not None:
-                logger.info("%.0f%% of the generated answer unsupported; quoting the sources instead", 100 * share)
-                return quoted
+            logger.info("%.0f%% of the generated answer unsupported; quoting the sources instead", 100 * share)
+            return (self._quoted(plan, timings, fields, share)
+                    or self._unsupported(plan, sources, timings, {**fields, "unsupported_share": share}))
         diagnostics = plan.diagnostics(timings, explicit_citations=valid, inferred_citations=inferred,
                                        invalid_citations=invalid, unsupported_share=share, **fields,
                                        **untrusted_marks(fixed, citations, sources))
@@ -241,14 +256,24 @@ class GenerativeStrategy:
     def _quoted(self, plan: Plan, timings: Mapping[str, float], fields: Mapping[str, object],
                 share: float | None) -> Answer | None:
         """The extractive answer in place of a generated one (``diagnostics.fallback``), or None
-        when no source sentence is close enough to quote."""
+        when no source sentence is close enough to the question to quote."""
         quoted = self.quotes.answer(plan)
-        if quoted.declined:
+        best = quoted.diagnostics.quote_similarity[:1]
+        if quoted.declined or not best or best[0] < self.fallback_min_similarity:
             return None
         return replace(quoted, diagnostics=replace(
             quoted.diagnostics, timings={**quoted.diagnostics.timings, **timings}, unsupported_share=share,
             fallback=FALLBACK_NOTE, raw=str(fields.get("raw", "")), prompt_tokens=int(fields.get("prompt_tokens", 0)),
             scaffolding_removed=int(fields.get("scaffolding_removed", 0)), answer_check=fields.get("answer_check")))
+
+
+    def _unsupported(self, plan: Plan, sources: tuple[Citation, ...], timings: Mapping[str, float],
+                     fields: Mapping[str, object]) -> Answer:
+        """Decline an answer the sources do not support when nothing in them is close enough to quote."""
+        logger.info("generated answer unsupported and no source sentence close to the question; declining")
+        return Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.query, grounded=False,
+                      sources=sources, trace=plan.trace,
+                      diagnostics=plan.diagnostics(timings, reason=UNSUPPORTED_REASON, **fields))
 
 
 def numbered(chunks: Sequence[Chunk], hits_by_chunk: Mapping[str, Hit]) -> tuple[Citation, ...]:

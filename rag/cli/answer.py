@@ -24,7 +24,7 @@ import logging
 import sys
 from typing import Any, TextIO
 
-from rag.answer.strategies import CHECK_NOTE, CHECK_REASON
+from rag.answer.strategies import DECLINE_NOTES
 from rag.answer.stream import AnswerStream
 from rag.cli.common import (add_generation_args, add_index_args, add_memory_args, add_plugin_args,
                             add_retrieval_args, pipeline_config, store)
@@ -45,6 +45,8 @@ def print_stream(stream: AnswerStream, out: TextIO, trace: bool = False) -> Answ
     d = answer.diagnostics
     if d.fallback:
         out.write(f"\n{d.fallback}\n{answer.text}\n")
+    elif answer.declined and "".join(shown).strip() != answer.text.strip():
+        out.write(f"\n{answer.text}\n")  # the streamed text was judged after it was written
     elif d.scaffolding_removed and "".join(shown).strip() != answer.text.strip():
         out.write(f"(cut {d.scaffolding_removed} characters of echoed prompt text; the answer is:)\n{answer.text}\n")
     out.write(format_sources(answer))
@@ -57,8 +59,9 @@ def print_stream(stream: AnswerStream, out: TextIO, trace: bool = False) -> Answ
 def format_sources(answer: Answer) -> str:
     """Numbered sources, removed citations and unsupported sentences, as plain text."""
     if answer.declined:
-        if answer.diagnostics.reason == CHECK_REASON and answer.sources:
-            return "\n".join([CHECK_NOTE, *(f"  [{c.number}] {c.chunk.location}" for c in answer.sources)]) + "\n"
+        note = DECLINE_NOTES.get(answer.diagnostics.reason)
+        if note and answer.sources:
+            return "\n".join([note, *(f"  [{c.number}] {c.chunk.location}" for c in answer.sources)]) + "\n"
         return ""
     lines: list[str] = []
     if answer.citations:
