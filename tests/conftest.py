@@ -15,6 +15,7 @@ os.environ["RAGAS_DO_NOT_TRACK"] = "true"
 
 REPO = Path(__file__).resolve().parent.parent
 CRANFIELD = REPO.parent / "shared" / "data" / "cranfield"
+COVID_QA = REPO.parent / "shared" / "data" / "covid-qa"
 
 
 class NetworkBlocked(RuntimeError):

@@ -10,7 +10,8 @@ import pytest
 from rag_eval.datasets import cranfield_gain, load_cranfield
 from rag_eval.metrics import evaluate, per_query
 from rag_eval.retrieval import parse_configs
-from tests.conftest import CRANFIELD
+from rag.retrieval.retriever import Retriever
+from tests.conftest import COVID_QA, CRANFIELD
 
 # A tiny inline TREC fixture: graded qrels and a run with a missing query (q3).
 QRELS = {
@@ -90,3 +91,31 @@ def test_cranfield_end_to_end_hybrid_beats_bm25(tmp_path: Path, monkeypatch: pyt
     assert results["hybrid"]["MAP"] > results["bm25"]["MAP"]
     # the cached index is reused on a second run (no re-embedding)
     assert list((tmp_path / "cache" / "eval-indexes").iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not COVID_QA.exists(), reason="needs ../shared/data/covid-qa")
+def test_covid_qa_adaptive_fusion_keeps_what_bm25_finds(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """On biomedical questions MiniLM is weak; equal-weight RRF drags BM25's hits down, adaptive fusion doesn't."""
+    from dataclasses import replace
+
+    from rag_eval.answers import dataset_doc_id
+    from rag_eval.qa import load_qa, overlaps, select
+    from rag_eval.retrieval import EvalSettings, build_index
+
+    qa = load_qa(COVID_QA)
+    questions = select(qa, "dev")
+    docs = {q.doc_id for q in questions}  # the dev articles only: a small index, built in about a minute
+    corpus = replace(qa.corpus(), documents=tuple(d for d in qa.documents if d.doc_id in docs))
+    index = build_index(corpus, embedder, EvalSettings(), cache_dir=tmp_path)
+
+    def found_at_5(**kw) -> int:  # type: ignore[no-untyped-def]
+        r = Retriever(index, embedder=embedder, **kw)
+        return sum(any(dataset_doc_id(h.chunk.source) == q.doc_id
+                       and overlaps(h.chunk.start, h.chunk.end, q.answer_start, q.answer_end)
+                       for h in r.retrieve(q.question, k=5)) for q in questions)
+
+    bm25, rrf, adaptive = found_at_5(mode="bm25"), found_at_5(fusion="rrf"), found_at_5(fusion="adaptive")
+    print(f"gold chunk in the top 5 of {len(questions)}: bm25 {bm25}, hybrid-rrf {rrf}, hybrid-adaptive {adaptive}")
+    assert adaptive > rrf
+    assert adaptive >= 0.9 * bm25

@@ -403,7 +403,9 @@ def sidebar_settings() -> dict[str, Any]:
     with st.sidebar.expander("Retrieval"):
         s["mode"] = st.selectbox("Mode", MODES, index=MODES.index("hybrid"))
         s["k"] = st.slider("Passages (k)", 1, 10, 5)
-        s["fusion"] = st.selectbox("Fusion", FUSIONS, index=FUSIONS.index("adaptive"), disabled=s["mode"] != "hybrid")
+        s["fusion"] = st.selectbox("Fusion", FUSIONS, index=FUSIONS.index("adaptive"), disabled=s["mode"] != "hybrid",
+                                   help="adaptive: RRF whose dense weight drops when the keyword and the semantic "
+                                        "rankings disagree; rrf: equal weights; weighted: a blend of scores")
         s["rrf_k"] = int(st.number_input("RRF k", 1, 1000, DEFAULT_RRF_K, disabled=s["fusion"] == "weighted"))
         s["alpha"] = st.slider("Dense weight (weighted fusion)", 0.0, 1.0, 0.5, 0.05,
                                disabled=s["fusion"] != "weighted")
