@@ -273,6 +273,26 @@ def test_uncited_answer_still_shows_the_sources_it_was_given(app_env: Path, embe
     assert any(e.label.startswith("[1] pump\\.md") for e in at.expander)
 
 
+@pytest.mark.parametrize("reason", ["check", "unsupported"])
+def test_a_decline_lists_the_passages_and_says_why(app_env: Path, embedder, reason: str) -> None:  # type: ignore[no-untyped-def]
+    from rag.answer.strategies import CHECK_NOTE, CHECK_REASON, UNSUPPORTED_NOTE, UNSUPPORTED_REASON
+    from rag.generation.prompting import NOT_FOUND
+    from rag.types import Answer, Diagnostics
+
+    c1 = _answer_env(app_env, embedder)
+    why, note = (CHECK_REASON, CHECK_NOTE) if reason == "check" else (UNSUPPORTED_REASON, UNSUPPORTED_NOTE)
+    answer = Answer(question="What colour is the pump?", text=NOT_FOUND, grounded=False, sources=(c1,),
+                    diagnostics=Diagnostics(reason=why))
+    assert answer.declined
+    at = _app()
+    at.session_state["messages"] = [{"role": "assistant", "content": answer.text, "answer": answer}]
+    at.run()
+    assert not at.exception
+    assert any(m.value == "**Passages found**" for m in at.markdown)
+    assert any(e.label.startswith("[1] pump\\.md") for e in at.expander)
+    assert note in [c.value for c in at.caption]
+
+
 def test_the_top_source_is_shown_when_the_answer_cites_another(app_env: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
