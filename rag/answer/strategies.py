@@ -242,7 +242,7 @@ class GenerativeStrategy:
         checked = [s for s in support if any(ch.isalnum() for ch in s.sentence)]
         share = (sum(1 for s in checked if not s.supported) / len(checked)) if checked else None
         if self.fallback_share is not None and share is not None and share > self.fallback_share:
-            logger.info("%.0f%% of the generated answer unsupported; quoting the sources instead", 100 * share)
+            logger.info("%.0f%% of the generated answer unsupported: quoting the sources or declining", 100 * share)
             return (self._quoted(plan, timings, fields, share)
                     or self._unsupported(plan, sources, timings, {**fields, "unsupported_share": share}))
         diagnostics = plan.diagnostics(timings, explicit_citations=valid, inferred_citations=inferred,
@@ -251,7 +251,6 @@ class GenerativeStrategy:
         return Answer(question=plan.question, text=fixed, citations=citations, support=support,
                       standalone_query=plan.query, grounded=any(s.supported for s in support),
                       mode=AnswerMode.GENERATIVE, sources=sources, trace=plan.trace, diagnostics=diagnostics)
-
 
     def _quoted(self, plan: Plan, timings: Mapping[str, float], fields: Mapping[str, object],
                 share: float | None) -> Answer | None:
@@ -265,7 +264,6 @@ class GenerativeStrategy:
             quoted.diagnostics, timings={**quoted.diagnostics.timings, **timings}, unsupported_share=share,
             fallback=FALLBACK_NOTE, raw=str(fields.get("raw", "")), prompt_tokens=int(fields.get("prompt_tokens", 0)),
             scaffolding_removed=int(fields.get("scaffolding_removed", 0)), answer_check=fields.get("answer_check")))
-
 
     def _unsupported(self, plan: Plan, sources: tuple[Citation, ...], timings: Mapping[str, float],
                      fields: Mapping[str, object]) -> Answer:
