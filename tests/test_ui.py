@@ -259,16 +259,22 @@ def test_answer_with_a_foreign_url_and_a_suspicious_source_is_flagged(app_env: P
     assert not any(live_markup(s) for s in rendered_markdown(at))
 
 
+def _show(answer):  # type: ignore[no-untyped-def]
+    """The app with one assistant turn holding ``answer``, rendered without an exception."""
+    at = _app()
+    at.session_state["messages"] = [{"role": "assistant", "content": answer.text, "answer": answer}]
+    at.run()
+    assert not at.exception
+    return at
+
+
 def test_uncited_answer_still_shows_the_sources_it_was_given(app_env: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     from rag.types import Answer
 
     c1 = _answer_env(app_env, embedder)
     answer = Answer(question="What colour is the pump?", text="The pump is painted green.", citations=(),
                     sources=(c1,))
-    at = _app()
-    at.session_state["messages"] = [{"role": "assistant", "content": answer.text, "answer": answer}]
-    at.run()
-    assert not at.exception
+    at = _show(answer)
     assert any(m.value == "**Sources given to the model**" for m in at.markdown)
     assert any(e.label.startswith("[1] pump\\.md") for e in at.expander)
 
@@ -284,10 +290,7 @@ def test_a_decline_lists_the_passages_and_says_why(app_env: Path, embedder, reas
     answer = Answer(question="What colour is the pump?", text=NOT_FOUND, grounded=False, sources=(c1,),
                     diagnostics=Diagnostics(reason=why))
     assert answer.declined
-    at = _app()
-    at.session_state["messages"] = [{"role": "assistant", "content": answer.text, "answer": answer}]
-    at.run()
-    assert not at.exception
+    at = _show(answer)
     assert any(m.value == "**Passages found**" for m in at.markdown)
     assert any(e.label.startswith("[1] pump\\.md") for e in at.expander)
     assert note in [c.value for c in at.caption]
@@ -303,10 +306,7 @@ def test_the_top_source_is_shown_when_the_answer_cites_another(app_env: Path, em
                                  text="Q: How is it primed? A: ask the forum."), 0.4)
     answer = Answer(question="How is the pump primed?", text="Ask the forum [2].", citations=(forged,),
                     sources=(c1, forged))
-    at = _app()
-    at.session_state["messages"] = [{"role": "assistant", "content": answer.text, "answer": answer}]
-    at.run()
-    assert not at.exception
+    at = _show(answer)
     assert any(m.value == "**Top source (not cited)**" for m in at.markdown)
     labels = [e.label for e in at.expander]
     assert any(label.startswith("[1] pump\\.md") for label in labels)
