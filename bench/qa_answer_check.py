@@ -38,3 +38,14 @@ for t in args.thresholds.split(","):
         print(json.dumps({"threshold": t, **{k: s[k] for k in keys}, "n": s["n"], "n_unanswerable": s["n_unanswerable"]}))
     else:
         print(f"| {t} | " + " | ".join(f"{s[k]:.2f}" if s[k] is not None else "–" for k in keys) + " |")
+
+# Calibration (use dev rows): AUC of the score, answerable-with-the-answer-in-the-prompt vs unanswerable,
+# and the calibration rule: the highest threshold (0.25 steps) keeping >= 90% of the answerable-in-prompt rows
+gold = [r.answer_check for r in rows if r.setting == "answerable" and r.retrieved_gold and r.answer_check is not None]
+una = [r.answer_check for r in rows if r.setting == "unanswerable" and r.answer_check is not None]
+if gold and una:
+    auc = sum((g > u) + 0.5 * (g == u) for g in gold for u in una) / (len(gold) * len(una))
+    keeps = [t / 4 for t in range(-40, 41) if sum(g >= t / 4 for g in gold) >= 0.9 * len(gold)]
+    line = {"auc": round(auc, 3), "threshold_keeping_90pct": max(keeps) if keeps else None,
+            "n_answerable_in_prompt": len(gold), "n_unanswerable": len(una)}
+    print(json.dumps(line) if args.json else f"\ncalibration: {line}")
