@@ -123,6 +123,18 @@ def main() -> None:
             orders = {qid: fuse(per) for qid, per in lists["cran"].items()}
             row["cranfield_nDCG@10"] = cran_metrics(orders, cran_idx.chunks, cran.qrels)["nDCG@10"]
             out["sweep"].append(row)
+    # fixed dense weights, for comparison: what a constant lower weight does on each collection
+    for w in (0.3, 0.5):
+        row = {"fixed_dense_weight": w}
+        for split, qs in splits.items():
+            ranks = [covid_hits(ranked(reciprocal_rank_fusion([lists["covid"][q.qid]["bm25"],
+                                                               lists["covid"][q.qid]["dense"]], weights=(1.0, w))),
+                                covid.chunks, q) for q in qs]
+            row[f"covid_{split}@5"] = recall_at(ranks, 5)
+        orders = {qid: ranked(reciprocal_rank_fusion([per["bm25"], per["dense"]], weights=(1.0, w)))
+                  for qid, per in lists["cran"].items()}
+        row["cranfield_nDCG@10"] = cran_metrics(orders, cran_idx.chunks, cran.qrels)["nDCG@10"]
+        out["fixed"] = out.get("fixed", []) + [row]
     # sanity: the sweep's plain RRF equals the retriever's
     rrf = {qid: ranked(reciprocal_rank_fusion([per["bm25"], per["dense"]])) for qid, per in lists["cran"].items()}
     out["sweep_rrf_matches_retriever"] = (cran_metrics(rrf, cran_idx.chunks, cran.qrels)
@@ -142,6 +154,10 @@ def main() -> None:
     for row in out["sweep"]:
         print(f"| {row['floor']} | {row['full_at']} | {row['covid_dev@5']} | {row['covid_test@5']} "
               f"| {row['cranfield_nDCG@10']} |")
+    print("\n| fixed dense weight | COVID-QA dev @5 | COVID-QA test @5 | Cranfield nDCG@10 |")
+    print("|---:|---:|---:|---:|")
+    for row in out["fixed"]:
+        print(f"| {row['fixed_dense_weight']} | {row['covid_dev@5']} | {row['covid_test@5']} | {row['cranfield_nDCG@10']} |")
     print(f"\nn: {out['n']}; sweep's RRF equals the retriever's: {out['sweep_rrf_matches_retriever']}")
 
 
