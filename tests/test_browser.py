@@ -228,14 +228,27 @@ def test_an_error_offers_no_web_search(tmp_path: Path, browser) -> None:  # type
     assert outbound == []
 
 
-def _click_toggle(browser, scope, label: str) -> None:  # type: ignore[no-untyped-def]
+def _click_toggle(browser, source: str, label: str) -> None:  # type: ignore[no-untyped-def]
+    """Click the toggle ``label`` in the source expander whose summary names ``source``.
+
+    Streamlit may redraw the expander at any moment, so it is found again on every try rather
+    than held (a held element goes stale: a flake seen once in a full run)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    # an expander draws its content once opened
-    toggle = WebDriverWait(browser, 30).until(
-        lambda _b: (scope.find_elements(By.XPATH, f".//label[contains(., '{label}')]//input") or [None])[0])
-    browser.execute_script("arguments[0].click()", toggle)  # the chat input box may cover it
+    xpath = (f"//*[@data-testid='stExpander'][.//summary[contains(., '{source}')]]"
+             f"//label[contains(., '{label}')]//input")
+    for attempt in range(5):
+        # an expander draws its content once opened
+        toggle = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda b: (b.find_elements(By.XPATH, xpath) or [None])[0])
+        try:
+            browser.execute_script("arguments[0].click()", toggle)  # the chat input box may cover it
+            return
+        except StaleElementReferenceException:
+            if attempt == 4:
+                raise
 
 
 def _pick_extractive(browser, wait) -> None:  # type: ignore[no-untyped-def]
@@ -316,8 +329,7 @@ def test_a_pdf_source_opens_on_its_page_with_the_passage_highlighted(app: Runnin
     screenshot(browser, "browser-sources.png")
 
     browser.execute_script("arguments[0].click()", summary)
-    group = summary.find_element(By.XPATH, "./ancestor::*[@data-testid='stExpander'][1]")
-    _click_toggle(browser, group, "Show on its page")
+    _click_toggle(browser, "zephyr-manual.pdf", "Show on its page")
     image = wait.until(ec.presence_of_element_located(
         (By.XPATH, "//*[@data-testid='stExpander']//*[@data-testid='stImage' or @data-testid='stImageContainer' or "
                    "contains(@class, 'stImage')][.//*[contains(., 'Page 2 of 3')]]//img")))
@@ -379,8 +391,7 @@ def test_a_text_source_in_its_document_and_a_model_that_is_not_downloaded(browse
         summary = wait.until(ec.presence_of_element_located(
             (By.XPATH, "//*[@data-testid='stExpander']//summary[contains(., 'valve-steps.md')]")))
         browser.execute_script("arguments[0].click()", summary)
-        group = summary.find_element(By.XPATH, "./ancestor::*[@data-testid='stExpander'][1]")
-        _click_toggle(browser, group, "Show in the document")
+        _click_toggle(browser, "valve-steps.md", "Show in the document")
         wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "the cited one"))
         marked = browser.execute_script("""
             return [...document.querySelectorAll('[data-testid="stExpander"] span')]
