@@ -29,9 +29,8 @@ from ir_measures import AP, R, nDCG  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
 from rag.retrieval.fusion import adaptive_rank_fusion, ranked, reciprocal_rank_fusion  # noqa: E402
 from rag.retrieval.retriever import Retriever  # noqa: E402
-from rag_eval.answers import dataset_doc_id  # noqa: E402
 from rag_eval.datasets import load_dataset  # noqa: E402
-from rag_eval.qa import load_qa, overlaps, select  # noqa: E402
+from rag_eval.qa import load_qa, select  # noqa: E402
 from rag_eval.retrieval import EvalSettings, build_index  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -43,11 +42,7 @@ CONFIGS = (("bm25", "bm25", None), ("dense", "dense", None), ("hybrid-rrf", "hyb
 
 def covid_hits(order: list, chunks: list, q) -> int | None:
     """1-based rank of the first chunk that overlaps the question's gold span, or None."""
-    for rank, i in enumerate(order[:max(KS)], start=1):
-        c = chunks[i]
-        if dataset_doc_id(c.source) == q.doc_id and overlaps(c.start, c.end, q.answer_start, q.answer_end):
-            return rank
-    return None
+    return next((rank for rank, i in enumerate(order[:max(KS)], start=1) if q.in_chunk(chunks[i])), None)
 
 
 def cran_metrics(orders: dict[str, list], chunks: list, qrels) -> dict[str, float]:
@@ -106,35 +101,26 @@ def main() -> None:
         out["retriever"][name] = row
         print(f"{name}: {json.dumps(row)}", file=sys.stderr, flush=True)
 
+    def measure(fuse) -> dict:  # type: ignore[no-untyped-def]
+        """COVID-QA @5 per split and Cranfield nDCG@10 of ``fuse(per)`` -> fused order, same candidate lists."""
+        row = {f"covid_{split}@5": recall_at([covid_hits(fuse(lists["covid"][q.qid]), covid.chunks, q) for q in qs], 5)
+               for split, qs in splits.items()}
+        orders = {qid: fuse(per) for qid, per in lists["cran"].items()}
+        row["cranfield_nDCG@10"] = cran_metrics(orders, cran_idx.chunks, cran.qrels)["nDCG@10"]
+        return row
+
     # Part 2: the adaptive fusion's parameters, on the same candidate lists
     for floor in (0.0, 0.2, 0.3, 0.5, 1.0):
         for full_at in (0.3, 0.5, 0.7):
             if floor == 1.0 and full_at != 0.5:
                 continue  # floor 1 is plain RRF whatever full_at is
-
-            def fuse(per: dict, floor: float = floor, full_at: float = full_at) -> list:
-                fused, _ = adaptive_rank_fusion(per["bm25"], per["dense"], floor=floor, full_at=full_at)
-                return ranked(fused)
-
-            row = {"floor": floor, "full_at": full_at}
-            for split, qs in splits.items():
-                ranks = [covid_hits(fuse(lists["covid"][q.qid]), covid.chunks, q) for q in qs]
-                row[f"covid_{split}@5"] = recall_at(ranks, 5)
-            orders = {qid: fuse(per) for qid, per in lists["cran"].items()}
-            row["cranfield_nDCG@10"] = cran_metrics(orders, cran_idx.chunks, cran.qrels)["nDCG@10"]
-            out["sweep"].append(row)
+            out["sweep"].append({"floor": floor, "full_at": full_at, **measure(
+                lambda per, f=floor, a=full_at: ranked(adaptive_rank_fusion(per["bm25"], per["dense"],
+                                                                            floor=f, full_at=a)[0]))})
     # fixed dense weights, for comparison: what a constant lower weight does on each collection
-    for w in (0.3, 0.5):
-        row = {"fixed_dense_weight": w}
-        for split, qs in splits.items():
-            ranks = [covid_hits(ranked(reciprocal_rank_fusion([lists["covid"][q.qid]["bm25"],
-                                                               lists["covid"][q.qid]["dense"]], weights=(1.0, w))),
-                                covid.chunks, q) for q in qs]
-            row[f"covid_{split}@5"] = recall_at(ranks, 5)
-        orders = {qid: ranked(reciprocal_rank_fusion([per["bm25"], per["dense"]], weights=(1.0, w)))
-                  for qid, per in lists["cran"].items()}
-        row["cranfield_nDCG@10"] = cran_metrics(orders, cran_idx.chunks, cran.qrels)["nDCG@10"]
-        out["fixed"] = out.get("fixed", []) + [row]
+    out["fixed"] = [{"fixed_dense_weight": w, **measure(
+        lambda per, w=w: ranked(reciprocal_rank_fusion([per["bm25"], per["dense"]], weights=(1.0, w))))}
+        for w in (0.3, 0.5)]
     # sanity: the sweep's plain RRF equals the retriever's
     rrf = {qid: ranked(reciprocal_rank_fusion([per["bm25"], per["dense"]])) for qid, per in lists["cran"].items()}
     out["sweep_rrf_matches_retriever"] = (cran_metrics(rrf, cran_idx.chunks, cran.qrels)

@@ -80,6 +80,11 @@ class QAQuestion:
         """Written while reading one article ("this", "these", "those"): ambiguous against a corpus."""
         return bool(CONTEXT_WORDS_RE.search(self.question))
 
+    def in_chunk(self, chunk: Any) -> bool:
+        """Whether ``chunk`` comes from this question's article and overlaps its reference span."""
+        return (dataset_doc_id(chunk.source) == self.doc_id
+                and overlaps(chunk.start, chunk.end, self.answer_start, self.answer_end))
+
 
 @dataclass(frozen=True)
 class QADataset:
@@ -267,18 +272,14 @@ def ask(answerer: Any, q: QAQuestion, setting: str) -> QARow:
     total = time.perf_counter() - t0
     verdict = judge(answer.text, q.answer) if not answer.declined else Verdict(False, False, 0.0, 0.0)
 
-    def gold(chunk: Any) -> bool:
-        return dataset_doc_id(chunk.source) == q.doc_id and overlaps(chunk.start, chunk.end, q.answer_start,
-                                                                   q.answer_end)
-
     cited = tuple(f"{dataset_doc_id(c.chunk.source)}[{c.chunk.start}:{c.chunk.end}]" for c in answer.citations)
     d = answer.diagnostics
     generated = judge(strip_scaffolding(d.raw)[0], q.answer).correct if d.fallback else None
     return QARow(qid=q.qid, setting=setting, question=q.question, reference=q.answer.strip(), answer=answer.text,
                  declined=answer.declined, correct=verdict.correct, recall=round(verdict.recall, 4),
                  f1=round(verdict.f1, 4), cosine=None,
-                 cited_gold=not answer.declined and any(gold(c.chunk) for c in answer.citations),
-                 retrieved_gold=any(gold(c.chunk) for c in answer.sources),
+                 cited_gold=not answer.declined and any(q.in_chunk(c.chunk) for c in answer.citations),
+                 retrieved_gold=any(q.in_chunk(c.chunk) for c in answer.sources),
                  scaffolding=bool(getattr(d, "scaffolding_removed", 0)), context_dependent=q.context_dependent,
                  citations=cited, ttft_s=round(ttft if ttft is not None else total, 3), answer_s=round(total, 3),
                  mode=str(answer.mode), reason=str(d.reason or ""), fallback=bool(d.fallback),

@@ -99,8 +99,7 @@ def test_covid_qa_adaptive_fusion_keeps_what_bm25_finds(tmp_path: Path, embedder
     """On biomedical questions MiniLM is weak; equal-weight RRF drags BM25's hits down, adaptive fusion doesn't."""
     from dataclasses import replace
 
-    from rag_eval.answers import dataset_doc_id
-    from rag_eval.qa import load_qa, overlaps, select
+    from rag_eval.qa import load_qa, select
     from rag_eval.retrieval import EvalSettings, build_index
 
     qa = load_qa(COVID_QA)
@@ -111,9 +110,7 @@ def test_covid_qa_adaptive_fusion_keeps_what_bm25_finds(tmp_path: Path, embedder
 
     def found_at_5(**kw) -> int:  # type: ignore[no-untyped-def]
         r = Retriever(index, embedder=embedder, **kw)
-        return sum(any(dataset_doc_id(h.chunk.source) == q.doc_id
-                       and overlaps(h.chunk.start, h.chunk.end, q.answer_start, q.answer_end)
-                       for h in r.retrieve(q.question, k=5)) for q in questions)
+        return sum(any(q.in_chunk(h.chunk) for h in r.retrieve(q.question, k=5)) for q in questions)
 
     bm25, rrf, adaptive = found_at_5(mode="bm25"), found_at_5(fusion="rrf"), found_at_5(fusion="adaptive")
     print(f"gold chunk in the top 5 of {len(questions)}: bm25 {bm25}, hybrid-rrf {rrf}, hybrid-adaptive {adaptive}")

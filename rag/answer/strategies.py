@@ -72,10 +72,13 @@ def untrusted_marks(text: str, citations: Sequence[Citation], sources: Sequence[
             "suspicious_sources": tuple(c.number for c in (sources or citations) if is_suspicious(c.chunk.text))}
 
 
-def not_found(plan: Plan, mode: AnswerMode = AnswerMode.GENERATIVE, reason: str = "no relevant hit") -> Answer:
-    """The fixed "I could not find this in your documents" answer."""
+def not_found(plan: Plan, mode: AnswerMode = AnswerMode.GENERATIVE, reason: str = "no relevant hit",
+              sources: tuple[Citation, ...] = (), timings: Mapping[str, float] | None = None,
+              **fields: object) -> Answer:
+    """The fixed "I could not find this in your documents" answer, listing ``sources`` (the
+    passages it was given, if any) and recording ``reason``, ``timings`` and diagnostics ``fields``."""
     return Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.query, grounded=False, mode=mode,
-                  trace=plan.trace, diagnostics=plan.diagnostics(reason=reason))
+                  sources=sources, trace=plan.trace, diagnostics=plan.diagnostics(timings, reason=reason, **fields))
 
 
 @dataclass(frozen=True)
@@ -193,11 +196,9 @@ class GenerativeStrategy:
             timings = {"answer_check_s": round(run.check_s, 3)} if run.odds is not None else {}
             scored = {"answer_check": round(run.odds, 3)} if run.odds is not None else {}
             if run.declined:
-                return Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.query, grounded=False,
-                              sources=numbered(prompt.chunks, hits_by_chunk), trace=plan.trace,
-                              diagnostics=plan.diagnostics(timings, reason=CHECK_REASON,
-                                                           prompt_tokens=prompt.prompt_tokens,
-                                                           sources_in_prompt=prompt.n_sources, **scored))
+                return not_found(plan, reason=CHECK_REASON, sources=numbered(prompt.chunks, hits_by_chunk),
+                                 timings=timings, prompt_tokens=prompt.prompt_tokens,
+                                 sources_in_prompt=prompt.n_sources, **scored)
             generate_s = time.perf_counter() - run.t0
             trace = replace(plan.trace, timings={**plan.trace.timings, "generate_s": generate_s})
             fields = dict(prompt_tokens=prompt.prompt_tokens, sources_in_prompt=prompt.n_sources,
@@ -215,10 +216,8 @@ class GenerativeStrategy:
             fields = {**fields, "scaffolding_removed": removed}
         sources = numbered(chunks, hits_by_chunk)
         if not text or any(m in text.lower() for m in _DECLINE_MARKERS):
-            return Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.query, grounded=False,
-                          sources=sources, trace=plan.trace,
-                          diagnostics=plan.diagnostics(timings, reason="model declined" if text else "empty",
-                                                       **fields))
+            return not_found(plan, reason="model declined" if text else "empty", sources=sources, timings=timings,
+                             **fields)
         fixed, valid, invalid = fix_citations(text, len(chunks))
         if invalid:
             logger.warning("removed citations to missing sources: %s", invalid)
@@ -226,9 +225,7 @@ class GenerativeStrategy:
             # nothing but citation markers ("[23]"): no answer to show, so quote the sources or decline
             fields = {**fields, "invalid_citations": invalid}
             if self.fallback_share is None:
-                return Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.query, grounded=False,
-                              sources=sources, trace=plan.trace,
-                              diagnostics=plan.diagnostics(timings, reason="empty", **fields))
+                return not_found(plan, reason="empty", sources=sources, timings=timings, **fields)
             return self._quoted(plan, timings, fields, None) or self._unsupported(plan, sources, timings, fields)
         support = self.checker.check(fixed, chunks)
         fixed, support, repointed = repoint_citations(fixed, support)
@@ -269,9 +266,7 @@ class GenerativeStrategy:
                      fields: Mapping[str, object]) -> Answer:
         """Decline an answer the sources do not support when nothing in them is close enough to quote."""
         logger.info("generated answer unsupported and no source sentence close to the question; declining")
-        return Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.query, grounded=False,
-                      sources=sources, trace=plan.trace,
-                      diagnostics=plan.diagnostics(timings, reason=UNSUPPORTED_REASON, **fields))
+        return not_found(plan, reason=UNSUPPORTED_REASON, sources=sources, timings=timings, **fields)
 
 
 def numbered(chunks: Sequence[Chunk], hits_by_chunk: Mapping[str, Hit]) -> tuple[Citation, ...]:

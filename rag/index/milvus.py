@@ -69,7 +69,6 @@ from rag.fs import library_versions
 from rag.index.sparse import Analyzer
 from rag.index.store import (FORMAT_VERSION, LIBRARIES, PARTS, DocRecord, IndexError_, IndexMismatchError,
                              IndexSettings, indexed_text, validate_name)
-from rag.retrieval.fusion import adaptive_rank_fusion
 from rag.types import Chunk, Fusion, RetrievalMode
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -487,8 +486,8 @@ class MilvusIndex:
                rrf_k: int = 60, alpha: float = 0.5, n: int = 100) -> ServerHits:
         """The top ``n`` chunks for ``mode``, searched (and, in hybrid mode, fused) by the server.
 
-        Adaptive fusion needs both rankings to set its weight, so the server runs the BM25 and the
-        dense search and the same pure function as the embedded index fuses them here.
+        Hybrid ``fusion`` is ``rrf`` or ``weighted`` here: adaptive fusion needs both rankings to set
+        its weight, so the :class:`~rag.retrieval.retriever.Retriever` asks for each and fuses them.
         """
         from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
 
@@ -501,10 +500,7 @@ class MilvusIndex:
                 return ServerHits({"bm25": {}}, {}, {})
             mode = RetrievalMode.DENSE  # no query term survives analysis: only the dense side can match
         if mode is RetrievalMode.HYBRID and fusion is Fusion.ADAPTIVE:
-            sparse = self.search(query, vector, RetrievalMode.BM25, n=n)
-            dense = self.search(query, vector, RetrievalMode.DENSE, n=n)
-            fused, _ = adaptive_rank_fusion(list(sparse.per["bm25"]), list(dense.per["dense"]), k=rrf_k)
-            return ServerHits({**sparse.per, **dense.per}, fused, {**sparse.chunks, **dense.chunks})
+            raise ValueError("adaptive fusion is the retriever's: search bm25 and dense here and fuse them")
         dense_req = {"data": [np.asarray(vector, np.float32).tolist()] if vector is not None else None,
                      "anns_field": "dense", "param": {"metric_type": cfg.metric}, "limit": n}
         bm25_req = {"data": [terms], "anns_field": "sparse", "param": {"metric_type": "BM25"}, "limit": n}

@@ -74,7 +74,7 @@ def agreement_weight(sparse: Sequence[K], dense: Sequence[K], depth: int = AGREE
     if m == 0:
         return 1.0
     shared = len(set(sparse[:depth]) & set(dense[:depth]))
-    return round(min(1.0, max(floor, min(1.0, shared / m) / full_at)), 6)
+    return round(min(1.0, max(floor, shared / m / full_at)), 6)  # shared <= m
 
 
 def adaptive_rank_fusion(sparse: Sequence[K], dense: Sequence[K], k: int = DEFAULT_RRF_K,

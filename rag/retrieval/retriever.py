@@ -102,32 +102,35 @@ class Retriever:
         if not query or not query.strip() or len(self.index) == 0:
             return []
         n = max(self.candidates, k)
-        if isinstance(self.index, MilvusIndex):  # the server searches and fuses
+        label = str(self.fusion) if self.mode is RetrievalMode.HYBRID else str(self.mode)
+        if isinstance(self.index, MilvusIndex):  # the server searches (and fuses, but for adaptive fusion)
             vector = None
             if self.mode is not RetrievalMode.BM25:
                 vector = self._encoder().encode([dense_query or query])[0]
+            if self.mode is RetrievalMode.HYBRID and self.fusion is Fusion.ADAPTIVE:  # needs both rankings
+                sparse = self.index.search(query, vector, RetrievalMode.BM25, n=n)
+                dense = self.index.search(query, vector, RetrievalMode.DENSE, n=n)
+                per = {**sparse.per, **dense.per}
+                return self._finish(query, k, self._fuse(query, per), per, label, {**sparse.chunks, **dense.chunks})
             found = self.index.search(query, vector, self.mode, self.fusion, self.rrf_k, self.alpha, n)
-            per, fused, chunks = found.per, found.fused, found.chunks
-            label = str(self.fusion) if self.mode is RetrievalMode.HYBRID else str(self.mode)
-            return self._finish(query, k, fused, per, label, chunks)
+            return self._finish(query, k, found.fused, found.per, label, found.chunks)
         per: dict[str, dict[int, float]] = {}
         if self.mode in (RetrievalMode.BM25, RetrievalMode.HYBRID):
             per["bm25"] = dict(self.index.bm25.search(self.index.analyzer.tokenize(query), n))
         if self.mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID):
             per["dense"] = dict(self.index.dense.search(self._encoder().encode([dense_query or query])[0], n))
-        if self.mode is RetrievalMode.HYBRID:
-            if self.fusion is Fusion.RRF:
-                fused = reciprocal_rank_fusion([list(per["bm25"]), list(per["dense"])], k=self.rrf_k)
-            elif self.fusion is Fusion.ADAPTIVE:
-                fused, weight = adaptive_rank_fusion(list(per["bm25"]), list(per["dense"]), k=self.rrf_k)
-                logger.debug("adaptive fusion: dense weight %.2f for %r", weight, query)
-            else:
-                fused = convex_combination(per["bm25"], per["dense"], alpha=self.alpha)
-            label = str(self.fusion)
-        else:
-            fused = per[str(self.mode)]
-            label = str(self.mode)
+        fused = self._fuse(query, per) if self.mode is RetrievalMode.HYBRID else per[str(self.mode)]
         return self._finish(query, k, fused, per, label, self.index.chunks)
+
+    def _fuse(self, query: str, per: Mapping[str, Mapping[Key, float]]) -> dict[Key, float]:
+        """The hybrid fusion of the BM25 and dense hits (scores by key, best first)."""
+        if self.fusion is Fusion.RRF:
+            return reciprocal_rank_fusion([list(per["bm25"]), list(per["dense"])], k=self.rrf_k)
+        if self.fusion is Fusion.ADAPTIVE:
+            fused, weight = adaptive_rank_fusion(list(per["bm25"]), list(per["dense"]), k=self.rrf_k)
+            logger.debug("adaptive fusion: dense weight %.2f for %r", weight, query)
+            return fused
+        return convex_combination(per["bm25"], per["dense"], alpha=self.alpha)
 
     def _encoder(self) -> Embedder:
         if self.embedder is None:  # pragma: no cover - __init__ guarantees one outside bm25 mode
