@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import numpy as np
 import pytest
 
 from rag.answer.gate import RelevanceGate
@@ -165,6 +166,30 @@ def test_number_not_in_sources_is_unsupported(embedder: Any) -> None:
     ok, bad = checker.check("The turbine blades must be inspected for cracks every 500 operating hours. "
                             "The turbine blades must be inspected for cracks every 900 operating hours.", chunks)
     assert ok.supported and not bad.supported and bad.citation == 1
+
+
+def test_chunk_stating_the_fact_beats_a_topical_embedding_match() -> None:
+    """COVID-QA 562: MiniLM scored a chunk about MERS deaths 0.70 and the chunk stating the median time
+    to death 0.57 against the answer; the citation went to the former.  A fixed fake embedder plays such
+    cosines here (the rule is about which chunk wins, not about the embedder)."""
+    topical = chunk("In humans MERS-CoV can be a serious pathogen associated with the death of up to 40% of cases.")
+    stating = chunk("Among those with progressive illness, the median time to death is 11 to 13 days, ranging "
+                    "from five to 27 days.")
+    claim = "The median time until death in MERS-COV is 11 to 13 days, ranging from five to 27 days."
+
+    class Cosines:  # claim -> (1, 0); the topical chunk at cosine 0.75, the stating one at 0.57
+        def encode(self, texts: list[str]) -> np.ndarray:
+            def vec(t: str) -> list[float]:
+                c = 1.0 if t == claim else 0.75 if "serious pathogen" in t else 0.57
+                return [c, (1 - c * c) ** 0.5]
+            return np.array([vec(t) for t in texts], dtype=np.float32)
+
+    checker = SupportChecker(Cosines())  # type: ignore[arg-type]
+    for chunks, want in (([topical, stating], 2), ([stating, topical], 1)):
+        (support,) = checker.check(claim, chunks)
+        assert support.supported and support.citation == want
+    (support,) = checker.check(claim, [topical])  # no chunk holds the words: the cosine picks, the numbers fail
+    assert support.citation == 1 and not support.supported
 
 
 def test_model_decline_becomes_not_found(retriever: Retriever) -> None:
