@@ -120,6 +120,15 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
 
         llm = LlamaCppLLM(args.generator, seed=0)
     store = IndexStore(args.index_dir)
+    scorer = judge = None
+    if args.ragas:  # the optional extra column; the verdict stays correct / cited_gold / declined
+        from rag_eval.judges import make_judge
+        from rag_eval.scoring import AnswerScorer, parse_answer_metrics
+
+        judge = make_judge(args.judge, model=args.judge_model, api_key=os.environ.get(args.judge_api_key_env),
+                           max_tokens=args.judge_max_tokens, shared_llm=llm)
+        scorer = AnswerScorer(judge=judge, embedder=embedder, metrics=parse_answer_metrics(args.metrics),
+                              timeout_s=args.timeout)
 
     def answerer(index):  # one builder for both settings; the model and embedder are shared
         config = PipelineConfig(index=index.name, retrieval=retrieval, generation=generation,
@@ -138,10 +147,10 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
 
     try:
         rows = run_qa_benchmark(questions, answerer(full), answerer(without) if without is not None else None,
-                                show_progress=not args.quiet, on_row=keep)
+                                show_progress=not args.quiet, on_row=keep, scorer=scorer)
     finally:
-        if llm is not None:
-            llm.close()
+        for model in {id(m): m for m in (llm, getattr(judge, "llm", None)) if m is not None}.values():
+            model.close()
         if partial is not None:
             partial.close()
     rows = add_cosines(rows, embedder.encode)
@@ -330,6 +339,9 @@ def _add_answers(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     a.add_argument("--max-tokens", type=positive_int, default=128, help="answer token budget (default %(default)s)")
     a.add_argument("--extractive", action="store_true", help="quote retrieved sentences instead of generating")
     add_answer_check_arg(a)
+    a.add_argument("--ragas", action="store_true",
+                   help="qa: also score each answered question with Ragas (--metrics, --judge): an extra column, "
+                        "not the verdict (e.g. --ragas --judge none --metrics semantic_similarity,id_context_recall)")
     a.add_argument("--judge", default="smollm2-135m",
                    help="judge LLM: registry name or .gguf path (llama.cpp), an OpenAI-compatible base URL "
                         "(http://host:port/v1), or 'none' for non-LLM metrics only (default %(default)s)")

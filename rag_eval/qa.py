@@ -254,14 +254,19 @@ class QARow:
     fallback: bool = False
     generated_correct: bool | None = None   # the generated text's verdict when a fallback replaced it
     answer_check: float | None = None       # the model's Y/N log-odds that the sources answer it
+    ragas: tuple[tuple[str, float | None], ...] = ()   # (metric, value or None if missing), with --ragas
 
     @property
     def invented(self) -> bool:
         return self.setting == "unanswerable" and not self.declined and not self.correct
 
 
-def ask(answerer: Any, q: QAQuestion, setting: str) -> QARow:
-    """Stream one answer through the real pipeline, timing the first piece and the whole answer."""
+def ask(answerer: Any, q: QAQuestion, setting: str, scorer: Any | None = None) -> QARow:
+    """Stream one answer through the real pipeline, timing the first piece and the whole answer.
+
+    With a :class:`rag_eval.scoring.AnswerScorer`, an answered (not declined) answerable question is
+    also scored with its Ragas metrics (:func:`ragas_scores`), after the timings.
+    """
     t0 = time.perf_counter()
     stream = answerer.stream(q.question)
     ttft = None
@@ -275,6 +280,7 @@ def ask(answerer: Any, q: QAQuestion, setting: str) -> QARow:
     cited = tuple(f"{dataset_doc_id(c.chunk.source)}[{c.chunk.start}:{c.chunk.end}]" for c in answer.citations)
     d = answer.diagnostics
     generated = judge(strip_scaffolding(d.raw)[0], q.answer).correct if d.fallback else None
+    ragas = ragas_scores(scorer, q, answer) if scorer is not None and setting == "answerable" else ()
     return QARow(qid=q.qid, setting=setting, question=q.question, reference=q.answer.strip(), answer=answer.text,
                  declined=answer.declined, correct=verdict.correct, recall=round(verdict.recall, 4),
                  f1=round(verdict.f1, 4), cosine=None,
@@ -283,7 +289,22 @@ def ask(answerer: Any, q: QAQuestion, setting: str) -> QARow:
                  scaffolding=bool(getattr(d, "scaffolding_removed", 0)), context_dependent=q.context_dependent,
                  citations=cited, ttft_s=round(ttft if ttft is not None else total, 3), answer_s=round(total, 3),
                  mode=str(answer.mode), reason=str(d.reason or ""), fallback=bool(d.fallback),
-                 generated_correct=generated, answer_check=d.answer_check)
+                 generated_correct=generated, answer_check=d.answer_check, ragas=ragas)
+
+
+def ragas_scores(scorer: Any, q: QAQuestion, answer: Any) -> tuple[tuple[str, float | None], ...]:
+    """``(metric, value)`` of ``scorer``'s Ragas metrics for one answer (value None when missing);
+    nothing for a decline.  The reference is the gold span, the reference id its article, and the
+    contexts are the prompt's chunks with their article ids (so ``id_context_recall`` is "the gold
+    article was in the prompt")."""
+    from .answers import GeneratedAnswer, QuestionSample  # noqa: PLC0415
+
+    if answer.declined:
+        return ()
+    sample = QuestionSample(q.qid, q.question, reference=q.answer.strip(), reference_ids=(q.doc_id,))
+    generated = GeneratedAnswer(answer.text, tuple(c.chunk.text for c in answer.sources),
+                                tuple(dataset_doc_id(c.chunk.source) for c in answer.sources))
+    return tuple((name, score.value) for name, score in scorer.score(sample, generated).items())
 
 
 def with_answer_check(rows: Sequence[QARow], threshold: float) -> list[QARow]:
@@ -376,20 +397,32 @@ def summarize(rows: Sequence[QARow], model: str) -> dict[str, Any]:
                            "answer_p50_s": _p50(r.answer_s for r in rows)}
     out["standalone"] = block([r for r in ans if not r.context_dependent], [r for r in una if not r.context_dependent])
     out["context_dependent"] = sum(1 for r in ans if r.context_dependent)
+    scored = [r for r in ans if r.ragas]
+    if scored:  # the optional Ragas column: mean over the answered questions that got a value
+        values: dict[str, list[float]] = {}
+        for r in scored:
+            for name, value in r.ragas:
+                values.setdefault(name, [])
+                if value is not None:
+                    values[name].append(value)
+        out["ragas"] = {name: {"mean": round(statistics.fmean(v), 4) if v else None, "scored": len(v),
+                               "answered": len(scored)} for name, v in values.items()}
     return out
 
 
 def run_qa_benchmark(questions: Sequence[QAQuestion], answerable: Any, unanswerable: Any | None,
-                     show_progress: bool = False, on_row: Callable[[QARow], None] | None = None) -> list[QARow]:
+                     show_progress: bool = False, on_row: Callable[[QARow], None] | None = None,
+                     scorer: Any | None = None) -> list[QARow]:
     """Ask every question of ``questions`` through ``answerable`` (and ``unanswerable`` if given);
-    ``on_row`` sees each row as soon as it is judged (so an interrupted run keeps its rows)."""
+    ``on_row`` sees each row as soon as it is judged (so an interrupted run keeps its rows); a
+    ``scorer`` adds the Ragas column (:func:`ask`)."""
     from tqdm import tqdm  # noqa: PLC0415
 
     rows = []
     jobs = [("answerable", answerable)] + ([("unanswerable", unanswerable)] if unanswerable is not None else [])
     for setting, answerer in jobs:
         for q in tqdm(questions, desc=f"{setting} questions", disable=not show_progress, unit="q"):
-            rows.append(ask(answerer, q, setting))
+            rows.append(ask(answerer, q, setting, scorer))
             if on_row is not None:
                 on_row(rows[-1])
     return rows
@@ -404,7 +437,10 @@ def report_markdown(summary: Mapping[str, Any], rows: Sequence[QARow], sample: i
     for k in keys:
         lines.append(f"| {k} | {summary.get(k)} | {summary['standalone'].get(k)} |")
     lines += [f"| scaffolding | {summary['scaffolding']} | |", f"| ttft_p50_s | {summary['ttft_p50_s']} | |",
-              f"| answer_p50_s | {summary['answer_p50_s']} | |", "", "### Sample of judged rows", ""]
+              f"| answer_p50_s | {summary['answer_p50_s']} | |"]
+    for name, m in summary.get("ragas", {}).items():
+        lines.append(f"| ragas {name} (scored {m['scored']} of {m['answered']} answered) | {m['mean']} | |")
+    lines += ["", "### Sample of judged rows", ""]
     for r in list(rows)[:sample]:
         verdict = ("declined" if r.declined else "correct" if r.correct else
                    "INVENTED" if r.invented else "wrong")
@@ -430,6 +466,7 @@ def read_rows(path: str | Path) -> list[QARow]:
     for _, data in read_jsonl(Path(path), required="qid", what="a 'qid' field (rows of `rag eval answers --out DIR`)"):
         data = {k: v for k, v in data.items() if k in names}
         data["citations"] = tuple(data.get("citations", ()))  # type: ignore[arg-type]
+        data["ragas"] = tuple((str(n), v) for n, v in data.get("ragas", ()))  # type: ignore[misc]
         rows.append(QARow(**data))  # type: ignore[arg-type]
     return rows
 
@@ -442,5 +479,5 @@ def write_rows(rows: Sequence[QARow], path: Path) -> None:
 
 
 __all__ = ["QADataset", "QAQuestion", "QARow", "Verdict", "add_cosines", "ask", "content_recall", "judge",
-           "load_qa", "normalize_answer", "overlaps", "read_rows", "report_markdown", "row_json", "run_qa_benchmark", "select", "with_answer_check",
+           "load_qa", "normalize_answer", "overlaps", "ragas_scores", "read_rows", "report_markdown", "row_json", "run_qa_benchmark", "select", "with_answer_check",
            "summarize", "token_f1", "write_rows"]

@@ -152,6 +152,31 @@ def test_cli_runs_the_benchmark_and_reports_both_settings(tmp_path: Path, monkey
         "the gold document is gone in the unanswerable setting"
     assert "Sample of judged rows" in (tmp_path / "out" / "report.md").read_text()
     assert not (tmp_path / "out" / "rows.partial.jsonl").exists(), "the partial file is replaced by rows.jsonl"
+    assert "ragas" not in out and all(r["ragas"] == [] for r in rows), "Ragas is an opt-in column"
+
+
+def test_ragas_is_an_optional_extra_column(tmp_path: Path, monkeypatch, capsys) -> None:
+    from rag.cli.main import main
+    from rag_eval.qa import read_rows
+
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
+    root = write_dataset(tmp_path / "qa", QUESTIONS)
+    code = main(["eval", "answers", "--dataset", "qa", "--path", str(root), "--split", "test", "--limit", "3",
+                 "--extractive", "--ragas", "--judge", "none", "--metrics", "semantic_similarity,id_context_recall,"
+                 "faithfulness", "--format", "json", "--out", str(tmp_path / "out"), "-q"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and set(out["ragas"]) == {"semantic_similarity", "id_context_recall", "faithfulness"}
+    answered = 3 - round(out["declined_answerable"] * 3)
+    recall = out["ragas"]["id_context_recall"]
+    assert recall["answered"] == answered and recall["scored"] == answered and recall["mean"] >= 2 / 3, out["ragas"]
+    assert 0 < out["ragas"]["semantic_similarity"]["mean"] <= 1
+    faith = out["ragas"]["faithfulness"]
+    assert faith["scored"] == 0 and faith["mean"] is None, "no judge: missing, not zero"
+    assert out["correct"] >= 2 / 3, "the verdict is still the judge of record"
+    rows = read_rows(tmp_path / "out" / "rows.jsonl")
+    assert all(not r.ragas for r in rows if r.setting == "unanswerable" or r.declined)
+    assert all(dict(r.ragas)["faithfulness"] is None for r in rows if r.ragas)
+    assert "ragas id_context_recall" in (tmp_path / "out" / "report.md").read_text()
 
 
 def test_rows_round_trip_and_the_answer_check_is_applied_offline(tmp_path: Path) -> None:
