@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -52,6 +53,10 @@ RECALL_THRESHOLD = 0.5
 _ARTICLES_RE = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
 _PUNCT_SPLIT_RE = re.compile(f"[{re.escape(string.punctuation)}]")
+#: a parenthetical that cites literature: "(Kim et al., 2008; Stolz et al., 2019)", "(Becker, 2006)";
+#: COVID-QA's reference spans keep them, and an answer is not expected to repeat them.  Unclosed at the
+#: end of a span too ("... (Pattemore et al.").  "(in 2002)" or "(range 5-27 days)" stay.
+_BIBLIO_RE = re.compile(r"\s*\((?=[^()]*(?:\bet al\b|\b[A-Z][a-z]+,? (?:1[89]|20)\d\d[a-z]?\b))[^()]*\)?")
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty".split())}
@@ -179,8 +184,19 @@ def token_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def strip_references(text: str) -> str:
+    """``text`` without literature citations ("(Kim et al., 2008)") or citation markers ("[3]", "[23, 24]").
+
+    Example:
+        >>> strip_references("occur after clearance (Kim et al., 2008; Stolz et al., 2019) in part [4].")
+        'occur after clearance in part .'
+    """
+    return CITE_RE.sub(" ", _BIBLIO_RE.sub("", text)).replace("  ", " ").strip()
+
+
 def content_tokens(text: str) -> list[str]:
-    """Content tokens for recall: lower case, split at punctuation, number words as digits, no stop words.
+    """Content tokens for recall: lower case, split at punctuation, number words as digits, no stop
+    words, Snowball-stemmed (the BM25 analyzer's stemmer: "infections" counts as "infection").
 
     Unlike :func:`normalize_answer` (SQuAD deletes punctuation, so "11-13" becomes "1113"), a range,
     a hyphenated term or "(TNF)-α" is split into its parts, and "five" counts as "5", so a correct
@@ -188,10 +204,17 @@ def content_tokens(text: str) -> list[str]:
 
     Example:
         >>> content_tokens("The median is 11-13 days (range five-27).")
-        ['median', '11', '13', 'days', 'range', '5', '27']
+        ['median', '11', '13', 'day', 'rang', '5', '27']
     """
     text = _ARTICLES_RE.sub(" ", _PUNCT_SPLIT_RE.sub(" ", text.lower()))
-    return [_NUMBER_WORDS.get(t, t) for t in text.split() if t not in STOPWORDS]
+    return _stemmer().stemWords([_NUMBER_WORDS.get(t, t) for t in text.split() if t not in STOPWORDS])
+
+
+@functools.cache
+def _stemmer() -> Any:
+    import Stemmer  # noqa: PLC0415  (PyStemmer, as rag.index.sparse.Analyzer)
+
+    return Stemmer.Stemmer("english")
 
 
 def content_recall(prediction: str, reference: str) -> float:
@@ -213,8 +236,10 @@ class Verdict:
 
 def judge(answer: str, reference: str, recall_threshold: float = RECALL_THRESHOLD) -> Verdict:
     """Correct when the answer contains the normalised reference or covers ``recall_threshold`` of
-    its content tokens.  Citation markers are removed first."""
-    plain = CITE_RE.sub(" ", answer)
+    its content tokens.  Citation markers and literature citations are removed from both first
+    (:func:`strip_references`)."""
+    plain = strip_references(answer)
+    reference = strip_references(reference) or reference
     contains = bool(normalize_answer(reference)) and normalize_answer(reference) in normalize_answer(plain)
     recall = content_recall(plain, reference)
     return Verdict(correct=contains or recall >= recall_threshold, contains=contains, recall=recall,
@@ -479,5 +504,5 @@ def write_rows(rows: Sequence[QARow], path: Path) -> None:
 
 
 __all__ = ["QADataset", "QAQuestion", "QARow", "Verdict", "add_cosines", "ask", "content_recall", "judge",
-           "load_qa", "normalize_answer", "overlaps", "ragas_scores", "read_rows", "report_markdown", "row_json", "run_qa_benchmark", "select", "with_answer_check",
+           "load_qa", "normalize_answer", "overlaps", "ragas_scores", "read_rows", "strip_references", "report_markdown", "row_json", "run_qa_benchmark", "select", "with_answer_check",
            "summarize", "token_f1", "write_rows"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rag_eval.qa import (QAQuestion, QARow, content_recall, judge, load_qa, normalize_answer, select, summarize,
-                         token_f1, without_documents)
+from rag_eval.qa import (QAQuestion, QARow, content_recall, content_tokens, judge, load_qa, normalize_answer, select, summarize,
+                         strip_references, token_f1, without_documents)
 
 DOCS = {
     "101": "Pump manual\n\nTo prime the centrifugal pump, open the bleed valve and fill the casing with water. "
@@ -68,6 +68,23 @@ def test_content_recall_reads_ranges_hyphens_and_number_words() -> None:
     assert content_recall("TNF-α, IL-1β, and IL-6", "(TNF)-α, (IL)-1β, and IL-6") == 1.0
     assert content_recall("about 1113 days", "11-13 days") < 0.5  # the digits must really be there
     assert not judge("The median time is 20 days.", reference).correct
+
+
+def test_judge_ignores_literature_citations_and_inflection() -> None:
+    # COVID-QA 3963: the answer is the reference minus its "(Kim et al., 2008; ...)" parenthetical
+    reference = ("when not all exacerbation events occurred during the viral infection but may also occur well after "
+                 "viral clearance (Kim et al., 2008; Stolz et al., 2019) in particular the late onset of a sensitized "
+                 "state (Pattemore et al.")
+    answer = ("This is especially true when not all exacerbation events occurred during the viral infection but may "
+              "also occur well after viral clearance.")
+    assert content_recall(answer, reference) < 0.5 <= judge(answer, reference).recall
+    assert judge("Respiratory viral infections.", "Respiratory virus infection").correct  # COVID-QA 3854
+    assert content_tokens(strip_references("(Becker, 2006) infections")) == content_tokens("infection")
+    # content in parentheses stays: a year that is the answer, a range
+    assert judge("It emerged in China.", "emerged in China (in 2002)").recall < 1.0
+    assert judge("11 days", "11 days (range 5-27 days)").recall < 1.0
+    assert not judge("Bacterial infections were linked.", "reports linking respiratory viruses (Pattemore et al., "
+                     "1992) only start to emerge in the late 1950s").correct
 
 
 def test_content_recall_ignores_stop_words_and_citations() -> None:
