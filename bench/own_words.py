@@ -35,10 +35,19 @@ OWN_WORDS_NOT_ANSWERED = (
     "What is the price of a license?", "Can several users log in with passwords?")
 
 
+def samples_index(directory: str | Path):  # type: ignore[no-untyped-def]
+    """An :class:`~rag.index.store.IndexStore` in ``directory`` holding ``samples/`` as index "samples",
+    built the way a user builds it (``rag ingest samples``)."""
+    from rag.index.store import IndexStore
+
+    subprocess.run([sys.executable, "-m", "rag", "ingest", str(ROOT / "samples"), "--index", "samples",
+                    "--index-dir", str(directory)], check=True, capture_output=True)
+    return IndexStore(directory)
+
+
 def main() -> None:
     from dataclasses import replace
 
-    from rag.index.store import IndexStore
     from rag.pipeline import GenerationConfig, PipelineConfig, build
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,9 +60,7 @@ def main() -> None:
     if args.answer_check is not None:
         generation = replace(generation, answer_check=args.answer_check)
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "rag", "ingest", str(ROOT / "samples"), "--index", "samples",
-                        "--index-dir", tmp], check=True, capture_output=True)
-        pipeline = build(PipelineConfig(index="samples", generation=generation), IndexStore(tmp))
+        pipeline = build(PipelineConfig(index="samples", generation=generation), samples_index(tmp))
         print(f"min_relevance {generation.min_relevance}, answer check {generation.answer_check_threshold()}")
         print("| answered in samples/ | outcome | reason | best dense | check | question | answer |")
         print("|---|---|---|---:|---:|---|---|")

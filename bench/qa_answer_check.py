@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse, json
 from rag_eval.qa import read_rows, rejudged, summarize, with_answer_check
+from rag_eval.stats import auc
 
 p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 p.add_argument("rows", help="rows.jsonl (or rows.partial.jsonl) of `rag eval answers --dataset qa --out DIR`")
@@ -44,8 +45,7 @@ for t in args.thresholds.split(","):
 gold = [r.answer_check for r in rows if r.setting == "answerable" and r.retrieved_gold and r.answer_check is not None]
 una = [r.answer_check for r in rows if r.setting == "unanswerable" and r.answer_check is not None]
 if gold and una:
-    auc = sum((g > u) + 0.5 * (g == u) for g in gold for u in una) / (len(gold) * len(una))
     keeps = [t / 4 for t in range(-40, 41) if sum(g >= t / 4 for g in gold) >= 0.9 * len(gold)]
-    line = {"auc": round(auc, 3), "threshold_keeping_90pct": max(keeps) if keeps else None,
+    line = {"auc": round(auc(gold, una), 3), "threshold_keeping_90pct": max(keeps) if keeps else None,
             "n_answerable_in_prompt": len(gold), "n_unanswerable": len(una)}
     print(json.dumps(line) if args.json else f"\ncalibration: {line}")

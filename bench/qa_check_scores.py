@@ -11,11 +11,12 @@ Usage: python bench/qa_check_scores.py dev 20 [qwen2.5-coder-1.5b] > scores.json
        in the prompt vs unanswerable, and what keeping 90% of the former declines)
 """
 import sys, json, time, random, math
+sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parents[1]))
+from rag_eval.stats import auc
 
 
 def summarize(path):
     rows = [json.loads(line) for line in open(path)]
-    auc = lambda p, n: sum((a > b) + 0.5 * (a == b) for a in p for b in n) / (len(p) * len(n))
     for key in ('A', 'J', 'E', 'S'):
         pos = sorted(r[key] for r in rows if r['setting'] == 'answerable' and r['gold'] and key in r)
         allpos = [r[key] for r in rows if r['setting'] == 'answerable' and key in r]
@@ -31,14 +32,12 @@ def summarize(path):
 if sys.argv[1:2] == ['--summarize']:
     summarize(sys.argv[2])
     sys.exit(0)
-sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parents[1]))
 import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from rag.embedding import Embedder
 from rag.index.store import IndexStore
 from rag.pipeline import GenerationConfig, PipelineConfig, PluginConfig, RetrievalConfig, build
-from rag_eval.qa import load_qa, select, without_documents, overlaps
-from rag_eval.answers import dataset_doc_id
+from rag_eval.qa import load_qa, select, without_documents
 from rag_eval.retrieval import EvalSettings, build_index
 from rag.generation.llm import LlamaCppLLM
 
@@ -69,7 +68,7 @@ for setting, idx in (('answerable', full), ('unanswerable', without)):
         plan = a.planner.plan(q.question)
         rel = [h.chunk for h in plan.relevant]
         row = {'qid': q.qid, 'setting': setting, 'n_rel': len(rel),
-               'gold': any(dataset_doc_id(c.source) == q.doc_id and overlaps(c.start, c.end, q.answer_start, q.answer_end) for c in rel),
+               'gold': any(q.in_chunk(c) for c in rel),
                'max_dense': max((float(h.scores.get('dense', 0)) for h in plan.relevant), default=None)}
         if rel:
             prompt = a.strategy.prompts.build(q.question, rel)

@@ -19,7 +19,6 @@ Usage: python bench/qa_decline_signals.py [ROWS ...]
 """
 from __future__ import annotations
 
-import functools
 import sys
 import tempfile
 from collections import Counter
@@ -31,9 +30,10 @@ sys.path.insert(0, str(ROOT))
 from rag.embedding import Embedder  # noqa: E402
 from rag.index.sparse import lucene_idf  # noqa: E402
 from rag.retrieval.retriever import Retriever  # noqa: E402
-from rag_eval.qa import load_qa, read_rows, rejudged, without_documents  # noqa: E402
+from rag_eval.qa import declined, load_qa, read_rows, rejudged, summarize, with_answer_check, without_documents  # noqa: E402
 from rag_eval.retrieval import EvalSettings, build_index  # noqa: E402
-from bench.own_words import OWN_WORDS_ANSWERED, OWN_WORDS_NOT_ANSWERED  # noqa: E402
+from rag_eval.stats import auc  # noqa: E402
+from bench.own_words import OWN_WORDS_ANSWERED, OWN_WORDS_NOT_ANSWERED, samples_index  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "covid-qa"
 CHECKS = (None, 1.0, 1.5)
@@ -58,28 +58,18 @@ def fires(rule: str, cov: float, rare: bool) -> bool:
     return cov < float(rule.rsplit(" ", 1)[1])
 
 
-def auc(pos: list[float], neg: list[float]) -> float:
-    """P(a random positive scores above a random negative), ties counting half (Mann-Whitney)."""
-    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
-
-
 def own_words(emb: Embedder) -> None:
-    from rag.ingest.ingestor import Ingestor  # noqa: PLC0415
-    from rag.index.store import IndexStore  # noqa: PLC0415
-
-    with tempfile.TemporaryDirectory() as tmp:
-        store = IndexStore(tmp)
-        Ingestor("samples", store=store, embedder=emb, show_progress=False).ingest([ROOT / "samples"])
-        index = store.load("samples")
-    retriever = Retriever(index, embedder=emb)
     print("\nOwn-words questions over samples/ (coverage = share of the question's terms in the best of 5 chunks)")
     print("| answered in samples/ | coverage | best dense cosine | question |\n|---|---:|---:|---|")
-    for answered, questions in ((True, OWN_WORDS_ANSWERED), (False, OWN_WORDS_NOT_ANSWERED)):
-        for q in questions:
-            hits = retriever.retrieve(q, 5)
-            cov, _ = signals(index.analyzer, lambda t: 0.0, q, [h.chunk for h in hits])
-            dense = max(float(h.scores.get("dense", 0.0)) for h in hits)
-            print(f"| {answered} | {cov:.2f} | {dense:.2f} | {q} |")
+    with tempfile.TemporaryDirectory() as tmp:
+        index = samples_index(tmp).load("samples")
+        retriever = Retriever(index, embedder=emb)
+        for answered, questions in ((True, OWN_WORDS_ANSWERED), (False, OWN_WORDS_NOT_ANSWERED)):
+            for q in questions:
+                hits = retriever.retrieve(q, 5)
+                cov, _ = signals(index.analyzer, lambda t: 0.0, q, [h.chunk for h in hits])
+                dense = max(float(h.scores.get("dense", 0.0)) for h in hits)
+                print(f"| {answered} | {cov:.2f} | {dense:.2f} | {q} |")
 
 
 def main() -> None:
@@ -89,7 +79,9 @@ def main() -> None:
     full = build_index(qa.corpus(), emb, EvalSettings(), show_progress=True)
     analyzer = full.analyzer
     df = Counter(t for c in full.chunks for t in set(analyzer.tokenize(f"{c.title}\n{c.text}")))
-    idf = functools.partial(lambda n, t: lucene_idf(n, df.get(t, 0)), len(full.chunks))
+
+    def idf(term: str) -> float:
+        return lucene_idf(len(full.chunks), df.get(term, 0))
     for path in sys.argv[1:]:
         rows = rejudged(read_rows(path))
         asked = {r.qid for r in rows}
@@ -107,20 +99,13 @@ def main() -> None:
         print("| check < | lexical rule | correct | cited_gold | declined_answerable | declined_unanswerable |")
         print("|---|---|---:|---:|---:|---:|")
         for check in CHECKS:
+            checked = rows if check is None else with_answer_check(rows, check)
             for rule in RULES:
-                out = {"answerable": [0, 0, 0, 0], "unanswerable": [0, 0, 0, 0]}
-                for r in rows:
-                    declined = (r.declined or (check is not None and r.answer_check is not None
-                                               and r.answer_check < check)
-                                or fires(rule, cov[r.qid, r.setting], rare[r.qid, r.setting]))
-                    o = out[r.setting]
-                    o[0] += 1
-                    o[1] += (not declined) and r.correct
-                    o[2] += (not declined) and r.cited_gold
-                    o[3] += declined
-                a, u = out["answerable"], out["unanswerable"]
-                print(f"| {check} | {rule} | {a[1] / a[0]:.2f} | {a[2] / a[0]:.2f} | {a[3] / a[0]:.2f} | "
-                      f"{u[3] / max(u[0], 1):.2f} |")
+                s = summarize([declined(r, rule) if not r.declined and fires(rule, cov[r.qid, r.setting],
+                                                                             rare[r.qid, r.setting]) else r
+                               for r in checked], "")
+                print(f"| {check} | {rule} | {s['correct']:.2f} | {s['cited_gold']:.2f} | "
+                      f"{s['declined_answerable']:.2f} | {s['declined_unanswerable']:.2f} |")
     own_words(emb)
 
 

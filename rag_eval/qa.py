@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from rag.answer.citecheck import strip_citations
 from rag.answer.safety import strip_scaffolding
 from rag.text import CITE_RE, STOPWORDS
 
@@ -189,9 +190,9 @@ def strip_references(text: str) -> str:
 
     Example:
         >>> strip_references("occur after clearance (Kim et al., 2008; Stolz et al., 2019) in part [4].")
-        'occur after clearance in part .'
+        'occur after clearance in part.'
     """
-    return CITE_RE.sub(" ", _BIBLIO_RE.sub("", text)).replace("  ", " ").strip()
+    return strip_citations(_BIBLIO_RE.sub("", text))
 
 
 def content_tokens(text: str) -> list[str]:
@@ -345,14 +346,14 @@ def with_answer_check(rows: Sequence[QARow], threshold: float) -> list[QARow]:
         >>> [x.declined for x in with_answer_check([r], 0.5) + with_answer_check([r], 0.3)]
         [True, False]
     """
-    out = []
-    for r in rows:
-        if not r.declined and r.answer_check is not None and r.answer_check < threshold:
-            r = replace(r, answer="", declined=True, correct=False, recall=0.0, f1=0.0, cosine=None,
-                        cited_gold=False, scaffolding=False, citations=(), fallback=False, generated_correct=None,
-                        reason="answer check")
-        out.append(r)
-    return out
+    return [declined(r, "answer check") if not r.declined and r.answer_check is not None
+            and r.answer_check < threshold else r for r in rows]
+
+
+def declined(row: QARow, reason: str) -> QARow:
+    """``row`` as a decline for ``reason`` would have left it (pure): no answer, nothing correct or cited."""
+    return replace(row, answer="", declined=True, correct=False, recall=0.0, f1=0.0, cosine=None, cited_gold=False,
+                   scaffolding=False, citations=(), fallback=False, generated_correct=None, reason=reason)
 
 
 def rejudged(rows: Sequence[QARow]) -> list[QARow]:
@@ -503,6 +504,6 @@ def write_rows(rows: Sequence[QARow], path: Path) -> None:
             fh.write(row_json(r) + "\n")
 
 
-__all__ = ["QADataset", "QAQuestion", "QARow", "Verdict", "add_cosines", "ask", "content_recall", "judge",
+__all__ = ["QADataset", "QAQuestion", "QARow", "Verdict", "add_cosines", "ask", "content_recall", "declined", "judge",
            "load_qa", "normalize_answer", "overlaps", "ragas_scores", "read_rows", "strip_references", "report_markdown", "row_json", "run_qa_benchmark", "select", "with_answer_check",
            "summarize", "token_f1", "write_rows"]

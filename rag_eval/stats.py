@@ -24,6 +24,21 @@ DEFAULT_SEED = 0
 SIGNIFICANCE_TESTS: tuple[str, ...] = ("randomization", "t-test")
 
 
+def auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
+    """Area under the ROC curve of a score: P(a random positive scores above a random negative), ties
+    counting half (the Mann-Whitney U statistic over ``len(positives) * len(negatives)``; Hanley &
+    McNeil 1982).
+
+    Example:
+        >>> auc([0.9, 0.8, 0.4], [0.5, 0.1]), auc([1.0], [1.0])
+        (0.8333333333333334, 0.5)
+    """
+    if not positives or not negatives:
+        raise ValueError(f"auc needs positives and negatives, got {len(positives)} and {len(negatives)}")
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return wins / (len(positives) * len(negatives))
+
+
 def _paired_diffs(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
     if len(a) != len(b):
         raise ValueError(f"paired scores must have the same length, got {len(a)} and {len(b)}")
