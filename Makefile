@@ -3,6 +3,13 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
+# llama.cpp compiles here for this CPU (-march=native) but without Intel AMX: some VMs report AMX in
+# CPUID and then fault on its first tile instruction (a general protection fault in ldtilecfg, seen on
+# a Xeon VM here), so every answer crashed. It is built with pip's cache off, so a wheel built on
+# another machine, or with other flags, is never reused.
+LLAMA_REQ := $(shell grep -m1 '^llama-cpp-python==' requirements.txt)
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE_ARGS ?= $(if $(filter x86_64,$(shell uname -m)),-DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)')
 
 .PHONY: install run test bench clean-venv
 
@@ -11,6 +18,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS) $$CMAKE_ARGS" $(PY) -m pip install --no-cache-dir --no-deps "$(LLAMA_REQ)"
 	$(PY) -m pip install -r requirements.txt
 	$(PY) -m pip install --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install --no-deps -e .
