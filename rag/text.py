@@ -23,7 +23,9 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Any
 
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
@@ -79,15 +81,66 @@ def content_terms(text: str) -> list[str]:
     return list(seen)
 
 
+@functools.lru_cache(maxsize=1)
+def _english_stemmer() -> Any:
+    import Stemmer  # PyStemmer: Snowball (Porter2), the BM25 analyzer's stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def content_stems(text: str) -> list[str]:
+    """:func:`content_terms`, Snowball-stemmed: "combined" and "combines" are one term.
+
+    Example:
+        >>> content_stems("The rankings are combined; combining ranks")
+        ['rank', 'combin']
+    """
+    return list(dict.fromkeys(_english_stemmer().stemWords(content_terms(text))))
+
+
+#: A line that starts a block of its own: a heading, list item, quote or table row.
+_BLOCK_START = re.compile(r"\s*(?:#|[-*•>|]\s|\d+[.)]\s)")
+
+
+def unwrap_lines(text: str) -> list[str]:
+    r"""The lines of ``text`` with hard wraps undone: a line continues the one before it unless
+    that one ends a sentence (``.!?``), is a heading or table row, the line starts a block
+    (:data:`_BLOCK_START`), or a blank line lies between them.
+
+    Text files, Markdown and PDF pages wrap sentences at a fixed width; split at every line
+    break, "... and Word\ndocuments (.docx)." became two fragments that neither the support
+    check nor the relevance gate could match.
+
+    Example:
+        >>> unwrap_lines("Supported are PDF and Word\ndocuments.\n## Next\n- one\n- two")
+        ['Supported are PDF and Word documents.', '## Next', '- one', '- two']
+    """
+    out: list[str] = []
+    joinable = False
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if not line:
+            joinable = False
+            continue
+        if joinable and not _BLOCK_START.match(line):
+            out[-1] = f"{out[-1]} {line}"
+        else:
+            out.append(line)
+        last = out[-1]
+        joinable = not (last[-1] in ".!?" or last.startswith(("#", "|")))
+    return out
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences of ``text``; citation markers stay with the sentence they follow.
 
-    Splits at ``.``/``!``/``?`` followed by space and at line breaks. Fragments without two
+    Splits at ``.``/``!``/``?`` followed by space and at line breaks that end a line of its own
+    (:func:`unwrap_lines`: a hard-wrapped sentence stays whole). Fragments without two
     letters or digits (a list bullet ``1.``) are merged into the next sentence.
     """
     out: list[str] = []
     carry = ""
-    for para in re.split(r"\n+", text):
+    for para in unwrap_lines(text):
         for part in _SPLIT_RE.split(para.strip()):
             part = part.strip()
             if not part:

@@ -138,6 +138,12 @@ def test_prompt_builder_refuses_question_that_cannot_fit() -> None:
 
 def test_citation_helpers() -> None:
     assert split_sentences("Open it [1]. Then fill. [2]\nDone!") == ["Open it [1].", "Then fill. [2]", "Done!"]
+    # a hard-wrapped sentence stays whole; headings, list items and blank lines still split
+    wrapped = ("Supported formats are PDF (.pdf) and Word\ndocuments (.docx). Folders are read\nrecursively.\n"
+               "## Asking\nType a question\n- one item\n- two\n\nNew paragraph")
+    assert split_sentences(wrapped) == ["Supported formats are PDF (.pdf) and Word documents (.docx).",
+                                        "Folders are read recursively.", "## Asking", "Type a question",
+                                        "- one item", "- two", "New paragraph"]
     assert fix_citations("A [1, 4]. B [Source 2]. C [9].", 3) == ("A [1]. B [2]. C.", (1, 2), (4, 9))
     assert strip_citations("Open the valve [1][2].") == "Open the valve."
 
@@ -250,6 +256,39 @@ def test_gate_term_coverage_rescues_a_multi_topic_chunk(embedder: Any) -> None:
     assert gate.filter([hit], "What is the capital of France?", analyzer) == []
     with pytest.raises(ValueError, match="min_term_coverage"):
         RelevanceGate(min_term_coverage=0)
+
+
+def test_gate_best_sentence_rescues_a_question_in_other_words(embedder: Any) -> None:
+    """The real MiniLM: an own-words question scores low against a multi-topic FAQ chunk and shares
+    no term with it, but close to one of its sentences; an off-topic question stays out."""
+    from rag.answer.gate import best_sentence_cosines
+    from rag.index.sparse import Analyzer
+    from rag.types import Chunk, Hit
+
+    text = ("## What happens if ingestion is interrupted?\nNothing is lost. A new version of an index is written "
+            "to a temporary folder and renamed into place\nonly when it is complete.\n\n"
+            "## How large can a file be?\nBy default files over 100 MB are skipped with a clear message.\n\n"
+            "## Which language model is used?\nThe default is Qwen2.5-Coder-1.5B-Instruct, which ships in "
+            "Python packages.")
+    faq = Chunk("c", text, "d", "faq.md", None, 0, len(text), 0)
+    own_words, off_topic = "Is there a maximum size for uploads?", "What is the price of a license?"
+    def cosine(a: str, b: str) -> float:
+        v = embedder.encode([a, b])
+        return float(v[0] @ v[1])
+
+    chunk_cos, off_cos = cosine(own_words, text), cosine(off_topic, text)
+    gate = RelevanceGate(min_dense=0.3)
+    hit = Hit(faq, 0.03, 1, {"dense": chunk_cos, "rrf": 0.03})
+    best_own, = best_sentence_cosines(own_words, [faq], embedder)
+    best_off, = best_sentence_cosines(off_topic, [faq], embedder)
+    assert best_own > chunk_cos and best_own > best_off  # the heading "How large can a file be?" is closest
+    analyzer = Analyzer()
+    if chunk_cos < gate.min_dense:  # the case this rescue is for (0.2-0.3 with MiniLM)
+        assert gate.filter([hit], own_words, analyzer) == []  # chunk cosine and term coverage say no
+    assert gate.filter([hit], own_words, analyzer, embedder) == [hit]
+    off_hit = Hit(faq, 0.03, 1, {"dense": off_cos, "rrf": 0.03})
+    assert gate.filter([off_hit], off_topic, analyzer, embedder) == []
+    assert best_sentence_cosines("x", [Chunk("e", "Hi.", "d", "e.md", None, 0, 3, 0)], embedder) == [-1.0]
 
 
 # -- untrusted documents ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from rag.embedding import Embedder
-from rag.text import CITE_RE, content_terms, split_sentences
+from rag.text import CITE_RE, content_stems, split_sentences
 from rag.types import Chunk, SentenceSupport
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class SupportChecker:
             1000 to 2000 hours" vs the source's 500: 0.69), hence 0.7.
         check_numbers: also flag a sentence that states a number found in none of the
             provided chunks (cheap, and catches the commonest invention embeddings miss).
-        min_coverage: a sentence whose content words (at least two) are found in one chunk at
+        min_coverage: a sentence whose content words (at least two, stemmed) are found in one chunk at
             this share counts as supported by that chunk, even below the cosine threshold and
             even when another chunk has the higher cosine: a terse, correct answer ("Open the
             bleed valve.") scores only ~0.6 against a long source sentence, while an invention
@@ -112,7 +112,7 @@ class SupportChecker:
         for j, i in enumerate(owner):
             per_chunk[:, i] = np.maximum(per_chunk[:, i], sims[:, j])
         known_numbers = set(_NUMBER.findall(" ".join(c.text for c in chunks)))
-        chunk_terms = [set(content_terms(c.text)) for c in chunks]
+        chunk_terms = [set(content_stems(c.text)) for c in chunks]
         out = []
         for k, sentence in enumerate(sentences):
             if not _ALNUM.search(claims[k]):
@@ -121,7 +121,7 @@ class SupportChecker:
             best = int(np.argmax(per_chunk[k]))
             sim = float(per_chunk[k, best])
             supported = sim >= self.threshold
-            terms = set(content_terms(claims[k]))
+            terms = set(content_stems(claims[k]))
             if len(terms) >= 2:
                 # a chunk holding the sentence's words beats a topical embedding match: MiniLM scored a
                 # chunk about MERS deaths 0.70 and the one stating "median time to death is 11 to 13

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import numpy as np
 
 from rag.index.sparse import Analyzer
-from rag.types import Hit
+from rag.text import split_sentences
+from rag.types import Chunk, Hit
+
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
 
 DEFAULT_MIN_DENSE = 0.3
 
@@ -36,6 +42,13 @@ class RelevanceGate:
     hit below ``min_dense`` still passes if it contains at least ``min_term_coverage`` of the
     query's analysed content terms (stemmed, stop words removed); an off-topic question shares
     none of them.
+
+    A question in the user's own words shares no term with the passage and can still score low
+    against the whole chunk ("Is there a maximum size for uploads?" 0.25 against the FAQ chunk
+    holding "How large can a file be? ... files over 100 MB are skipped"). So when an embedder is
+    given, a hit that fails both tests passes if one of its sentences reaches ``min_dense``
+    (:func:`best_sentence_cosines`; a document scored by its best passage, MaxP, Dai & Callan 2019):
+    0.58 for that heading. Sentences are embedded only for the hits that fail the cheap tests.
 
     Example:
         >>> from rag.types import Chunk, Hit
@@ -67,10 +80,41 @@ class RelevanceGate:
         covered = query_terms & set(analyzer.tokenize(f"{hit.chunk.title}\n{hit.chunk.text}"))
         return len(covered) / len(query_terms) >= self.min_term_coverage
 
-    def filter(self, hits: Sequence[Hit], query: str = "", analyzer: Analyzer | None = None) -> list[Hit]:
-        """Hits that pass; give ``query`` and the index's ``analyzer`` to enable term coverage."""
+    def filter(self, hits: Sequence[Hit], query: str = "", analyzer: Analyzer | None = None,
+               embedder: "Embedder | None" = None) -> list[Hit]:
+        """Hits that pass; give ``query`` and the index's ``analyzer`` to enable term coverage,
+        and its ``embedder`` to let a hit pass on its best sentence."""
         terms = frozenset(analyzer.tokenize(query)) if (analyzer is not None and query) else frozenset()
-        return [h for h in hits if self.passes(h, terms, analyzer)]
+        keep = [self.passes(h, terms, analyzer) for h in hits]
+        doubtful = [i for i, (h, k) in enumerate(zip(hits, keep)) if not k and "dense" in h.scores]
+        if doubtful and embedder is not None and query:
+            best = best_sentence_cosines(query, [hits[i].chunk for i in doubtful], embedder)
+            for i, cosine in zip(doubtful, best):
+                keep[i] = cosine >= self.min_dense
+        return [h for h, k in zip(hits, keep) if k]
+
+
+def best_sentence_cosines(query: str, chunks: Sequence[Chunk], embedder: "Embedder",
+                          min_words: int = 3) -> list[float]:
+    """For each chunk, the highest cosine between ``query`` and one of its sentences (or its
+    title) of at least ``min_words`` words; -1.0 for a chunk without one.
+
+    Embeddings are unit vectors, so the dot product is the cosine.
+    """
+    units: list[str] = []
+    owner: list[int] = []
+    for i, chunk in enumerate(chunks):
+        for unit in [chunk.title or "", *split_sentences(chunk.text)]:
+            if len(unit.split()) >= min_words:
+                units.append(unit)
+                owner.append(i)
+    best = [-1.0] * len(chunks)
+    if not units:
+        return best
+    vecs = np.asarray(embedder.encode([query, *units]), dtype=np.float32)
+    for i, cosine in zip(owner, vecs[1:] @ vecs[0]):
+        best[i] = max(best[i], float(cosine))
+    return best
 
 
 # -- answerability check -----------------------------------------------------------------------

@@ -118,7 +118,7 @@ class QueryPlanner:
         found = MultiQuerySearcher(retriever).search(rewrite, self.k, collection)
         timings["retrieve_s"] = found.retrieve_s
         timings["fuse_s"] = found.fuse_s
-        relevant = self.gate.filter(found.hits, rewrite.standalone, retriever.index.analyzer)
+        relevant = self.gate.filter(found.hits, rewrite.standalone, retriever.index.analyzer, retriever.embedder)
         trace = Trace(question, rewriter_name, str(rewrite.method), rewrite.queries, router_name, route, collection,
                       found.retrievals, trace_hits(found.hits, self.k), timings, tuple(notes), rewrite.raw)
         return Plan(question, rewrite, found.hits, tuple(relevant), found.retrieve_s + found.fuse_s, trace)
