@@ -302,7 +302,8 @@ def repoint_citations(text: str, support: Sequence[SentenceSupport]
 
 
 class ExtractiveStrategy:
-    """Quote the retrieved sentences most similar to the question, with citations; no LLM.
+    """Quote the retrieved sentences most similar to the question (each read under its Markdown
+    section heading, when the chunk has one), with citations; no LLM.
 
     Args:
         embedder: embeds the question and the candidate sentences.
@@ -332,17 +333,24 @@ class ExtractiveStrategy:
 
     def answer(self, plan: Plan) -> Answer:
         candidates: list[tuple[str, Hit]] = []
+        scored: list[str] = []  # what is embedded: the sentence under its section heading
         for hit in plan.relevant:
+            heading = ""
             for sentence in split_sentences(hit.chunk.text):
+                if sentence.startswith("#"):
+                    heading = sentence.lstrip("# ").strip()
                 sentence = sentence.lstrip("#*->• ").strip()
                 if sentence.endswith("?"):  # a question (often an FAQ heading) echoes, it doesn't answer
                     continue
                 if (len(content_terms(sentence)) >= 2 and len(sentence.split()) >= 4
                         and (sentence, hit) not in candidates):
                     candidates.append((sentence, hit))
+                    scored.append(f"{heading}\n{sentence}" if heading and heading != sentence else sentence)
         if not candidates:
             return not_found(plan, self.mode)
-        vecs = self.embedder.encode([plan.query, *(s for s, _ in candidates)])
+        # A sentence is scored with its section heading: in an FAQ the answer "A new version is written to a
+        # temporary folder ..." never says "ingestion is interrupted"; its heading does.
+        vecs = self.embedder.encode([plan.query, *scored])
         sims = vecs[1:] @ vecs[0]
         order = [int(i) for i in np.argsort(-sims, kind="stable")]
         picked: list[int] = []
