@@ -198,6 +198,20 @@ def test_chunk_stating_the_fact_beats_a_topical_embedding_match() -> None:
     assert support.citation == 1 and not support.supported
 
 
+def test_common_words_in_an_unrelated_chunk_do_not_support(embedder: Any) -> None:
+    """Stemmed, "works with Word files" finds work, word and file in the FAQ's search answer; the real
+    MiniLM puts the two far apart, so the word rule does not call it support."""
+    faq = chunk("## How does search work?\nHybrid search combines two retrievers. BM25 matches the exact words "
+                "of the question. By default files over 100 MB are skipped.")
+    guide = chunk("Supported formats are plain text (.txt), Markdown (.md), PDF (.pdf) and Word documents (.docx).")
+    (claim,) = SupportChecker(embedder).check("Yes, it works with Word files.", [faq])
+    assert not claim.supported
+    (stated,) = SupportChecker(embedder).check("BM25 matches the exact words of the question.", [guide, faq])
+    assert stated.supported and stated.citation == 2
+    with pytest.raises(ValueError, match="min_lexical_similarity"):
+        SupportChecker(embedder, min_lexical_similarity=2.0)
+
+
 def test_model_decline_becomes_not_found(retriever: Retriever) -> None:
     llm = ScriptedLLM([f"Sorry. {NOT_FOUND}"])
     answer = make_answerer(retriever, llm).answer("How do I prime the pump?")
