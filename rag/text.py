@@ -104,16 +104,17 @@ _BLOCK_START = re.compile(r"\s*(?:#|[-*•>|]\s|\d+[.)]\s)")
 
 def unwrap_lines(text: str) -> list[str]:
     r"""The lines of ``text`` with hard wraps undone: a line continues the one before it unless
-    that one ends a sentence (``.!?``), is a heading or table row, the line starts a block
-    (:data:`_BLOCK_START`), or a blank line lies between them.
+    that one ends a sentence (``.!?``), is a heading or table row, the line starts with a capital
+    letter (a title line "Chapter 1: Safety" of a PDF page) or a block (:data:`_BLOCK_START`), or a
+    blank line lies between them.
 
     Text files, Markdown and PDF pages wrap sentences at a fixed width; split at every line
     break, "... and Word\ndocuments (.docx)." became two fragments that neither the support
     check nor the relevance gate could match.
 
     Example:
-        >>> unwrap_lines("Supported are PDF and Word\ndocuments.\n## Next\n- one\n- two")
-        ['Supported are PDF and Word documents.', '## Next', '- one', '- two']
+        >>> unwrap_lines("Supported are PDF and Word\ndocuments.\n## Next\n- one\n- two\nPump manual\nChapter 1")
+        ['Supported are PDF and Word documents.', '## Next', '- one', '- two', 'Pump manual', 'Chapter 1']
     """
     out: list[str] = []
     joinable = False
@@ -122,7 +123,7 @@ def unwrap_lines(text: str) -> list[str]:
         if not line:
             joinable = False
             continue
-        if joinable and not _BLOCK_START.match(line):
+        if joinable and not line[0].isupper() and not _BLOCK_START.match(line):
             out[-1] = f"{out[-1]} {line}"
         else:
             out.append(line)

@@ -140,10 +140,10 @@ def test_citation_helpers() -> None:
     assert split_sentences("Open it [1]. Then fill. [2]\nDone!") == ["Open it [1].", "Then fill. [2]", "Done!"]
     # a hard-wrapped sentence stays whole; headings, list items and blank lines still split
     wrapped = ("Supported formats are PDF (.pdf) and Word\ndocuments (.docx). Folders are read\nrecursively.\n"
-               "## Asking\nType a question\n- one item\n- two\n\nNew paragraph")
+               "## Asking\nType a question\n- one item\n- two\n\nNew paragraph\nPump manual\nChapter 1: Safety")
     assert split_sentences(wrapped) == ["Supported formats are PDF (.pdf) and Word documents (.docx).",
                                         "Folders are read recursively.", "## Asking", "Type a question",
-                                        "- one item", "- two", "New paragraph"]
+                                        "- one item", "- two", "New paragraph", "Pump manual", "Chapter 1: Safety"]
     assert fix_citations("A [1, 4]. B [Source 2]. C [9].", 3) == ("A [1]. B [2]. C.", (1, 2), (4, 9))
     assert strip_citations("Open the valve [1][2].") == "Open the valve."
 
