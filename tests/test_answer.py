@@ -238,6 +238,17 @@ def test_extractive_mode_quotes_without_llm(retriever: Retriever) -> None:
     assert none.text == NOT_FOUND and not none.grounded
 
 
+def test_quotes_read_in_document_order(tmp_path: Path, embedder: Any) -> None:
+    """Picked by cosine under their heading, shown in text order: the FAQ's rule before its exception."""
+    text = ("## How large can a file be?\nBy default files over 100 MB are skipped with a clear message.\n"
+            "Change the limit with the max file option.\n")
+    index = build_index(tmp_path, "faq", {"faq.md": text}, embedder)
+    answer = make_answerer(Retriever(index, embedder=embedder), extractive=True).answer("How large can a file be?")
+    lines = answer.text.splitlines()
+    assert len(lines) == 2 and "100 MB" in lines[0] and "limit" in lines[1]
+    assert len(answer.diagnostics.quote_similarity) == 2
+
+
 def test_relevance_gate_in_bm25_mode(index: Index, embedder: Any) -> None:
     bm25 = Retriever(index, mode="bm25")
     answerer = make_answerer(bm25, extractive=True, embedder=embedder)
@@ -422,7 +433,7 @@ def test_an_unsupported_answer_without_a_close_quote_is_declined_with_its_passag
     invented = "The pump needs a quantum flux capacitor rated at 9000 volts. Call support at once."
     question = "How do I prime the centrifugal pump?"
     quoted = make_answerer(retriever, ScriptedLLM([invented]), fallback_min_similarity=-1.0).answer(question)
-    best = quoted.diagnostics.quote_similarity[0]
+    best = max(quoted.diagnostics.quote_similarity)
     assert quoted.mode == "extractive" and quoted.diagnostics.fallback
     out = io.StringIO()
     answer = print_stream(make_answerer(retriever, ScriptedLLM([invented]), fallback_min_similarity=best + 0.01)

@@ -254,8 +254,8 @@ class GenerativeStrategy:
         """The extractive answer in place of a generated one (``diagnostics.fallback``), or None
         when no source sentence is close enough to the question to quote."""
         quoted = self.quotes.answer(plan)
-        best = quoted.diagnostics.quote_similarity[:1]
-        if quoted.declined or not best or best[0] < self.fallback_min_similarity:
+        best = max(quoted.diagnostics.quote_similarity, default=None)
+        if quoted.declined or best is None or best < self.fallback_min_similarity:
             return None
         return replace(quoted, diagnostics=replace(
             quoted.diagnostics, timings={**quoted.diagnostics.timings, **timings}, unsupported_share=share,
@@ -303,7 +303,7 @@ def repoint_citations(text: str, support: Sequence[SentenceSupport]
 
 class ExtractiveStrategy:
     """Quote the retrieved sentences most similar to the question (each read under its Markdown
-    section heading, when the chunk has one), with citations; no LLM.
+    section heading, when the chunk has one), with citations, in the order the documents read; no LLM.
 
     Args:
         embedder: embeds the question and the candidate sentences.
@@ -361,6 +361,12 @@ class ExtractiveStrategy:
                 break
             if candidates[i][0] not in {candidates[j][0] for j in picked}:
                 picked.append(i)
+        # shown as the documents read: the chunks in the order of their best quote, each chunk's quotes in
+        # text order ("By default files over 100 MB are skipped." before "Change the limit with ...")
+        chunk_rank: dict[str, int] = {}
+        for i in picked:
+            chunk_rank.setdefault(candidates[i][1].chunk.id, len(chunk_rank))
+        picked.sort(key=lambda i: (chunk_rank[candidates[i][1].chunk.id], i))
         numbers: dict[str, int] = {}
         lines, support = [], []
         for i in picked:
