@@ -23,8 +23,8 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import re
+import threading
 from typing import Any
 
 from bm25s.stopwords import STOPWORDS_EN_PLUS
@@ -81,11 +81,20 @@ def content_terms(text: str) -> list[str]:
     return list(seen)
 
 
-@functools.lru_cache(maxsize=1)
-def _english_stemmer() -> Any:
-    import Stemmer  # PyStemmer: Snowball (Porter2), the BM25 analyzer's stemmer
+_THREAD = threading.local()
 
-    return Stemmer.Stemmer("english")
+
+def english_stemmer() -> Any:
+    """This thread's English Snowball (Porter2) stemmer from PyStemmer, the one stemmer of the project
+    (the BM25 analyzer, the support check, the answer judge). One per thread: PyStemmer's stemmer
+    "has internal state, so must not be called concurrently", and the app and the API answer on
+    several threads."""
+    stemmer = getattr(_THREAD, "stemmer", None)
+    if stemmer is None:
+        import Stemmer  # noqa: PLC0415
+
+        stemmer = _THREAD.stemmer = Stemmer.Stemmer("english")
+    return stemmer
 
 
 def content_stems(text: str) -> list[str]:
@@ -95,7 +104,7 @@ def content_stems(text: str) -> list[str]:
         >>> content_stems("The rankings are combined; combining ranks")
         ['rank', 'combin']
     """
-    return list(dict.fromkeys(_english_stemmer().stemWords(content_terms(text))))
+    return list(dict.fromkeys(english_stemmer().stemWords(content_terms(text))))
 
 
 #: A line that starts a block of its own: a heading, list item, quote or table row.

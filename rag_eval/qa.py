@@ -28,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -42,7 +41,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from rag.answer.citecheck import strip_citations
 from rag.answer.safety import strip_scaffolding
-from rag.text import CITE_RE, STOPWORDS
+from rag.text import CITE_RE, STOPWORDS, english_stemmer
 
 from .answers import dataset_doc_id
 from .datasets import BenchDocument, Dataset, read_jsonl
@@ -208,14 +207,7 @@ def content_tokens(text: str) -> list[str]:
         ['median', '11', '13', 'day', 'rang', '5', '27']
     """
     text = _ARTICLES_RE.sub(" ", _PUNCT_SPLIT_RE.sub(" ", text.lower()))
-    return _stemmer().stemWords([_NUMBER_WORDS.get(t, t) for t in text.split() if t not in STOPWORDS])
-
-
-@functools.cache
-def _stemmer() -> Any:
-    import Stemmer  # noqa: PLC0415  (PyStemmer, as rag.index.sparse.Analyzer)
-
-    return Stemmer.Stemmer("english")
+    return english_stemmer().stemWords([_NUMBER_WORDS.get(t, t) for t in text.split() if t not in STOPWORDS])
 
 
 def content_recall(prediction: str, reference: str) -> float:

@@ -98,3 +98,18 @@ def test_eager_scores_equal_rank_bm25_on_random_corpora(seed: int) -> None:
         hits = ours.search(q, 10)
         order = sorted((i for i in range(len(tokens)) if expected[i] > 0), key=lambda i: (-expected[i], i))[:10]
         assert [i for i, _ in hits] == order  # identical ranking, ties by position
+
+
+def test_one_stemmer_per_thread() -> None:
+    """PyStemmer's stemmer must not be called concurrently: each thread gets its own, reused."""
+    import threading
+
+    from rag.text import english_stemmer
+
+    here = english_stemmer()
+    other: list[object] = []
+    t = threading.Thread(target=lambda: other.append(english_stemmer()))
+    t.start()
+    t.join()
+    assert english_stemmer() is here and other[0] is not here
+    assert Analyzer(stemmer="english").tokenize("pumps priming") == here.stemWords(["pumps", "priming"])

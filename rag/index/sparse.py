@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from rag.text import STOPWORDS, STOPWORDS_ID, TOKEN_RE
+from rag.text import STOPWORDS, STOPWORDS_ID, TOKEN_RE, english_stemmer
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +55,8 @@ class Analyzer:
             raise ValueError(f"stemmer must be one of {self.STEMMERS}, got {stemmer!r}")
         self.stemmer = stemmer
         self.stopwords = stopwords
-        self._stem: Any | None = None
         if stemmer == "english":
-            import Stemmer  # PyStemmer: Snowball (Porter2) in C
-
-            self._stem = Stemmer.Stemmer("english")
+            english_stemmer()  # fails here, not at the first query, when PyStemmer is missing
 
     @property
     def params(self) -> dict[str, Any]:
@@ -70,8 +67,8 @@ class Analyzer:
         words = [w.replace("’", "'") for w in TOKEN_RE.findall(text.lower())]
         if self.stopwords:
             words = [w for w in words if w not in STOPWORDS]
-        if self._stem is not None:
-            words = self._stem.stemWords(words)
+        if self.stemmer == "english":
+            words = english_stemmer().stemWords(words)
         return words
 
 
