@@ -5,8 +5,8 @@ asks in their own ("Is anything sent over the internet?" for a FAQ that says "It
 telemetry").  These questions were written for this check, not copied from the documents: the first
 group is answered in ``samples/``, the second is not.  Each is asked through ``rag ingest samples`` +
 the default :func:`rag.pipeline.build` pipeline (the packaged default model), and the table shows
-whether it was answered or declined, why, the best dense cosine among the retrieved chunks and the
-answer check's log-odds.
+whether it was answered or declined, why, the best dense cosine among the retrieved chunks, the best
+sentence's cosine among them (the relevance gate's second signal) and the answer check's log-odds.
 
 Usage: python bench/own_words.py [--min-relevance X] [--answer-check T]   (~3 min on 2 cores)
 """
@@ -48,6 +48,7 @@ def samples_index(directory: str | Path):  # type: ignore[no-untyped-def]
 def main() -> None:
     from dataclasses import replace
 
+    from rag.answer.gate import best_sentence_cosines
     from rag.pipeline import GenerationConfig, PipelineConfig, build
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -62,8 +63,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pipeline = build(PipelineConfig(index="samples", generation=generation), samples_index(tmp))
         print(f"min_relevance {generation.min_relevance}, answer check {generation.answer_check_threshold()}")
-        print("| answered in samples/ | outcome | reason | best dense | check | question | answer |")
-        print("|---|---|---|---:|---:|---|---|")
+        print("| answered in samples/ | outcome | reason | best dense | best sentence | check | question | answer |")
+        print("|---|---|---|---:|---:|---:|---|---|")
+        planner = pipeline.answerer.planner
         counts = {True: [0, 0], False: [0, 0]}
         for answerable, questions in ((True, OWN_WORDS_ANSWERED), (False, OWN_WORDS_NOT_ANSWERED)):
             for q in questions:
@@ -72,9 +74,12 @@ def main() -> None:
                 counts[answerable][0] += 1
                 counts[answerable][1] += not a.declined
                 text = " ".join(a.text.split())[:100]
+                # the relevance gate's other signal: the best sentence of the retrieved chunks
+                sentence = max(best_sentence_cosines(q, [h.chunk for h in planner.plan(q).hits],
+                                                     planner.retriever.embedder), default=float("nan"))
                 print(f"| {answerable} | {'declined' if a.declined else 'answered'} | {d.reason} | "
-                      f"{d.top_dense if d.top_dense is not None else float('nan'):.2f} | {d.answer_check} | {q} | {text} |",
-                      flush=True)
+                      f"{d.top_dense if d.top_dense is not None else float('nan'):.2f} | {sentence:.2f} | "
+                      f"{d.answer_check} | {q} | {text} |", flush=True)
         print(f"\nanswered {counts[True][1]} of {counts[True][0]} answerable; "
               f"declined {counts[False][0] - counts[False][1]} of {counts[False][0]} not answerable")
         pipeline.close()
