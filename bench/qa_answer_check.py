@@ -15,13 +15,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse, json
 from rag_eval.qa import read_rows, rejudged, summarize, with_answer_check
-from rag_eval.stats import auc
+from rag_eval.stats import auc, keep_threshold
 
 p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 p.add_argument("rows", help="rows.jsonl (or rows.partial.jsonl) of `rag eval answers --dataset qa --out DIR`")
-p.add_argument("--thresholds", default="none,0,0.5,0.75,1.0,1.25,1.5", help="comma-separated log-odds ('none' = no check)")
+p.add_argument("--thresholds", default="none,-0.5,-0.25,0,0.25,0.5,1.0,1.5", help="comma-separated log-odds ('none' = no check)")
 p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
 p.add_argument("--rejudge", action="store_true", help="judge the stored answers again with today's judge first")
+p.add_argument("--step", type=float, default=0.05, help="grid of the calibration rule's threshold (default 0.05)")
 args = p.parse_args()
 rows = read_rows(args.rows)
 if args.rejudge:
@@ -41,11 +42,10 @@ for t in args.thresholds.split(","):
         print(f"| {t} | " + " | ".join(f"{s[k]:.2f}" if s[k] is not None else "–" for k in keys) + " |")
 
 # Calibration (use dev rows): AUC of the score, answerable-with-the-answer-in-the-prompt vs unanswerable,
-# and the calibration rule: the highest threshold (0.25 steps) keeping >= 90% of the answerable-in-prompt rows
+# and the calibration rule: the highest threshold (--step grid) keeping >= 90% of the answerable-in-prompt rows
 gold = [r.answer_check for r in rows if r.setting == "answerable" and r.retrieved_gold and r.answer_check is not None]
 una = [r.answer_check for r in rows if r.setting == "unanswerable" and r.answer_check is not None]
 if gold and una:
-    keeps = [t / 4 for t in range(-40, 41) if sum(g >= t / 4 for g in gold) >= 0.9 * len(gold)]
-    line = {"auc": round(auc(gold, una), 3), "threshold_keeping_90pct": max(keeps) if keeps else None,
+    line = {"auc": round(auc(gold, una), 3), "threshold_keeping_90pct": keep_threshold(gold, 0.9, args.step),
             "n_answerable_in_prompt": len(gold), "n_unanswerable": len(una)}
     print(json.dumps(line) if args.json else f"\ncalibration: {line}")

@@ -206,7 +206,8 @@ class Diagnostics:
     source that supports the sentence; ``unsupported_share`` is the share of answer sentences the support check did not support;
     ``fallback`` says why the generated answer was replaced (e.g. by quoted source sentences).
     ``answer_check`` is the model's log-odds that the sources answer the question (Y vs N
-    as the first token of a check prompt), when the answerability check ran.
+    as the first token of a check prompt), minus the same for a content-free question over the same
+    sources (:class:`~rag.answer.gate.AnswerCheck`), when the answerability check ran.
     ``timings`` holds seconds per step (``retrieve_s``, ``generate_s``).
     """
 

@@ -39,6 +39,28 @@ def auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
     return wins / (len(positives) * len(negatives))
 
 
+def keep_threshold(scores: Sequence[float], keep: float = 0.9, step: float = 0.05) -> float:
+    """The highest threshold on a grid of ``step`` that keeps at least ``keep`` of ``scores``
+    (``score >= threshold``): how the answer check is calibrated on the questions whose answer is in
+    the prompt (pure).
+
+    Example:
+        >>> keep_threshold([0.09, 0.11, 0.12, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], step=0.05)
+        0.1
+        >>> keep_threshold([0.09, 0.11, 0.12, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], step=0.25)
+        0.0
+    """
+    if not scores:
+        raise ValueError("keep_threshold needs at least one score")
+    if not 0.0 < keep <= 1.0 or step <= 0.0:
+        raise ValueError(f"keep must be in (0, 1] and step > 0, got keep={keep!r}, step={step!r}")
+    need = keep * len(scores)
+    t = math.floor(min(scores) / step)
+    while sum(s >= (t + 1) * step for s in scores) >= need:
+        t += 1
+    return round(t * step, 10)
+
+
 def _paired_diffs(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
     if len(a) != len(b):
         raise ValueError(f"paired scores must have the same length, got {len(a)} and {len(b)}")

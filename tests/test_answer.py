@@ -451,21 +451,27 @@ def test_an_unsupported_answer_without_a_close_quote_is_declined_with_its_passag
 # -- answerability check ------------------------------------------------------------------------
 
 
-def _odds(value: float):  # type: ignore[no-untyped-def]
-    """Scripted first-token log-probs whose yes/no log-odds is ``value``."""
-    return lambda msgs: {"Y": -0.1, "N": -0.1 - value}
+def _odds(value: float, baseline: float = 0.0):  # type: ignore[no-untyped-def]
+    """Scripted first-token log-probs whose yes/no log-odds is ``value`` for the question asked and
+    ``baseline`` for the check's content-free question (so the calibrated score is their difference)."""
+    from rag.answer.gate import BASELINE_QUESTION
+
+    return lambda msgs: {"Y": -0.1, "N": -0.1 - (baseline if BASELINE_QUESTION in msgs[-1]["content"] else value)}
 
 
 def test_the_answer_check_declines_when_the_model_says_the_sources_do_not_answer(retriever: Retriever) -> None:
-    from rag.answer.gate import CHECK_SUFFIX, AnswerCheck
+    from rag.answer.gate import BASELINE_QUESTION, CHECK_SUFFIX, AnswerCheck
 
     llm = ScriptedLLM(["Open the bleed valve [1]."], logprobs=_odds(-2.0))
     answer = make_answerer(retriever, llm, check=AnswerCheck(0.0)).answer("How do I prime the centrifugal pump?")
     assert answer.declined and answer.text == NOT_FOUND and not llm.calls, "declined before generating"
     assert answer.diagnostics.answer_check == -2.0 and "answer check" in answer.diagnostics.reason
     assert answer.sources and "pump.md" in answer.sources[0].chunk.source, "the sources that were judged are listed"
-    scored = llm.scored[0][-1]["content"]
+    baseline, scored = llm.scored[0][-1]["content"], llm.scored[1][-1]["content"]
     assert scored.endswith(CHECK_SUFFIX) and "bleed valve" in scored, "the check sees the answer prompt's sources"
+    assert "How do I prime the centrifugal pump?" in scored
+    assert baseline == scored.replace("How do I prime the centrifugal pump?", BASELINE_QUESTION), \
+        "calibrated by the same check about a content-free question over the same sources"
 
 
 def test_the_answer_check_lets_a_supported_question_through(retriever: Retriever) -> None:
@@ -475,6 +481,23 @@ def test_the_answer_check_lets_a_supported_question_through(retriever: Retriever
     answer = make_answerer(retriever, llm, check=AnswerCheck(0.0)).answer("How do I prime the centrifugal pump?")
     assert not answer.declined and "bleed valve" in answer.text and answer.diagnostics.answer_check == 1.5
     assert llm.scored[0][:-1] == llm.calls[0][:-1], "the check and the answer share the prompt prefix"
+
+
+def test_the_answer_check_is_calibrated_by_the_sources_own_bias(retriever: Retriever) -> None:
+    from rag.answer.gate import AnswerCheck
+
+    question = "How do I prime the centrifugal pump?"
+    # sources over which the model says "Y" to anything: 2.0 for the question, 1.8 for the content-free one
+    biased = ScriptedLLM(["Open the bleed valve [1]."], logprobs=_odds(2.0, baseline=1.8))
+    answer = make_answerer(retriever, biased, check=AnswerCheck(0.5)).answer(question)
+    assert answer.declined and answer.diagnostics.answer_check == pytest.approx(0.2) and not biased.calls
+    raw = ScriptedLLM(["Open the bleed valve [1]."], logprobs=_odds(2.0, baseline=1.8))
+    answer = make_answerer(retriever, raw, check=AnswerCheck(0.5, baseline_question=None)).answer(question)
+    assert not answer.declined and answer.diagnostics.answer_check == pytest.approx(2.0) and len(raw.scored) == 1
+    # sources over which the model is doubtful of everything: a lower raw score still answers
+    shy = ScriptedLLM(["Open the bleed valve [1]."], logprobs=_odds(0.3, baseline=-1.0))
+    answer = make_answerer(retriever, shy, check=AnswerCheck(0.5)).answer(question)
+    assert not answer.declined and answer.diagnostics.answer_check == pytest.approx(1.3)
 
 
 def test_a_model_that_cannot_score_skips_the_check(retriever: Retriever) -> None:
@@ -492,6 +515,11 @@ def test_answer_check_validates_and_scores() -> None:
         AnswerCheck(float("inf"))
     with pytest.raises(ValueError, match="end with the user"):
         check_messages([{"role": "system", "content": "x"}])
+    with pytest.raises(ValueError, match="baseline_question"):
+        AnswerCheck(0.0, baseline_question=" ")
+    from rag.generation.prompting import with_question
+    with pytest.raises(ValueError, match="user_message"):
+        with_question([{"role": "user", "content": "no sources here"}], "N/A")
     assert yes_log_odds({"Y": -1.0, "N": -3.0}) == pytest.approx(2.0)
     assert yes_log_odds({"Y": -3.0, "N": -1.0}) == pytest.approx(-2.0)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
+from rag.generation.prompting import with_question
 from rag.index.sparse import Analyzer
 from rag.text import split_sentences
 from rag.types import Chunk, Hit
@@ -125,6 +126,9 @@ def best_sentence_cosines(query: str, chunks: Sequence[Chunk], embedder: "Embedd
 CHECK_SUFFIX = "\n\nDo the sources above answer the question? Reply with one letter: Y if they do, N if they do not."
 YES, NO = ("Y",), ("N",)
 DEFAULT_MIN_LOG_ODDS = 0.0
+#: The content-free question the check is calibrated against (:class:`AnswerCheck`): one that a
+#: user's documents are unlikely to answer (a travel guide to France would: pass another one).
+BASELINE_QUESTION = "What is the capital of France?"
 
 
 def _logsumexp(values: Sequence[float]) -> float:
@@ -162,10 +166,21 @@ class AnswerCheck:
     then answers from a passage about a neighbouring fact.  The check appends
     :data:`CHECK_SUFFIX` to the answer prompt and reads the model's first-token log-odds of
     "Y" against "N" (no sampling); below ``min_log_odds`` the answer is "I could not find this
-    in your documents" with the passages listed.  The sources are the prompt's prefix, so
-    llama.cpp reuses their KV cache for the answer: the check costs a forward pass over the few
-    suffix tokens, not a second prompt.  The threshold is the model's (calibrated per model:
-    :attr:`rag.generation.models.ModelSpec.answer_check`).
+    in your documents" with the passages listed.
+
+    **Calibrated against a content-free question** (contextual calibration: Zhao et al., "Calibrate
+    Before Use: Improving Few-Shot Performance of Language Models", ICML 2021).  A small model says
+    "Y" more readily over some sources than others whatever is asked: the 1.5B model answers "do
+    these sources answer 'What is the capital of France?'" with log-odds 0.9-1.8 over COVID-QA's
+    papers.  So the same check is asked once more with ``baseline_question`` in place of the
+    question, and the score is the difference: how much more the model believes these sources answer
+    *this* question than a question they cannot answer.  One threshold then serves collections
+    whose raw scores sit at different levels (README, "Declining when the sources do not answer").
+    ``baseline_question=None`` reads the raw log-odds.
+
+    The sources are the prompt's prefix, so llama.cpp reuses their KV cache: each check costs a
+    forward pass over the question's and the suffix's tokens, not a second prompt.  The threshold is
+    the model's (calibrated per model: :attr:`rag.generation.models.ModelSpec.answer_check`).
 
     Models that cannot score (no ``first_token_logprobs``, or it returns None) skip the check.
 
@@ -177,18 +192,28 @@ class AnswerCheck:
     """
 
     min_log_odds: float = DEFAULT_MIN_LOG_ODDS
+    baseline_question: str | None = BASELINE_QUESTION
 
     def __post_init__(self) -> None:
         if not isinstance(self.min_log_odds, (int, float)) or not math.isfinite(self.min_log_odds):
             raise ValueError(f"min_log_odds must be a finite number, got {self.min_log_odds!r}")
+        if self.baseline_question is not None and not self.baseline_question.strip():
+            raise ValueError("baseline_question must be a question or None (raw log-odds), got an empty string")
 
     def log_odds(self, llm: object, messages: Sequence[Mapping[str, str]]) -> float | None:
-        """The model's log-odds that the sources answer the question; None if it cannot score."""
+        """The model's (calibrated) log-odds that the sources answer the question; None if it cannot score."""
         scorer = getattr(llm, "first_token_logprobs", None)
         if scorer is None:
             return None
+        baseline = 0.0
+        if self.baseline_question is not None:
+            # first, so that the answer prompt, which shares the question with the check, follows the check
+            base = scorer(check_messages(with_question(messages, self.baseline_question)), (*YES, *NO))
+            if base is None:
+                return None
+            baseline = yes_log_odds(base)
         logprobs = scorer(check_messages(messages), (*YES, *NO))
-        return None if logprobs is None else yes_log_odds(logprobs)
+        return None if logprobs is None else yes_log_odds(logprobs) - baseline
 
     def passes(self, log_odds: float | None) -> bool:
         return log_odds is None or log_odds >= self.min_log_odds

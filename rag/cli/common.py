@@ -168,8 +168,9 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
 def add_answer_check_arg(p: Any) -> None:
     """``--answer-check LOG_ODDS`` / ``--no-answer-check`` (shared by ask, chat and the answer benchmark)."""
     p.add_argument("--answer-check", type=answer_check, default="auto", metavar="LOG_ODDS",
-                   help="decline when the model's Y/N log-odds that the sources answer the question is below "
-                        "this; 'auto' = the threshold calibrated for the model, none if it has none "
+                   help="decline when the model's Y/N log-odds that the sources answer the question, minus the "
+                        "same for a content-free question over the same sources, is below this; 'auto' = "
+                        "the threshold calibrated for the model, none if it has none "
                         "(default: %(default)s)")
     p.add_argument("--no-answer-check", dest="answer_check", action="store_const", const=None,
                    help="answer whenever a source is relevant (no Y/N check before answering)")

@@ -47,9 +47,28 @@ def format_source(number: int, chunk: Chunk, text: str | None = None) -> str:
     return f"[{number}] {chunk.source.rsplit('/', 1)[-1]}{page}{title}\n{chunk.text if text is None else text}"
 
 
+_QUESTION_MARK = "\n\nQuestion: "
+
+
 def user_message(question: str, sources: Sequence[str]) -> str:
     body = "\n\n".join(sources) if sources else "(no sources)"
-    return f"Sources:\n{body}\n\nQuestion: {question}"
+    return f"Sources:\n{body}{_QUESTION_MARK}{question}"
+
+
+def with_question(messages: Sequence[Mapping[str, str]], question: str) -> list[dict[str, str]]:
+    """The prompt's messages with the last user message asking ``question`` over the same sources
+    (history and sources unchanged, so the sources' KV cache is shared).
+
+    Example:
+        >>> msgs = [{"role": "user", "content": user_message("How to prime?", ["[1] pump.md\\nOpen the valve."])}]
+        >>> with_question(msgs, "N/A")[-1]["content"].endswith("Open the valve.\\n\\nQuestion: N/A")
+        True
+    """
+    msgs = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
+    if not msgs or msgs[-1]["role"] != "user" or _QUESTION_MARK not in msgs[-1]["content"]:
+        raise ValueError("the prompt must end with a user message built by user_message()")
+    msgs[-1]["content"] = msgs[-1]["content"].rsplit(_QUESTION_MARK, 1)[0] + _QUESTION_MARK + question
+    return msgs
 
 
 @dataclass(frozen=True)

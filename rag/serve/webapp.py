@@ -545,8 +545,8 @@ def trace_outline(answer: object, describe: "Callable[[str, str], str] | None" =
                 (", the last one truncated" if d.truncated else "")
         steps.append((0, "Prompt", f"{d.prompt_tokens} tokens, {d.sources_in_prompt} sources{extra}"))
     if d.answer_check is not None:
-        steps.append((0, "Answer check", f"the model's log-odds that the sources answer the question: "
-                                         f"{d.answer_check:+.2f}"))
+        steps.append((0, "Answer check", f"the model's log-odds that the sources answer the question, "
+                                         f"beyond a content-free one: {d.answer_check:+.2f}"))
     cites = [(label, nums) for label, nums in (("cited by the model", d.explicit_citations),
                                                 ("matched by the support check", d.inferred_citations),
                                                 ("removed (no such source)", d.invalid_citations)) if nums]
