@@ -11,7 +11,8 @@ dense alone and the default hybrid (BM25 + dense, adaptive fusion), for each emb
 chunks. Also MiniLM's hybrid top 30 reranked by each chunk's best sentence (MaxP; the relevance
 gate's sentence cosine), fused with the hybrid order by RRF.
 
-Usage: python bench/embedders_qa.py [--split test] [--cache DIR]   (~10 min on 2 cores, encoding cached)
+Usage: python bench/embedders_qa.py [--split test] [--cache DIR]   (the first run encodes the chunks with nomic,
+       ~9 min on 2 cores; later runs read the vectors from --cache)
 """
 from __future__ import annotations
 
