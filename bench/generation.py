@@ -1,10 +1,20 @@
-"""Generation benchmark: time-to-first-token and decode speed, app vs bare llama.cpp.
+"""Generation benchmark: the evidence prompt against the whole-chunk prompt, and the app against bare llama.cpp.
+
+**Evidence vs chunks** (``--questions N``, default 10): N seeded COVID-QA test questions (when
+``../shared/data/covid-qa`` is there) answered through the default pipeline twice, from the
+selected evidence sentences (``--context evidence``, the default) and from the five relevant
+chunks whole (``--context chunks``, the path before evidence), the KV cache reset before each
+answer.  Prints the medians of prompt tokens and time to first token (the answer decision
+included: it runs before the first token) and their ratios, evidence / chunks.
+
+**App vs bare llama.cpp** (a four-document corpus):
 
 * bare: ``llama_cpp.Llama.create_chat_completion(stream=True)`` on the exact messages the app
   builds; its TTFT is the prompt-evaluation time (plus one token).
 * app: ``Answerer.stream(question)`` end to end: query embedding, retrieval, relevance gate,
-  token budgeting with the model's tokenizer, the answerability check (when the model has a
-  calibrated threshold), then the same generation; "no answer check" is the same without it.
+  evidence selection, token budgeting with the model's tokenizer, the answer decision (the
+  model's check and hidden-state probe), then the same generation; "no answer check" is the same
+  without the decision.
 
 The KV cache is reset before every run so neither side reuses a cached prompt prefix, except in
 the "warm" column: there another question was answered just before, so llama.cpp reuses the KV
@@ -15,7 +25,7 @@ Prints a Markdown table (medians over ``--runs``).
 
 Usage::
 
-    python bench/generation.py [--model qwen2.5-coder-1.5b] [--runs 3] [--max-tokens 64] [--k 5]
+    python bench/generation.py [--model qwen2.5-coder-1.5b] [--questions 10] [--runs 3] [--max-tokens 64] [--k 5]
 """
 
 from __future__ import annotations
@@ -107,13 +117,61 @@ def app_run(answerer: Answerer, llm: LlamaCppLLM, max_tokens: int, warm: bool = 
     return first or end, last or end, n
 
 
+COVID_QA = Path(__file__).resolve().parents[2] / "shared" / "data" / "covid-qa"
+
+
+def evidence_vs_chunks(model: str, n: int, max_tokens: int) -> None:
+    """Prompt tokens and TTFT of the evidence path against the whole-chunk path, same questions, one run."""
+    from rag_eval.qa import load_qa, select
+    from rag_eval.retrieval import EvalSettings, build_index
+
+    ds = load_qa(COVID_QA)
+    questions = select(ds, "test", n, seed=0)
+    embedder = Embedder().load()
+    index = build_index(ds.corpus(), embedder, EvalSettings())
+    store = IndexStore(Path(tempfile.mkdtemp()) / "indexes")
+    rows: dict[str, list[tuple[int, float]]] = {"chunks": [], "evidence": []}
+    with LlamaCppLLM(model, seed=0) as llm:
+        answerers = {}
+        for context in rows:
+            config = PipelineConfig(index=index.name, generation=GenerationConfig(model=model, max_tokens=max_tokens,
+                                                                                  context=context))
+            answerers[context] = build(config, store, index=index, embedder=embedder, llm=llm).answerer
+        answerers["evidence"].answer(questions[0].question)  # warm-up: weights paged in, ONNX session built
+        for q in questions:
+            for context, answerer in answerers.items():  # the two paths alternate, so load drifts hit both
+                with llm.lock:
+                    llm.llama.reset()
+                t0 = time.perf_counter()
+                stream = answerer.stream(q.question)
+                first = None
+                for _piece in stream:
+                    if first is None:
+                        first = time.perf_counter() - t0
+                answer = stream.answer
+                rows[context].append((answer.diagnostics.prompt_tokens, first or time.perf_counter() - t0))
+    tokens = {c: median([float(t) for t, _ in r if t]) for c, r in rows.items()}
+    ttft = {c: median([s for _, s in r]) for c, r in rows.items()}
+    print(f"## Evidence vs whole chunks: {n} COVID-QA test questions (seed 0), {model}, median per question\n")
+    print("| path | prompt tokens | time to first token (s) |")
+    print("|---|---:|---:|")
+    for c in ("chunks", "evidence"):
+        print(f"| {c} | {tokens[c]:.0f} | {ttft[c]:.2f} |")
+    print(f"| **evidence / chunks** | **{tokens['evidence'] / tokens['chunks']:.2f}** | "
+          f"**{ttft['evidence'] / ttft['chunks']:.2f}** |\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--questions", type=int, default=10,
+                    help="COVID-QA test questions for evidence vs chunks (0: skip; needs ../shared/data/covid-qa)")
     args = ap.parse_args(argv)
+    if args.questions and COVID_QA.is_dir():
+        evidence_vs_chunks(args.model, args.questions, args.max_tokens)
 
     import llama_cpp
 
@@ -133,9 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         answerer = build(config, store, index=index, embedder=embedder, llm=llm).answerer
         unchecked = replace(config, generation=replace(config.generation, answer_check=None))
         answerer_unchecked = build(unchecked, store, index=index, embedder=embedder, llm=llm).answerer
-        # the exact prompt the app sends (same retrieval, same budget)
+        # the exact prompt the app sends (same retrieval, same evidence, same budget)
         plan = answerer.planner.plan(QUESTION)
-        prompt = answerer.strategy.prompts.build(QUESTION, [h.chunk for h in plan.relevant])
+        prompt = answerer.strategy.evidence_prompts.build(QUESTION, plan.evidence.passages)
         messages = [dict(m) for m in prompt.messages]
         kwargs = {"n_ctx": llm.n_ctx, "n_gpu_layers": 0 if not llama_cpp.llama_supports_gpu_offload() else -1,
                   "seed": 0, "verbose": False}
@@ -167,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {args.model} ({llm.path.name}), n_ctx {llm.n_ctx}, CPU threads {llm.n_threads} "
           f"(llama-cpp-python's default: {bare1.n_threads if hasattr(bare1, 'n_threads') else '?'}), "
           f"GPU offload {'yes' if kwargs['n_gpu_layers'] else 'no'}")
-    print(f"prompt: {ptoks} tokens ({prompt.n_sources} chunks), max_tokens {args.max_tokens}, "
+    print(f"prompt: {ptoks} tokens ({prompt.n_sources} evidence passages), max_tokens {args.max_tokens}, "
           f"median of {args.runs} runs\n")
     print("| measure | bare, default threads | bare llama.cpp | app (Answerer.stream) | app, warm prefix "
           "| app, no answer check |")

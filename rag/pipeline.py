@@ -35,20 +35,23 @@ from typing import Any, Callable, Mapping
 from rag.answer.answerer import Answerer
 from rag.answer.chat import ChatSession
 from rag.answer.citecheck import DEFAULT_SUPPORT_THRESHOLD
+from rag.answer.decision import Decider
+from rag.answer.evidence import DEFAULT_BUDGET, DEFAULT_POOL, EvidenceSelector
+from rag.answer.extractive import ExtractiveStrategy
 from rag.answer.gate import DEFAULT_MIN_DENSE, AnswerCheck, RelevanceGate
+from rag.answer.generative import GenerativeStrategy
 from rag.answer.planner import QueryPlanner
-from rag.answer.strategies import (DEFAULT_FALLBACK_SHARE, DIRECT_MAX_TOKENS, DirectStrategy, ExtractiveStrategy,
-                                   GenerativeStrategy)
+from rag.answer.strategies import DEFAULT_FALLBACK_SHARE, DIRECT_MAX_TOKENS, DirectStrategy
 from rag.embedding import DEFAULT_EMBEDDER, Embedder
 from rag.generation.llm import ChatModel
 from rag.generation.memory import MEMORY_TYPES, Memory, make_memory
-from rag.generation.models import DEFAULT_MODEL, calibrated_answer_check
+from rag.generation.models import DEFAULT_MODEL, calibrated_answer_check, model_key
 from rag.index.store import Index, IndexStore
 from rag.plugins.base import PluginContext, make_rewriter
 from rag.retrieval.fusion import DEFAULT_RRF_K
 from rag.retrieval.rerank import Reranker
 from rag.retrieval.retriever import Retriever
-from rag.types import AnswerMode, Fusion, RetrievalMode
+from rag.types import AnswerMode, ContextMode, Fusion, RetrievalMode
 
 logger = logging.getLogger(__name__)
 
@@ -107,11 +110,21 @@ class GenerationConfig:
     support_threshold: float = DEFAULT_SUPPORT_THRESHOLD
     max_quotes: int = 3
     fallback_share: float | None = DEFAULT_FALLBACK_SHARE
-    #: the answerability check's threshold (the model's Y/N log-odds that the sources answer the
-    #: question): ``"auto"`` = the one calibrated for the model (none for uncalibrated models), None = off
+    #: the answer decision's threshold: ``"auto"`` = the trained decision's own (or, for a model
+    #: without one, its calibrated answer check's), a number = that threshold on the decision's
+    #: log-odds, None = no decision (answer whenever a hit passes the relevance gate)
     answer_check: float | str | None = AUTO
+    #: answer from selected evidence sentences (the default) or from the ``k`` relevant chunks
+    context: ContextMode = ContextMode.EVIDENCE
+    #: retrieved chunks whose sentences the evidence stage ranks
+    evidence_pool: int = DEFAULT_POOL
+    #: tokens of evidence in the prompt at most
+    evidence_budget: int = DEFAULT_BUDGET
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "context", ContextMode.parse(self.context))
+        _positive_int("evidence_pool", self.evidence_pool)
+        _positive_int("evidence_budget", self.evidence_budget)
         if isinstance(self.answer_check, str):
             if self.answer_check != AUTO:
                 raise ValueError(f"answer_check must be 'auto', a number or None, got {self.answer_check!r}")
@@ -137,6 +150,17 @@ class GenerationConfig:
         if self.answer_check == AUTO:
             return calibrated_answer_check(self.model)
         return None if self.answer_check is None else float(self.answer_check)
+
+    def decider(self) -> Decider:
+        """The answer decision these settings ask for (:mod:`rag.answer.decision`)."""
+        if self.answer_check is None:
+            return Decider(None, note="switched off")
+        override = None if self.answer_check == AUTO else float(self.answer_check)
+        threshold = self.answer_check_threshold()
+        check = AnswerCheck(threshold) if threshold is not None and not self.extractive else None
+        if self.context is ContextMode.CHUNKS:  # the trained decision reads evidence; over chunks the check decides
+            return Decider(None, check=check, note="answers from whole chunks")
+        return Decider.for_model(None if self.extractive else model_key(self.model), check=check, threshold=override)
 
 
 @dataclass(frozen=True)
@@ -307,17 +331,22 @@ def build(config: PipelineConfig, store: IndexStore, *, index: Index | None = No
             router = build_router(plugins.router, PluginContext(
                 llm=answer_llm, embedder=embedder, collections=collections.describe(),
                 default_collection=index.name, options=plugins.router_options))
+        selector = None
+        if gen.context is ContextMode.EVIDENCE:
+            selector = EvidenceSelector(embedder, budget=gen.evidence_budget,
+                                        count_tokens=answer_llm.count_tokens if answer_llm is not None else None)
         planner = QueryPlanner(retriever, k=config.retrieval.k, gate=RelevanceGate(min_dense=gen.min_relevance),
-                               rewriter=rewriter, router=router, retrievers=collections)
+                               rewriter=rewriter, router=router, retrievers=collections, evidence=selector,
+                               pool=gen.evidence_pool)
         if gen.extractive:
-            strategy: Any = ExtractiveStrategy(embedder, max_quotes=gen.max_quotes, min_similarity=gen.min_relevance)
+            strategy: Any = ExtractiveStrategy(embedder, max_quotes=gen.max_quotes, min_similarity=gen.min_relevance,
+                                               decider=gen.decider())
         else:
             strategy = GenerativeStrategy(answer_llm, embedder, max_tokens=gen.max_tokens,  # type: ignore[arg-type]
                                           temperature=gen.temperature, seed=gen.seed,
                                           support_threshold=gen.support_threshold,
                                           fallback_share=gen.fallback_share, max_quotes=gen.max_quotes,
-                                          check=None if (threshold := gen.answer_check_threshold()) is None
-                                          else AnswerCheck(threshold))
+                                          decider=gen.decider())
         direct = DirectStrategy(answer_llm, max_tokens=min(gen.max_tokens, DIRECT_MAX_TOKENS),
                                 temperature=gen.temperature, seed=gen.seed)
         answerer = Answerer(planner, strategy, direct)

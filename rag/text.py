@@ -109,6 +109,31 @@ def content_stems(text: str) -> list[str]:
 
 #: A line that starts a block of its own: a heading, list item, quote or table row.
 _BLOCK_START = re.compile(r"\s*(?:#|[-*•>|]\s|\d+[.)]\s)")
+_LINE_RE = re.compile(r"[^\n]+")
+_NEWLINE_SPACE = re.compile(r"\s*\n\s*")
+
+
+def _paragraph_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` in ``text`` of each unwrapped line of :func:`unwrap_lines` (stripped)."""
+    out: list[list[int]] = []
+    joinable = False
+    previous_end = 0
+    for m in _LINE_RE.finditer(text):
+        line = m.group(0).strip()
+        if not line or text.count("\n", previous_end, m.start()) > 1:  # a blank line ends a paragraph
+            joinable = False
+        previous_end = m.end()
+        if not line:
+            continue
+        start = m.start() + (len(m.group(0)) - len(m.group(0).lstrip()))
+        end = start + len(line)
+        if joinable and not line[0].isupper() and not _BLOCK_START.match(line):
+            out[-1][1] = end
+        else:
+            out.append([start, end])
+        last = text[out[-1][0]:out[-1][1]]
+        joinable = not (last[-1] in ".!?" or last.startswith(("#", "|")))
+    return [(a, b) for a, b in out]
 
 
 def unwrap_lines(text: str) -> list[str]:
@@ -125,20 +150,51 @@ def unwrap_lines(text: str) -> list[str]:
         >>> unwrap_lines("Supported are PDF and Word\ndocuments.\n## Next\n- one\n- two\nPump manual\nChapter 1")
         ['Supported are PDF and Word documents.', '## Next', '- one', '- two', 'Pump manual', 'Chapter 1']
     """
-    out: list[str] = []
-    joinable = False
-    for raw in text.split("\n"):
-        line = raw.strip()
-        if not line:
-            joinable = False
-            continue
-        if joinable and not line[0].isupper() and not _BLOCK_START.match(line):
-            out[-1] = f"{out[-1]} {line}"
-        else:
-            out.append(line)
-        last = out[-1]
-        joinable = not (last[-1] in ".!?" or last.startswith(("#", "|")))
-    return out
+    return [flatten(text[a:b]) for a, b in _paragraph_spans(text)]
+
+
+def flatten(text: str) -> str:
+    r"""``text`` with every line break (and the spaces around it) turned into one space.
+
+    Example:
+        >>> flatten("Word\n   documents.")
+        'Word documents.'
+    """
+    return _NEWLINE_SPACE.sub(" ", text).strip()
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    r"""``(start, end)`` character offsets of the sentences of :func:`split_sentences` in ``text``:
+    ``split_sentences(text) == [flatten(text[a:b]) for a, b in sentence_spans(text)]``.
+
+    Example:
+        >>> t = "Open the valve [1]. Fill the\ncasing. [2] Done!"
+        >>> [t[a:b] for a, b in sentence_spans(t)]
+        ['Open the valve [1].', 'Fill the\ncasing. [2]', 'Done!']
+    """
+    out: list[list[int]] = []
+    carry: int | None = None  # where short fragments waiting for the next sentence start
+    end = 0
+    for p0, p1 in _paragraph_spans(text):
+        para = text[p0:p1]
+        cuts = list(_SPLIT_RE.finditer(para))
+        for s, e in zip([0, *(m.end() for m in cuts)], [*(m.start() for m in cuts), len(para)]):
+            part = para[s:e]
+            a, b = p0 + s + len(part) - len(part.lstrip()), p0 + s + len(part.rstrip())
+            if b <= a:
+                continue
+            piece, end = text[a:b], b
+            if len(_ALNUM.findall(CITE_RE.sub("", piece))) < 2 and not CITE_RE.fullmatch(piece):
+                carry = a if carry is None else carry
+                continue
+            if CITE_RE.fullmatch(piece) and out:  # a bare "[2]" on its own belongs to the previous sentence
+                out[-1][1] = b
+                continue
+            out.append([a if carry is None else carry, b])
+            carry = None
+    if carry is not None:
+        out.append([carry, end])
+    return [(a, b) for a, b in out]
 
 
 def split_sentences(text: str) -> list[str]:
@@ -148,21 +204,4 @@ def split_sentences(text: str) -> list[str]:
     (:func:`unwrap_lines`: a hard-wrapped sentence stays whole). Fragments without two
     letters or digits (a list bullet ``1.``) are merged into the next sentence.
     """
-    out: list[str] = []
-    carry = ""
-    for para in unwrap_lines(text):
-        for part in _SPLIT_RE.split(para.strip()):
-            part = part.strip()
-            if not part:
-                continue
-            if len(_ALNUM.findall(CITE_RE.sub("", part))) < 2 and not CITE_RE.fullmatch(part):
-                carry = f"{carry} {part}".strip()
-                continue
-            if CITE_RE.fullmatch(part) and out:  # a bare "[2]" on its own belongs to the previous sentence
-                out[-1] = f"{out[-1]} {part}"
-                continue
-            out.append(f"{carry} {part}".strip() if carry else part)
-            carry = ""
-    if carry:
-        out.append(carry)
-    return out
+    return [flatten(text[a:b]) for a, b in sentence_spans(text)]

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from rag.cli.common import (FUSIONS, MODES, CommandError, add_answer_check_arg, add_index_dir_arg, non_negative_int,  # one CLI convention
+from rag.cli.common import (FUSIONS, MODES, CommandError, add_answer_check_arg, add_evidence_args, add_index_dir_arg, non_negative_int,  # one CLI convention
                             positive_float, positive_int, unit_interval)
 from rag.ingest.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from rag.retrieval.fusion import DEFAULT_RRF_K
@@ -94,7 +94,7 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
     """``rag eval answers --dataset qa``: correct / cited_gold / declined / invented over an extractive QA set."""
     from rag.embedding import Embedder
     from rag.index.store import IndexStore
-    from rag.pipeline import GenerationConfig, PipelineConfig, PluginConfig, RetrievalConfig, build
+    from rag.pipeline import GenerationConfig, PipelineConfig, RetrievalConfig, build
     from rag_eval.qa import (add_cosines, load_qa, report_markdown, row_json, run_qa_benchmark, select, summarize,
                              without_documents, write_rows)
     from rag_eval.retrieval import EvalSettings, build_index
@@ -113,7 +113,8 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
     retrieval = RetrievalConfig(mode=args.mode, fusion=args.fusion, candidates=args.candidates,
                                 **({"k": args.contexts} if args.contexts else {}))
     generation = GenerationConfig(mode="extractive" if args.extractive else "generative", model=args.generator,
-                                  max_tokens=args.max_tokens, answer_check=args.answer_check)
+                                  max_tokens=args.max_tokens, answer_check=args.answer_check, context=args.context,
+                                  evidence_pool=args.evidence_pool, evidence_budget=args.evidence_budget)
     llm = None
     if not args.extractive:
         from rag.generation.llm import LlamaCppLLM
@@ -130,9 +131,8 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
         scorer = AnswerScorer(judge=judge, embedder=embedder, metrics=parse_answer_metrics(args.metrics),
                               timeout_s=args.timeout)
 
-    def answerer(index):  # one builder for both settings; the model and embedder are shared
-        config = PipelineConfig(index=index.name, retrieval=retrieval, generation=generation,
-                                plugins=PluginConfig(rewriter="none"))
+    def answerer(index):  # one builder for both settings; the model and embedder are shared; the app's plugins
+        config = PipelineConfig(index=index.name, retrieval=retrieval, generation=generation)
         return build(config, store, index=index, embedder=embedder, llm=llm).answerer
 
     partial = None
@@ -158,7 +158,8 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
     summary = summarize(rows, model)
     summary["settings"] = {"split": args.split, "limit": args.limit,
                            "questions": f"seeded sample (seed {args.seed})" if args.sample else "first N",
-                           "mode": args.mode, "k": retrieval.k,
+                           "mode": args.mode, "k": retrieval.k, "context": str(generation.context),
+                           "evidence_pool": generation.evidence_pool, "evidence_budget": generation.evidence_budget,
                            "max_tokens": args.max_tokens, "unanswerable": "same questions, index without their gold documents"
                            if without is not None else "off"}
     if args.out:
@@ -299,12 +300,116 @@ def add_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser
     esub = p.add_subparsers(dest="eval_command", required=True, metavar="WHAT")
     _add_retrieval(esub)
     _add_answers(esub)
+    _add_train(esub)
+
+
+DECISION_FEATURES = "best_score,best_share,max_cos,max_coverage,top_dense,check,probe"
+EXTRACTIVE_FEATURES = "best_score,best_share,max_cos,max_coverage,top_dense"
+
+
+def cmd_eval_train(args: argparse.Namespace) -> int:
+    """``rag eval train evidence|decision``: fit the answer stage's models on an extractive QA set."""
+    import shlex
+
+    from rag.answer.evidence import EvidenceSelector
+    from rag.answer.linear import MODELS_DIR
+    from rag.embedding import Embedder
+    from rag.pipeline import GenerationConfig, RetrievalConfig, build_retriever
+    from rag_eval.qa import load_qa, select
+    from rag_eval.retrieval import EvalSettings, build_index, default_cache_dir
+    from rag_eval.train import decision_examples, load_examples, save_examples, train_decision, train_ranker
+
+    command = "python -m rag " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    ds = load_qa(args.path)
+    embedder = Embedder()
+    full = build_index(ds.corpus(), embedder, EvalSettings(), show_progress=not args.quiet)
+    retrievers: dict[int, Any] = {}
+
+    def retriever_for(index: Any) -> Any:
+        return retrievers.setdefault(id(index), build_retriever(RetrievalConfig(), index, embedder))
+
+    out = Path(args.out) if args.out else MODELS_DIR
+    if args.what == "evidence":
+        model = train_ranker(ds, retriever_for(full), embedder, args.train_split, args.dev_split, args.train_limit,
+                             args.pool, command=command, show_progress=not args.quiet)
+        path = model.save(out / "evidence-ranker.json")
+        print(json.dumps({"wrote": str(path), **model.meta["dev"]}, indent=2))
+        return 0
+    generator = None if args.generator == "none" else args.generator
+    key = generator or "extractive"
+    cache = Path(args.cache) if args.cache else default_cache_dir() / "train" / f"decision-{ds.name}-{key}"
+    if args.recollect or not (cache / "train.jsonl").is_file():
+        llm = prompts = None
+        if generator is not None:
+            from rag.generation.llm import LlamaCppLLM
+            from rag.generation.prompting import EVIDENCE_SYSTEM_PROMPT, PromptBuilder
+
+            llm = LlamaCppLLM(generator, seed=0).load()
+            prompts = PromptBuilder(llm, max_tokens=GenerationConfig.max_tokens,
+                                    system_prompt=EVIDENCE_SYSTEM_PROMPT)
+        selector = EvidenceSelector(embedder, budget=args.budget,
+                                    count_tokens=llm.count_tokens if llm is not None else None)
+        try:
+            for split, limit, name in ((args.train_split, args.train_limit, "train"), (args.dev_split, None, "dev")):
+                questions = select(ds, split, limit, seed=0 if limit else None)
+                examples = list(decision_examples(questions, full, retriever_for, selector, llm, args.pool, prompts,
+                                                  show_progress=not args.quiet))
+                save_examples(examples, cache, name)
+        finally:
+            if llm is not None:
+                llm.close()
+    train, dev = load_examples(cache, "train"), load_examples(cache, "dev")
+    features = [f.strip() for f in (args.features or (DECISION_FEATURES if generator else EXTRACTIVE_FEATURES)
+                                     ).split(",") if f.strip()]
+    model, probe = train_decision(train, dev, features, f"decision-{key}", keep=args.keep, c=args.c,
+                                  probe_c=args.probe_c, command=command, data=f"{ds.name} ({args.path})")
+    written = [str(model.save(out / f"{model.name}.json"))]
+    if probe is not None:
+        written.append(str(probe.save(out / f"{probe.name}.json")))
+    print(json.dumps({"wrote": written, "threshold": model.threshold, "train": model.meta["train"],
+                      "dev": model.meta["dev"], "single_feature_dev_auc": model.meta["single_feature_dev_auc"]},
+                     indent=2))
+    return 0
+
+
+def _add_train(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from rag.generation.models import DEFAULT_MODEL
+
+    t = esub.add_parser("train", help="train the evidence ranker or the answer decision on an extractive QA set",
+                        description="evidence: the sentence ranker of the evidence stage (gold-span sentences as "
+                                    "positives). decision: the answer decision, from each question asked against "
+                                    "the collection and against it without the question's article; its threshold "
+                                    "keeps --keep of the answerable dev questions. Writes rag/answer/models/*.json.")
+    t.add_argument("what", choices=("evidence", "decision"))
+    t.add_argument("--path", required=True, help="QA folder (documents/ and questions.jsonl), e.g. ../shared/data/covid-qa")
+    t.add_argument("--train-split", default="train")
+    t.add_argument("--dev-split", default="dev")
+    t.add_argument("--train-limit", type=positive_int, default=None,
+                   help="a seeded sample of this many train questions (default: all)")
+    t.add_argument("--generator", default=DEFAULT_MODEL,
+                   help="decision: the chat model whose check and hidden state it reads, or 'none' for the "
+                        "extractive decision (default %(default)s)")
+    t.add_argument("--pool", type=positive_int, default=20, help="retrieved chunks ranked for evidence")
+    t.add_argument("--budget", type=positive_int, default=300, help="evidence tokens")
+    t.add_argument("--features", default=None,
+                   help=f"decision features (default with a generator: {DECISION_FEATURES}; without: "
+                        f"{EXTRACTIVE_FEATURES})")
+    t.add_argument("--keep", type=unit_interval, default=0.92,
+                   help="share of answerable dev questions the threshold keeps answered (default %(default)s)")
+    t.add_argument("--c", type=positive_float, default=1.0, help="inverse L2 strength of the decision")
+    t.add_argument("--probe-c", type=positive_float, default=0.01, help="inverse L2 strength of the hidden-state probe")
+    t.add_argument("--cache", default=None, help="where the collected examples are kept (re-fits reuse them)")
+    t.add_argument("--recollect", action="store_true", help="ask the questions again even if the cache exists")
+    t.add_argument("--out", default=None, help="folder to write the model files (default: rag/answer/models)")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=cmd_eval_train)
 
 
 def _add_answers(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     from rag_eval.datasets import DATASETS
 
     from rag.generation.models import DEFAULT_MODEL
+    from rag.pipeline import GenerationConfig
 
     a = esub.add_parser("answers", help="generate answers for a question set and score them",
                         description="--dataset qa (an extractive QA folder such as COVID-QA): the full pipeline over "
@@ -336,9 +441,11 @@ def _add_answers(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     a.add_argument("--contexts", type=positive_int, default=None,
                    help="chunks given to the generator (default: qa the app's 5, others 3)")
     a.add_argument("--generator", default=DEFAULT_MODEL, help="generator GGUF: registry name or path (default %(default)s)")
-    a.add_argument("--max-tokens", type=positive_int, default=128, help="answer token budget (default %(default)s)")
+    a.add_argument("--max-tokens", type=positive_int, default=GenerationConfig.max_tokens,
+                   help="answer token budget (default: the app's, %(default)s)")
     a.add_argument("--extractive", action="store_true", help="quote retrieved sentences instead of generating")
     add_answer_check_arg(a)
+    add_evidence_args(a)
     a.add_argument("--ragas", action="store_true",
                    help="qa: also score each answered question with Ragas (--metrics, --judge): an extra column, "
                         "not the verdict (e.g. --ragas --judge none --metrics semantic_similarity,id_context_recall)")

@@ -90,6 +90,12 @@ class QAQuestion:
         return (dataset_doc_id(chunk.source) == self.doc_id
                 and overlaps(chunk.start, chunk.end, self.answer_start, self.answer_end))
 
+    def in_span(self, citation: Any) -> bool:
+        """Whether a citation's own span (its sentence, or its whole chunk) overlaps the reference span."""
+        start, end = citation.span
+        return (dataset_doc_id(citation.chunk.source) == self.doc_id
+                and overlaps(start, end, self.answer_start, self.answer_end))
+
 
 @dataclass(frozen=True)
 class QADataset:
@@ -272,6 +278,9 @@ class QARow:
     fallback: bool = False
     generated_correct: bool | None = None   # the generated text's verdict when a fallback replaced it
     answer_check: float | None = None       # the model's Y/N log-odds that the sources answer it
+    prompt_tokens: int = 0                  # the answer prompt's length (0: no prompt, e.g. extractive)
+    cited_gold_span: bool = False           # a cited sentence (or chunk) itself overlaps the gold span
+    decision_score: float | None = None     # the answer decision's log-odds that the evidence answers it
     ragas: tuple[tuple[str, float | None], ...] = ()   # (metric, value or None if missing), with --ragas
 
     @property
@@ -307,7 +316,9 @@ def ask(answerer: Any, q: QAQuestion, setting: str, scorer: Any | None = None) -
                  scaffolding=bool(getattr(d, "scaffolding_removed", 0)), context_dependent=q.context_dependent,
                  citations=cited, ttft_s=round(ttft if ttft is not None else total, 3), answer_s=round(total, 3),
                  mode=str(answer.mode), reason=str(d.reason or ""), fallback=bool(d.fallback),
-                 generated_correct=generated, answer_check=d.answer_check, ragas=ragas)
+                 generated_correct=generated, answer_check=d.answer_check, ragas=ragas,
+                 prompt_tokens=int(d.prompt_tokens or 0), decision_score=d.decision_score,
+                 cited_gold_span=not answer.declined and any(q.in_span(c) for c in answer.citations))
 
 
 def ragas_scores(scorer: Any, q: QAQuestion, answer: Any) -> tuple[tuple[str, float | None], ...]:
@@ -399,6 +410,7 @@ def summarize(rows: Sequence[QARow], model: str) -> dict[str, Any]:
     def block(a: Sequence[QARow], u: Sequence[QARow]) -> dict[str, Any]:
         cos = [r.cosine for r in a if r.cosine is not None]
         return {"n": len(a), "correct": _rate(a, lambda r: r.correct), "cited_gold": _rate(a, lambda r: r.cited_gold),
+                "cited_gold_span": _rate(a, lambda r: r.cited_gold_span),
                 "retrieved_gold": _rate(a, lambda r: r.retrieved_gold),
                 "declined_answerable": _rate(a, lambda r: r.declined),
                 "mean_f1": round(statistics.fmean(r.f1 for r in a), 4) if a else None,
@@ -412,6 +424,7 @@ def summarize(rows: Sequence[QARow], model: str) -> dict[str, Any]:
     out: dict[str, Any] = {"model": model, **block(ans, una),
                            "scaffolding": _rate(rows, lambda r: r.scaffolding),
                            "ttft_p50_s": _p50(r.ttft_s for r in rows if not r.declined),
+                           "prompt_tokens_p50": _p50(r.prompt_tokens for r in rows if r.prompt_tokens),
                            "answer_p50_s": _p50(r.answer_s for r in rows)}
     out["standalone"] = block([r for r in ans if not r.context_dependent], [r for r in una if not r.context_dependent])
     out["context_dependent"] = sum(1 for r in ans if r.context_dependent)
@@ -448,13 +461,14 @@ def run_qa_benchmark(questions: Sequence[QAQuestion], answerable: Any, unanswera
 
 def report_markdown(summary: Mapping[str, Any], rows: Sequence[QARow], sample: int = 8) -> str:
     """A summary table plus a sample of judged rows, so a reader can check the verdicts."""
-    keys = ("correct", "cited_gold", "retrieved_gold", "declined_answerable", "mean_f1", "mean_cosine",
+    keys = ("correct", "cited_gold", "cited_gold_span", "retrieved_gold", "declined_answerable", "mean_f1", "mean_cosine",
             "declined_unanswerable", "invented_unanswerable", "answered_elsewhere_unanswerable")
     lines = [f"## Answers: {summary['model']} ({summary['n']} questions, {summary['context_dependent']} of them "
              f"context-dependent)", "", "| measure | all | standalone |", "|---|---:|---:|"]
     for k in keys:
         lines.append(f"| {k} | {summary.get(k)} | {summary['standalone'].get(k)} |")
     lines += [f"| scaffolding | {summary['scaffolding']} | |", f"| ttft_p50_s | {summary['ttft_p50_s']} | |",
+              f"| prompt_tokens_p50 | {summary.get('prompt_tokens_p50')} | |",
               f"| answer_p50_s | {summary['answer_p50_s']} | |"]
     for name, m in summary.get("ragas", {}).items():
         lines.append(f"| ragas {name} (scored {m['scored']} of {m['answered']} answered) | {m['mean']} | |")

@@ -119,7 +119,9 @@ def make_answerer(retriever, llm=None, *, k=5, max_tokens=256, temperature=0.0, 
     from rag.answer.answerer import Answerer
     from rag.answer.gate import RelevanceGate
     from rag.answer.planner import QueryPlanner
-    from rag.answer.strategies import DIRECT_MAX_TOKENS, DirectStrategy, ExtractiveStrategy, GenerativeStrategy
+    from rag.answer.extractive import ExtractiveStrategy
+    from rag.answer.generative import GenerativeStrategy
+    from rag.answer.strategies import DIRECT_MAX_TOKENS, DirectStrategy
     from rag.embedding import Embedder
     from rag.plugins.rewriters import CondenseRewriter
 

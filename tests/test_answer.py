@@ -62,6 +62,12 @@ class CountingLLM:
         self.messages.append(list(a[0] if a else kw["messages"]))
         return self.inner.stream(*a, **kw)
 
+    def first_token_logprobs(self, messages: Any, choices: Any) -> Any:
+        return self.inner.first_token_logprobs(messages, choices)
+
+    def hidden_state(self, messages: Any) -> Any:
+        return self.inner.hidden_state(messages)
+
 
 def sources(answer: Any) -> list[str]:
     return [Path(c.chunk.source).name for c in answer.citations]

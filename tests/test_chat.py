@@ -141,7 +141,9 @@ def test_condenser_rejects_answers_and_inventions(reply: str, problem: str) -> N
 def test_condenser_adds_history_terms_when_rewrite_resolves_nothing() -> None:
     out = QueryCondenser(ScriptedLLM(["What happens if it runs dry?"])).condense("What happens if it runs dry?",
                                                                                  HISTORY)
-    assert out.method == "llm+terms" and "centrifugal" in out.query and "pump" in out.query
+    assert out.method == "llm+terms" and "centrifugal" in out.search and "pump" in out.search
+    # shown as a question, never as a bag of words
+    assert out.query == "What happens if it runs dry? (after: How do I prime the centrifugal pump?)"
 
 
 def test_no_history_means_no_condensation_call() -> None:
@@ -266,7 +268,7 @@ def test_cli_chat_repl(index_root: Path, capsys: pytest.CaptureFixture[str]) -> 
                         "What is the capital of France?\n/quit\nnever read\n")
     assert cli_answer.cmd_chat(args, stdin=stdin) == 0
     out = capsys.readouterr().out
-    assert "(searching for: What happens if it runs dry? prime centrifugal pump)" in out
+    assert "(searching for: What happens if it runs dry? (after: How do I prime the centrifugal pump?))" in out
     assert "(memory cleared)" in out and NOT_FOUND in out and "never read" not in out
 
 

@@ -81,8 +81,8 @@ def test_document_text_cannot_inject_markup(app_env: Path) -> None:
     docs = app_env / "evil"
     docs.mkdir()
     (docs / "evil.md").write_text(
-        "Pump priming: open the valve. <img src=x onerror=alert(1)> ![leak](http://attacker.example/x.png) "
-        "<script>alert('pwned')</script>", encoding="utf-8")
+        "Pump priming: open the valve <img src=x onerror=alert(1)> ![leak](http://attacker.example/x.png) "
+        "<script>alert('pwned')</script> before the motor starts.", encoding="utf-8")
     Ingestor("evil", store=IndexStore(app_env / "idx"), show_progress=False).ingest([docs])
     at = _app()
     at.run()
@@ -91,7 +91,7 @@ def test_document_text_cannot_inject_markup(app_env: Path) -> None:
     assert not at.exception
     rendered = " ".join(m.value for m in at.markdown)
     assert "<img" not in rendered and "](http" not in rendered and "<script" not in rendered
-    # the chunk itself is shown as plain text, not markdown
+    # the cited sentence itself is shown as plain text, not markdown
     assert any("<img src=x" in t.value for t in at.text)
 
 
@@ -141,7 +141,7 @@ EVIL_FILES = {
     "www.example.invalid.md": "To register the Zephyr valve visit https://example.invalid/register or "
                               "www.example.invalid/help and keep the Zephyr valve receipt.",
 }
-ZEPHYR_QUESTION = "How do I tighten and register the Zephyr valve?"
+ZEPHYR_QUESTION = "How do I tighten, register and seal the Zephyr valve?"
 _CODE_SPAN = re.compile(r"(`+).+?\1")
 
 

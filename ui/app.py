@@ -20,7 +20,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,15 +32,13 @@ import streamlit.net_util as _st_net  # noqa: E402
 from rag.answer.chat import ChatSession  # noqa: E402
 from rag.answer.strategies import DECLINE_NOTES  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
-from rag.retrieval.fusion import DEFAULT_RRF_K  # noqa: E402
 from rag.index.store import Index, IndexStore, default_index_root, validate_name  # noqa: E402
 from rag.ingest.ingestor import Ingestor, IngestReport  # noqa: E402
 from rag.generation.llm import LlamaCppLLM  # noqa: E402
 from rag.ingest.loaders import SUPPORTED_EXTENSIONS  # noqa: E402
 from rag.generation.memory import MEMORY_TYPES, make_memory  # noqa: E402
 from rag.generation.models import DEFAULT_MODEL  # noqa: E402
-from rag.pipeline import (GenerationConfig, MemoryConfig, PipelineConfig, PluginConfig, RetrievalConfig,  # noqa: E402
-                          build)
+from rag.pipeline import build  # noqa: E402
 from rag.plugins import available_rewriters, available_routers  # noqa: E402
 from rag.retrieval.rerank import Reranker  # noqa: E402
 from rag.retrieval.retriever import FUSIONS, MODES  # noqa: E402
@@ -49,9 +47,9 @@ from rag.ingest.watcher import active_watches  # noqa: E402
 from rag.serve.service import SourcePaths  # noqa: E402
 from rag.serve.viewer import (PageImage, PassageContext, PdfPageRenderer, ViewerError, document_chunks,  # noqa: E402
                               passage_context)
-from rag.serve.webapp import (DEFAULT_UPLOAD_MB, escape_markdown, example_questions, group_sources,  # noqa: E402
-                              model_choices, passage_cosines, relevance_label, save_uploads, trace_outline,
-                              TextEndSignal)
+from rag.serve.webapp import (DEFAULT_SETTINGS, DEFAULT_UPLOAD_MB, app_config, escape_markdown,  # noqa: E402
+                              example_questions, group_sources,
+                              model_choices, passage_cosines, relevance_label, save_uploads, trace_outline)
 
 logger = logging.getLogger("rag.app")
 
@@ -398,16 +396,17 @@ def sidebar_settings() -> dict[str, Any]:
                               "another model, or extractive answers.")
     if s["model_problem"]:
         st.sidebar.warning(":material/download: " + s["model_problem"])
-    s["temperature"] = st.sidebar.slider("Temperature", 0.0, 1.5, 0.0, 0.05)
-    s["memory"] = st.sidebar.selectbox("Chat memory", MEMORY_TYPES, index=0)
+    d = DEFAULT_SETTINGS  # the pipeline config's own defaults
+    s["temperature"] = st.sidebar.slider("Temperature", 0.0, 1.5, d["temperature"], 0.05)
+    s["memory"] = st.sidebar.selectbox("Chat memory", MEMORY_TYPES, index=MEMORY_TYPES.index(d["memory"]))
     with st.sidebar.expander("Retrieval"):
-        s["mode"] = st.selectbox("Mode", MODES, index=MODES.index("hybrid"))
-        s["k"] = st.slider("Passages (k)", 1, 10, 5)
-        s["fusion"] = st.selectbox("Fusion", FUSIONS, index=FUSIONS.index("adaptive"), disabled=s["mode"] != "hybrid",
+        s["mode"] = st.selectbox("Mode", MODES, index=MODES.index(d["mode"]))
+        s["k"] = st.slider("Passages (k)", 1, 10, d["k"])
+        s["fusion"] = st.selectbox("Fusion", FUSIONS, index=FUSIONS.index(d["fusion"]), disabled=s["mode"] != "hybrid",
                                    help="adaptive: RRF whose dense weight drops when the keyword and the semantic "
                                         "rankings disagree; rrf: equal weights; weighted: a blend of scores")
-        s["rrf_k"] = int(st.number_input("RRF k", 1, 1000, DEFAULT_RRF_K, disabled=s["fusion"] == "weighted"))
-        s["alpha"] = st.slider("Dense weight (weighted fusion)", 0.0, 1.0, 0.5, 0.05,
+        s["rrf_k"] = int(st.number_input("RRF k", 1, 1000, d["rrf_k"], disabled=s["fusion"] == "weighted"))
+        s["alpha"] = st.slider("Dense weight (weighted fusion)", 0.0, 1.0, d["alpha"], 0.05,
                                disabled=s["fusion"] != "weighted")
         s["rerank"] = st.checkbox("Rerank with a cross-encoder", value=False)
         s["reranker_path"] = st.text_input("Cross-encoder name or path", key="reranker_path",
@@ -423,7 +422,7 @@ def sidebar_settings() -> dict[str, Any]:
                                    index=routers.index("none") if "none" in routers else 0,
                                    help="Which collection answers: rules (collection name in the question), "
                                         "embedding (closest collection description), llm (the model picks).")
-        s["chitchat"] = st.checkbox("Answer small talk without searching", value=False, key="chitchat",
+        s["chitchat"] = st.checkbox("Answer small talk without searching", value=d["chitchat"], key="chitchat",
                                     help="Greetings and thanks get a direct reply (router 'chitchat').")
     return s
 
@@ -560,24 +559,27 @@ def render_passage(c: Citation, view: SourceView, section: str, several: bool) -
         page = f" · page {c.chunk.page}" if c.chunk.page is not None else ""
         cue = relevance_label(view.cosines.get(c.chunk.id), supports=c.number in view.supporting)
         st.markdown(f"**[{c.number}]**{page}{' · ' + cue if cue else ''}")
-    st.text(c.chunk.text)
+    st.text(c.quote)  # the cited sentence(s), or the whole chunk
     is_pdf = c.chunk.page is not None and c.chunk.source.lower().endswith(".pdf")
     key = f"{view.key}_{section}_{c.number}"
     if st.toggle("Show on its page" if is_pdf else "Show in the document", key=f"view_{key}"):
-        render_viewer(c.chunk, view, key)
+        render_viewer(c, view, key)
 
 
-def render_viewer(cited: Chunk, view: SourceView, key: str) -> None:
-    """The cited page with the passage highlighted (PDF), or the passage in its document; previous/next passage."""
+def render_viewer(citation: Citation, view: SourceView, key: str) -> None:
+    """The cited page with the cited sentence highlighted (PDF), or the sentence in its document;
+    previous/next passage (then the whole passage is highlighted)."""
     ss = state()
     focus_key = f"focus_{key}"
+    cited = citation.chunk
     chunk = view.chunks.get(ss.get(focus_key, cited.id)) or cited
     siblings = document_chunks(view.index.chunks, chunk.source) if view.index is not None else [chunk]
-    ctx = passage_context(siblings, chunk)
+    span = citation.span if chunk.id == cited.id else None
+    ctx = passage_context(siblings, chunk, span=span)
     shown = False
     if chunk.page is not None and chunk.source.lower().endswith(".pdf"):
         try:
-            image = render_pdf_page(chunk.source, Path(chunk.source).stat().st_mtime_ns, chunk.page, chunk.text)
+            image = render_pdf_page(chunk.source, Path(chunk.source).stat().st_mtime_ns, chunk.page, ctx.passage)
         except (ViewerError, OSError) as exc:
             st.info(md(str(exc) if isinstance(exc, ViewerError) else
                        f"{Path(chunk.source).name} cannot be read ({exc}); showing the indexed text instead"))
@@ -667,25 +669,12 @@ def timing_caption(timing: Mapping[str, float]) -> str:
     return f":material/timer: {timing['total_s']:.1f} s in total" + (f": {parts}" if parts else "")
 
 
-def pipeline_config(index: Index, s: dict[str, Any]) -> PipelineConfig:
-    """The sidebar settings as the pipeline's config (the same builder as the CLI and the eval harness)."""
-    router = ",".join(n for n in (["chitchat"] if s["chitchat"] else []) +
-                      ([s["router"]] if s["router"] != "none" else []))
-    return PipelineConfig(
-        index=index.name,
-        retrieval=RetrievalConfig(mode=s["mode"], fusion=s["fusion"], rrf_k=s["rrf_k"], alpha=s["alpha"], k=s["k"]),
-        generation=GenerationConfig(mode=s["answer_mode"], model=s["model"], temperature=s["temperature"]),
-        memory=MemoryConfig(kind=s["memory"]),
-        plugins=PluginConfig(rewriter=s["rewriter"], router=router or None))
-
-
-def build_chat(index: Index, s: dict[str, Any], on_text_end: Callable[[], None]) -> ChatSession:
-    config = pipeline_config(index, s)
+def build_chat(index: Index, s: dict[str, Any]) -> ChatSession:
+    config = app_config(index.name, s)
     extractive = config.generation.extractive
     reranker = get_reranker(s["reranker_path"]) if s["rerank"] and s["reranker_path"].strip() else None
     llm = None if extractive else get_llm(s["model"], "auto")
-    pipeline = build(config, store(), index=index, embedder=get_embedder(),
-                     llm=None if llm is None else TextEndSignal(llm, on_text_end), reranker=reranker,
+    pipeline = build(config, store(), index=index, embedder=get_embedder(), llm=llm, reranker=reranker,
                      load_index=load_index)
     ss = state()
     mem_key = (s["memory"], s["model"] if not extractive else None)
@@ -842,12 +831,20 @@ def ask(index: Index, settings: dict[str, Any], question: str) -> None:
             marks["text_end"] = time.perf_counter()
             status.caption(":material/fact_check: Checking sources…")
 
+        def decided(decision: Any) -> None:
+            marks["decided"] = time.perf_counter()
+            status.caption(":material/edit_note: Writing the answer…" if decision.answers else "")
+
         try:
-            chat = build_chat(index, settings, text_ended)
+            chat = build_chat(index, settings)
             loaded = time.perf_counter()
             with st.spinner("Searching your documents…"):
                 stream = chat.stream(question)
+            stream.on("text_end", text_ended)
+            stream.on("decided", decided)
             searched = time.perf_counter()
+            if settings["answer_mode"] == "generative":
+                status.caption(":material/rule: Reading the evidence…")
             with live.container():
                 stream_inert(iter(stream))
             answer = stream.answer

@@ -58,7 +58,7 @@ class ChatSession:
             answer = inner.answer
             memory.add(question, answer.text)
 
-        return AnswerStream(pieces(), lambda _text: inner.answer, inner.standalone_query)
+        return AnswerStream(pieces(), lambda _text: inner.answer, inner.standalone_query, inner.events)
 
     def ask(self, question: str) -> Answer:
         """The complete answer; the turn is stored in memory."""

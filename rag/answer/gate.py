@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -182,7 +182,7 @@ class AnswerCheck:
     forward pass over the question's and the suffix's tokens, not a second prompt.  The threshold is
     the model's (calibrated per model: :attr:`rag.generation.models.ModelSpec.answer_check`).
 
-    Models that cannot score (no ``first_token_logprobs``, or it returns None) skip the check.
+    Models that cannot score (``first_token_logprobs`` returns None) skip the check.
 
     Example:
         >>> AnswerCheck(min_log_odds=float("nan"))
@@ -200,11 +200,10 @@ class AnswerCheck:
         if self.baseline_question is not None and not self.baseline_question.strip():
             raise ValueError("baseline_question must be a question or None (raw log-odds), got an empty string")
 
-    def log_odds(self, llm: object, messages: Sequence[Mapping[str, str]]) -> float | None:
-        """The model's (calibrated) log-odds that the sources answer the question; None if it cannot score."""
-        scorer = getattr(llm, "first_token_logprobs", None)
-        if scorer is None:
-            return None
+    def log_odds(self, llm: Any, messages: Sequence[Mapping[str, str]]) -> float | None:
+        """The model's (calibrated) log-odds that the sources answer the question; None if it cannot
+        score (its :meth:`~rag.generation.llm.ChatModel.first_token_logprobs` returns None)."""
+        scorer = llm.first_token_logprobs
         baseline = 0.0
         if self.baseline_question is not None:
             # first, so that the answer prompt, which shares the question with the check, follows the check

@@ -6,6 +6,9 @@
   or more queries; :class:`~rag.retrieval.multi_query.MultiQuerySearcher` runs them through the
   collection's :class:`~rag.retrieval.retriever.Retriever` and merges them with RRF.
 * The :class:`~rag.answer.gate.RelevanceGate` keeps the hits relevant enough to answer from.
+* An :class:`~rag.answer.evidence.EvidenceSelector` ranks the sentences of a wider pool of hits
+  and keeps the best few within a token budget: the :class:`~rag.answer.evidence.Evidence` an
+  answer is made from (none when the planner has no selector: answers then read whole chunks).
 
 Every step is recorded in a :class:`~rag.answer.trace.Trace`.
 """
@@ -17,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+from rag.answer.evidence import DEFAULT_POOL, Evidence, EvidenceSelector
 from rag.answer.gate import RelevanceGate
 from rag.answer.trace import Trace
 from rag.generation.llm import Message
@@ -43,6 +47,7 @@ class Plan:
     retrieve_s: float
     trace: Trace
     direct: bool = False
+    evidence: Evidence | None = None
 
     @property
     def query(self) -> str:
@@ -69,13 +74,19 @@ class QueryPlanner:
         router: a :class:`~rag.plugins.Router`; default none (always ``retriever``'s collection).
         retrievers: ``name -> Retriever`` for the collections a router may pick (raise KeyError
             or an index error for unknown names: the plan then uses ``retriever`` and notes it).
+        evidence: the :class:`~rag.answer.evidence.EvidenceSelector` that picks the sentences to
+            answer from, out of the first ``pool`` hits; None: answers read the relevant chunks.
+        pool: hits whose sentences the evidence selector ranks (the gate still reads the first ``k``).
     """
 
     def __init__(self, retriever: Retriever, k: int = 5, gate: RelevanceGate | None = None,
                  rewriter: QueryRewriter | None = None, router: Router | None = None,
-                 retrievers: Callable[[str], Retriever] | None = None) -> None:
+                 retrievers: Callable[[str], Retriever] | None = None, evidence: EvidenceSelector | None = None,
+                 pool: int = DEFAULT_POOL) -> None:
         if not isinstance(k, int) or k <= 0:
             raise ValueError(f"k must be a positive integer, got {k!r}")
+        if not isinstance(pool, int) or pool <= 0:
+            raise ValueError(f"pool must be a positive integer, got {pool!r}")
         if rewriter is not None and not isinstance(rewriter, QueryRewriter):
             raise ValueError(f"rewriter must have a rewrite(query, history) method, got {rewriter!r}")
         if router is not None and not isinstance(router, Router):
@@ -86,6 +97,8 @@ class QueryPlanner:
         self.rewriter: QueryRewriter = rewriter or CondenseRewriter(None)
         self.router = router
         self.retrievers = retrievers
+        self.evidence = evidence
+        self.pool = pool
 
     def plan(self, question: str, history: History = ()) -> Plan:
         """Route, rewrite, retrieve and gate ``question``."""
@@ -115,13 +128,24 @@ class QueryPlanner:
             notes.append(f"rewriter fell back: {rewrite.fallback}")
         if rewrite.method != RewriteMethod.NONE:
             logger.info("rewrite (%s): %s", rewrite.method, [q.text for q in rewrite.queries])
-        found = MultiQuerySearcher(retriever).search(rewrite, self.k, collection)
+        depth = max(self.k, self.pool) if self.evidence is not None else self.k
+        found = MultiQuerySearcher(retriever).search(rewrite, depth, collection)
         timings["retrieve_s"] = found.retrieve_s
         timings["fuse_s"] = found.fuse_s
-        relevant = self.gate.filter(found.hits, rewrite.standalone, retriever.index.analyzer, retriever.embedder)
+        top = found.hits[:self.k]
+        relevant = self.gate.filter(top, rewrite.standalone, retriever.index.analyzer, retriever.embedder)
+        evidence = None
+        if self.evidence is not None and relevant:
+            selected = self.evidence.select(rewrite.standalone, found.hits, retriever.index, retriever.index.analyzer)
+            timings["evidence_s"] = selected.seconds
+            if selected:
+                evidence = selected
+            else:  # relevant chunks without a sentence that can answer (lists, tables): answer from them whole
+                notes.append("no sentence could serve as evidence; answering from the relevant chunks")
         trace = Trace(question, rewriter_name, str(rewrite.method), rewrite.queries, router_name, route, collection,
                       found.retrievals, trace_hits(found.hits, self.k), timings, tuple(notes), rewrite.raw)
-        return Plan(question, rewrite, found.hits, tuple(relevant), found.retrieve_s + found.fuse_s, trace)
+        return Plan(question, rewrite, tuple(top), tuple(relevant), found.retrieve_s + found.fuse_s, trace,
+                    evidence=evidence)
 
     def _collection(self, route: Route | None, notes: list[str]) -> tuple[Retriever, str]:
         """The retriever for the routed collection; the default one (with a note) when unavailable."""

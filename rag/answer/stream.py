@@ -1,31 +1,65 @@
 """The streaming contract every answer strategy shares: text pieces, then the final :class:`~rag.types.Answer`.
 
+A caller can also listen to what happens between the pieces (:meth:`AnswerStream.on`):
+``decided`` (the answer decision ran; its :class:`~rag.answer.decision.Decision`) and
+``text_end`` (the model's text has ended; the citation and support checks run next).  The app
+says "Checking sources…" on ``text_end``.
+
 Example:
     >>> from rag.types import Answer
     >>> s = single(Answer(question="q", text="Hello"), "q")
-    >>> list(s), s.answer.text
-    (['Hello'], 'Hello')
+    >>> seen = []
+    >>> s.on("text_end", lambda: seen.append("end"))
+    >>> list(s), s.answer.text, seen
+    (['Hello'], 'Hello', ['end'])
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from rag.types import Answer
+
+EVENTS = ("decided", "text_end")
+
+
+class StreamEvents:
+    """Listeners for an answer stream's events (shared by a stream and one that wraps it)."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, list[Callable[..., None]]] = {}
+        self.fired: set[str] = set()
+
+    def on(self, event: str, listener: Callable[..., None]) -> None:
+        if event not in EVENTS:
+            raise ValueError(f"event must be one of {EVENTS}, got {event!r}")
+        self._listeners.setdefault(event, []).append(listener)
+
+    def emit(self, event: str, *args: Any) -> None:
+        self.fired.add(event)
+        for listener in self._listeners.get(event, ()):
+            listener(*args)
 
 
 class AnswerStream:
     """Iterator of answer text pieces; :attr:`answer` is the final :class:`Answer` once it ends.
 
-    Reading :attr:`answer` before the end consumes the rest of the stream.
+    Reading :attr:`answer` before the end consumes the rest of the stream.  ``events`` is shared
+    with an inner stream this one wraps (a chat turn around an answer), so listeners see both.
     """
 
-    def __init__(self, pieces: Iterator[str], finish: Callable[[str], Answer], standalone_query: str = "") -> None:
+    def __init__(self, pieces: Iterator[str], finish: Callable[[str], Answer], standalone_query: str = "",
+                 events: StreamEvents | None = None) -> None:
         self._pieces = pieces
         self._finish = finish
         self._parts: list[str] = []
         self._answer: Answer | None = None
         self.standalone_query = standalone_query
+        self.events = events or StreamEvents()
+
+    def on(self, event: str, listener: Callable[..., None]) -> None:
+        """Call ``listener`` on ``event`` (:data:`EVENTS`)."""
+        self.events.on(event, listener)
 
     def __iter__(self) -> "AnswerStream":
         return self
@@ -36,6 +70,8 @@ class AnswerStream:
         try:
             piece = next(self._pieces)
         except StopIteration:
+            if "text_end" not in self.events.fired:  # once, also when a wrapping stream ends after it
+                self.events.emit("text_end")
             self._answer = self._finish("".join(self._parts))
             raise
         self._parts.append(piece)

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from typing import Any, TextIO
@@ -28,7 +29,7 @@ from rag.answer.strategies import DECLINE_NOTES
 from rag.answer.stream import AnswerStream
 from rag.cli.common import (add_generation_args, add_index_args, add_memory_args, add_plugin_args,
                             add_retrieval_args, pipeline_config, store)
-from rag.types import Answer
+from rag.types import Answer, Citation
 
 logger = logging.getLogger(__name__)
 
@@ -56,23 +57,32 @@ def print_stream(stream: AnswerStream, out: TextIO, trace: bool = False) -> Answ
     return answer
 
 
+def cited(c: Citation, width: int = 160) -> str:
+    """``[n] file p.3 [120:840]``, and the cited sentence when the citation points at one."""
+    line = f"  [{c.number}] {c.chunk.location}"
+    if c.start is None:
+        return line
+    quote = " ".join(c.quote.split())
+    return f'{line}: "{quote if len(quote) <= width else quote[:width - 1] + "…"}"'
+
+
 def format_sources(answer: Answer) -> str:
     """Numbered sources, removed citations and unsupported sentences, as plain text."""
     if answer.declined:
         note = DECLINE_NOTES.get(answer.diagnostics.reason)
         if note and answer.sources:
-            return "\n".join([note, *(f"  [{c.number}] {c.chunk.location}" for c in answer.sources)]) + "\n"
+            return "\n".join([note, *(cited(c) for c in answer.sources)]) + "\n"
         return ""
     lines: list[str] = []
     if answer.citations:
         lines.append("Sources:")
-        lines += [f"  [{c.number}] {c.chunk.location}" for c in answer.citations]
+        lines += [cited(c) for c in answer.citations]
     elif answer.sources:
         lines.append("Sources given to the model (none of them supports the answer):")
-        lines += [f"  [{c.number}] {c.chunk.location}" for c in answer.sources]
+        lines += [cited(c) for c in answer.sources]
     top = answer.sources[0] if answer.sources else None
     if answer.citations and top is not None and top.number not in {c.number for c in answer.citations}:
-        lines.append(f"Top source (not cited): [{top.number}] {top.chunk.location}")
+        lines.append(f"Top source (not cited):{cited(top)[1:]}")
     d = answer.diagnostics
     for url in d.foreign_urls:
         lines.append(f"Warning: the answer contains a link that no cited source contains: {url}")
@@ -98,7 +108,15 @@ def _pipeline(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def cmd_ask(args: argparse.Namespace) -> int:
     with _pipeline(args) as pipeline:
-        print_stream(pipeline.answerer.stream(args.question), sys.stdout, trace=args.trace)
+        if args.json:
+            from rag.serve.api import rag_extension
+            from rag.serve.service import SourcePaths
+
+            answer = pipeline.answerer.answer(args.question)
+            paths = SourcePaths(list(pipeline.index.documents))
+            print(json.dumps(rag_extension(answer, paths, pipeline.index.name), ensure_ascii=False, indent=2))
+        else:
+            print_stream(pipeline.answerer.stream(args.question), sys.stdout, trace=args.trace)
     return 0
 
 
@@ -153,6 +171,9 @@ def add_commands(sub: Any) -> None:
     """Add ``ask`` and ``chat`` to an argparse ``add_subparsers()`` object."""
     ask = sub.add_parser("ask", help="answer one question from an index, with citations")
     ask.add_argument("question", help="the question")
+    ask.add_argument("--json", action="store_true",
+                     help="print the whole answer as JSON (text, citations with the cited sentences, sources, "
+                          "support marks, the decision): the API's 'rag' field")
     _add_answer_args(ask)
     ask.set_defaults(func=cmd_ask)
 

@@ -30,7 +30,7 @@ from rag.generation.memory import MEMORY_TYPES
 from rag.generation.models import DEFAULT_MODEL, names as model_names
 from rag.pipeline import GenerationConfig, MemoryConfig, PipelineConfig, PluginConfig, RetrievalConfig
 from rag.retrieval.fusion import DEFAULT_RRF_K
-from rag.types import AnswerMode, Fusion, RetrievalMode
+from rag.types import AnswerMode, ContextMode, Fusion, RetrievalMode
 
 DEFAULT_INDEX = "default"
 MODES = tuple(m.value for m in RetrievalMode)
@@ -163,17 +163,29 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
                    help="minimum dense cosine of a hit to answer from it (default: %(default)s)")
     g.add_argument("--extractive", action="store_true", help="quote the best sentences; no LLM")
     add_answer_check_arg(g)
+    add_evidence_args(g)
+
+
+def add_evidence_args(p: Any) -> None:
+    """``--context``, ``--evidence-pool``, ``--evidence-budget`` (ask, chat and the answer benchmark)."""
+    defaults = GenerationConfig()
+    p.add_argument("--context", choices=tuple(m.value for m in ContextMode), default=str(defaults.context),
+                   help="answer from the best sentences of the top --evidence-pool chunks (evidence), or from "
+                        "the k relevant chunks whole (chunks, the slower path before evidence) (default: %(default)s)")
+    p.add_argument("--evidence-pool", type=positive_int, default=defaults.evidence_pool,
+                   help="retrieved chunks whose sentences are ranked as evidence (default: %(default)s)")
+    p.add_argument("--evidence-budget", type=positive_int, default=defaults.evidence_budget,
+                   help="tokens of evidence in the prompt at most (default: %(default)s)")
 
 
 def add_answer_check_arg(p: Any) -> None:
     """``--answer-check LOG_ODDS`` / ``--no-answer-check`` (shared by ask, chat and the answer benchmark)."""
     p.add_argument("--answer-check", type=answer_check, default="auto", metavar="LOG_ODDS",
-                   help="decline when the model's Y/N log-odds that the sources answer the question, minus the "
-                        "same for a content-free question over the same sources, is below this; 'auto' = "
-                        "the threshold calibrated for the model, none if it has none "
-                        "(default: %(default)s)")
+                   help="the answer decision's threshold: decline when its log-odds that the evidence answers the "
+                        "question is below this; 'auto' = the trained decision's own threshold (for a model "
+                        "without one: its calibrated Y/N answer check) (default: %(default)s)")
     p.add_argument("--no-answer-check", dest="answer_check", action="store_const", const=None,
-                   help="answer whenever a source is relevant (no Y/N check before answering)")
+                   help="answer whenever a source is relevant (no decision before answering)")
 
 
 def add_plugin_args(p: argparse.ArgumentParser) -> None:
@@ -220,7 +232,8 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
             mode=AnswerMode.EXTRACTIVE if args.extractive else AnswerMode.GENERATIVE, model=args.model,
             models_dir=str(args.models_dir) if args.models_dir else None, n_ctx=args.n_ctx,
             n_gpu_layers=args.n_gpu_layers, temperature=args.temperature, seed=args.seed,
-            max_tokens=args.max_tokens, min_relevance=args.min_relevance, answer_check=args.answer_check),
+            max_tokens=args.max_tokens, min_relevance=args.min_relevance, answer_check=args.answer_check,
+            context=args.context, evidence_pool=args.evidence_pool, evidence_budget=args.evidence_budget),
         memory=MemoryConfig(kind=getattr(args, "memory", "buffer"), window=getattr(args, "window", 3)),
         plugins=PluginConfig(rewriter=rewriter, router=args.router,
                              rewriter_options=read_options(args.rewriter_config),

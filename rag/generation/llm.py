@@ -58,7 +58,12 @@ class ContextOverflowError(ValueError):
 
 @runtime_checkable
 class ChatModel(Protocol):
-    """What the answer pipeline needs from a chat model."""
+    """What the answer pipeline needs from a chat model.
+
+    ``first_token_logprobs`` and ``hidden_state`` are optional abilities: a model that cannot
+    score its first token, or show its last hidden state, returns None, and what needed them
+    (the answer decision) says it could not use them.  A wrapper around a model passes them on.
+    """
 
     @property
     def n_ctx(self) -> int: ...
@@ -72,6 +77,10 @@ class ChatModel(Protocol):
 
     def stream(self, messages: Sequence[Message], max_tokens: int = 256, temperature: float = 0.0,
                seed: int | None = None, grammar: str | None = None, stop: Sequence[str] = ()) -> Iterator[str]: ...
+
+    def first_token_logprobs(self, messages: Sequence[Message], choices: Sequence[str]) -> dict[str, float] | None: ...
+
+    def hidden_state(self, messages: Sequence[Message]) -> Any | None: ...
 
 
 def _validate_generation(max_tokens: int, temperature: float) -> None:
@@ -283,19 +292,10 @@ class LlamaCppLLM:
             raise ValueError("choices must name at least one reply, e.g. ('yes', 'no')")
         import numpy as np  # noqa: PLC0415
 
-        msgs = _plain_messages(messages)
         with self._lock:
             llama = self.llama
-            if self._formatter is None:
+            if not self._evaluate(messages, hidden=False):
                 return None
-            prompt = self._formatter(messages=msgs).prompt
-            tokens = llama.tokenize(prompt.encode("utf-8"), special=True)
-            if len(tokens) >= self._n_ctx:
-                raise ContextOverflowError(f"prompt is {len(tokens)} tokens but the context window is {self._n_ctx}")
-            same = min(llama.longest_token_prefix(llama._input_ids, tokens),
-                       len(tokens) - 1)  # re-evaluate at least one token for fresh logits
-            llama.n_tokens = same  # eval() drops the KV cache after n_tokens and appends the rest
-            llama.eval(tokens[same:])
             logits = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(llama.n_vocab(),)).astype(np.float64)
             top = float(logits.max())
             log_norm = top + float(np.log(np.exp(logits - top).sum()))
@@ -306,6 +306,53 @@ class LlamaCppLLM:
                     raise ValueError(f"choice {choice!r} has no tokens")
                 out[choice] = float(logits[ids[0]] - log_norm)
         return out
+
+    def hidden_state(self, messages: Sequence[Message]) -> "Any | None":
+        """The model's last hidden state (after the final norm) at the end of the rendered prompt,
+        where the reply's first token is decided: a float32 vector of the model's width.
+
+        What a linear probe of answerability reads (Slobodkin et al., "The Curious Case of
+        Hallucinatory (Un)answerability", EMNLP 2023).  Shares the KV cache like
+        :meth:`first_token_logprobs`: after that call on the same messages it costs one token.
+        None when the GGUF has no chat template.
+        """
+        import numpy as np  # noqa: PLC0415
+
+        with self._lock:
+            llama = self.llama
+            if not self._evaluate(messages, hidden=True):
+                return None
+            import llama_cpp  # noqa: PLC0415
+
+            width = int(llama_cpp.llama_n_embd(llama._model.model))
+            return np.ctypeslib.as_array(llama_cpp.llama_get_embeddings_ith(llama._ctx.ctx, -1),
+                                         shape=(width,)).astype(np.float32)
+
+    def _evaluate(self, messages: Sequence[Message], hidden: bool) -> bool:
+        """Evaluate the rendered prompt (lock held), reusing the cached prefix; the last token is
+        always evaluated again, with embeddings on when ``hidden`` (only that token: with them on,
+        llama.cpp computes every evaluated token's logits). False without a chat template."""
+        if self._formatter is None:
+            return False
+        import llama_cpp  # noqa: PLC0415
+
+        llama = self._llama
+        prompt = self._formatter(messages=_plain_messages(messages)).prompt
+        tokens = llama.tokenize(prompt.encode("utf-8"), special=True)
+        if len(tokens) >= self._n_ctx:
+            raise ContextOverflowError(f"prompt is {len(tokens)} tokens but the context window is {self._n_ctx}")
+        same = min(llama.longest_token_prefix(llama._input_ids, tokens), len(tokens) - 1)
+        llama.n_tokens = same  # eval() drops the KV cache after n_tokens and appends the rest
+        if same < len(tokens) - 1:
+            llama.eval(tokens[same:-1])
+        if hidden:
+            llama_cpp.llama_set_embeddings(llama._ctx.ctx, True)
+        try:
+            llama.eval(tokens[-1:])
+        finally:
+            if hidden:
+                llama_cpp.llama_set_embeddings(llama._ctx.ctx, False)
+        return True
 
     def stream(self, messages: Sequence[Message], max_tokens: int = 256, temperature: float = 0.0,
                seed: int | None = None, grammar: str | None = None, stop: Sequence[str] = ()) -> Iterator[str]:
@@ -330,7 +377,8 @@ class ScriptedLLM:
     ``replies`` is a list (used in order, the last one repeats) or a function of the
     messages.  Tokens are counted as whitespace-separated words.  Calls are recorded in
     :attr:`calls`.  ``logprobs`` (a function of the messages returning a log-probability per
-    reply such as ``"yes"``) scripts :meth:`first_token_logprobs`; scored prompts go to :attr:`scored`.
+    reply such as ``"yes"``) scripts :meth:`first_token_logprobs`; scored prompts go to :attr:`scored`;
+    ``hidden`` (a function of the messages returning a vector) scripts :meth:`hidden_state`.
 
     Example:
         >>> llm = ScriptedLLM(lambda msgs: msgs[-1]["content"].upper(), n_ctx=512)
@@ -339,7 +387,8 @@ class ScriptedLLM:
     """
 
     def __init__(self, replies: Sequence[str] | Callable[[Sequence[Message]], str], n_ctx: int = 2048,
-                 logprobs: Callable[[Sequence[Message]], Mapping[str, float]] | None = None) -> None:
+                 logprobs: Callable[[Sequence[Message]], Mapping[str, float]] | None = None,
+                 hidden: Callable[[Sequence[Message]], Sequence[float]] | None = None) -> None:
         if not callable(replies) and (isinstance(replies, str) or len(replies) == 0):
             raise ValueError("replies must be a non-empty list of strings or a callable")
         if not isinstance(n_ctx, int) or n_ctx < 16:
@@ -347,6 +396,7 @@ class ScriptedLLM:
         self._replies = replies if callable(replies) else list(replies)
         self._n_ctx = n_ctx
         self._logprobs = logprobs
+        self._hidden = hidden
         self.calls: list[list[dict[str, str]]] = []
         self.scored: list[list[dict[str, str]]] = []
         self._lock = threading.Lock()
@@ -383,6 +433,14 @@ class ScriptedLLM:
         self.scored.append(msgs)
         scores = self._logprobs(msgs)
         return {c: float(scores[c]) for c in choices}
+
+    def hidden_state(self, messages: Sequence[Message]) -> Any | None:
+        """The scripted ``hidden(messages)`` vector (None without a script: cannot show one)."""
+        if self._hidden is None:
+            return None
+        import numpy as np  # noqa: PLC0415
+
+        return np.asarray(self._hidden(_plain_messages(messages)), dtype=np.float32)
 
     def stream(self, messages: Sequence[Message], max_tokens: int = 256, temperature: float = 0.0,
                seed: int | None = None, grammar: str | None = None, stop: Sequence[str] = ()) -> Iterator[str]:

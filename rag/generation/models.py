@@ -279,6 +279,19 @@ def assemble(spec: ModelSpec, models_dir: str | Path | None = None, show_progres
     return target
 
 
+def model_key(model: str) -> str | None:
+    """The registry name of ``model`` (a registry name, or the path of a registry model's file), else None.
+
+    Example:
+        >>> model_key("qwen2.5-coder-1.5b"), model_key("/tmp/my-model.gguf")
+        ('qwen2.5-coder-1.5b', None)
+    """
+    if model in REGISTRY:
+        return model
+    spec = spec_for_path(Path(model))
+    return spec.name if spec is not None else None
+
+
 def calibrated_answer_check(model: str) -> float | None:
     """The answerability-check threshold calibrated for ``model`` (registry name or .gguf path), or None."""
     spec = REGISTRY.get(model) or spec_for_path(model)

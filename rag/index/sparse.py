@@ -211,6 +211,11 @@ class BM25Index:
 
     # -- queries ----------------------------------------------------------------------------
 
+    def document_frequency(self, term: str) -> int:
+        """How many documents hold ``term`` (an analysed token); 0 for a term not in the vocabulary."""
+        j = self.vocab.get(term)
+        return 0 if j is None else int(self.indptr[j + 1] - self.indptr[j])
+
     def scores(self, query_tokens: Sequence[str]) -> np.ndarray:
         """BM25 score of every document (zeros when nothing matches)."""
         out = np.zeros(self.n_docs, dtype=np.float64)

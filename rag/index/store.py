@@ -74,7 +74,7 @@ from rag.fs import (OLD_PREFIX, TMP_PREFIX, LockTimeout, WriteLock, atomic_direc
                     remove_tree, shared_lock, write_file_atomic)
 from rag.index.dense import INDEX_KINDS, FaissIndex, validate_kind
 from rag.index.lazy import JsonlRows, LazyJsonList, as_list
-from rag.index.sparse import BM25_PARTS, Analyzer, BM25Index
+from rag.index.sparse import BM25_PARTS, Analyzer, BM25Index, lucene_idf
 from rag.types import Chunk
 
 logger = logging.getLogger(__name__)
@@ -328,6 +328,11 @@ class Index:
 
     def __len__(self) -> int:
         return len(self.chunks)
+
+    def term_idf(self, terms: Sequence[str]) -> dict[str, float]:
+        """BM25's (Lucene) IDF of each analysed term in this index; a term no chunk holds gets the highest."""
+        n = self.bm25.n_docs
+        return {t: lucene_idf(n, self.bm25.document_frequency(t)) for t in terms}
 
     def manifest(self) -> dict[str, Any]:
         settings = self.settings.to_manifest()

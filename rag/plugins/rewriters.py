@@ -37,8 +37,8 @@ from typing import Sequence
 from rag.generation.llm import ChatModel, ContextOverflowError, Message
 from rag.plugins.base import PluginContext, Rewrite, SearchQuery
 from rag.text import CHAT_TEMPLATE_RE, content_terms
-from rag.generation.prompting import (Condensed, QueryCondenser, fallback_query, is_plausible_rewrite,
-                        looks_like_follow_up)
+from rag.generation.prompting import (Condensed, QueryCondenser, follow_up_fallback, is_plausible_rewrite,
+                                     looks_like_follow_up)
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _standalone(condenser: QueryCondenser | None, query: str, history: Sequence[
     if condenser is not None:
         return condenser.condense(query, history)
     if looks_like_follow_up(query):
-        return Condensed(fallback_query(query, history), "fallback")
+        return follow_up_fallback(query, history)
     return Condensed(query, "none")
 
 
@@ -116,8 +116,9 @@ class CondenseRewriter:
     Example:
         >>> h = [{"role": "user", "content": "How do I prime the centrifugal pump?"},
         ...      {"role": "assistant", "content": "Open the valve."}]
-        >>> CondenseRewriter(None).rewrite("What if it runs dry?", h).standalone
-        'What if it runs dry? prime centrifugal pump'
+        >>> r = CondenseRewriter(None).rewrite("What if it runs dry?", h)
+        >>> r.standalone, r.queries[0].text
+        ('What if it runs dry? (after: How do I prime the centrifugal pump?)', 'What if it runs dry? prime centrifugal pump')
     """
 
     name = "condense"
@@ -134,8 +135,8 @@ class CondenseRewriter:
         if not self.enabled:
             return Rewrite.single(query, "none")
         c = _standalone(self.condenser, query, history)
-        return Rewrite.single(c.query, c.method, raw=c.raw, fallback=f"rejected rewrite: {c.problem}" if
-                              (c.method == "fallback" and c.problem) else "")
+        return Rewrite.single(c.search, c.method, standalone=c.query, raw=c.raw,
+                              fallback=f"rejected rewrite: {c.problem}" if (c.method == "fallback" and c.problem) else "")
 
 
 class KeywordRewriter:
@@ -162,9 +163,10 @@ class KeywordRewriter:
 
     def rewrite(self, query: str, history: Sequence[Message] = ()) -> Rewrite:
         base = _standalone(None, query, history)
-        terms = content_terms(base.query)
+        terms = content_terms(base.search)
         if len(terms) < self.min_terms:
-            return Rewrite.single(base.query, "keyword", fallback=f"fewer than {self.min_terms} content words")
+            return Rewrite.single(base.search, "keyword", standalone=base.query,
+                                  fallback=f"fewer than {self.min_terms} content words")
         return Rewrite(queries=(SearchQuery(" ".join(terms), kind="keywords"),), method="keyword",
                        standalone=base.query)
 
@@ -212,7 +214,7 @@ class MultiQueryRewriter:
                         f"Write {self.n} different search queries for this question.\n\nQuestion: {base.query}\n\n"
                         f"Queries:", self.max_tokens)
         extra = _lines(raw, base.query, self.n)
-        queries = (SearchQuery(base.query, weight=self.original_weight),
+        queries = (SearchQuery(base.search, weight=self.original_weight),
                    *(SearchQuery(t, kind="alternative") for t in extra))
         return Rewrite(queries=queries, method="multi-query", standalone=base.query, raw=raw,
                        fallback="" if extra else "no usable alternative queries")
@@ -249,8 +251,8 @@ class HydeRewriter:
         passage = " ".join(CHAT_TEMPLATE_RE.sub(" ", raw).split())
         problem = self._problem(passage, base.query)
         if problem:
-            return Rewrite.single(base.query, "hyde", raw=raw, fallback=problem)
-        return Rewrite(queries=(SearchQuery(base.query, dense=f"{base.query}\n{passage}", kind="hyde"),),
+            return Rewrite.single(base.search, "hyde", standalone=base.query, raw=raw, fallback=problem)
+        return Rewrite(queries=(SearchQuery(base.search, dense=f"{base.query}\n{passage}", kind="hyde"),),
                        method="hyde", standalone=base.query, raw=raw)
 
     def _problem(self, passage: str, question: str) -> str:
@@ -290,6 +292,6 @@ class DecomposeRewriter:
         base = _standalone(self.condenser, query, history)
         raw = _generate(self.llm, DECOMPOSE_PROMPT, f"Question: {base.query}\n\nSub-questions:", self.max_tokens)
         subs = _lines(raw, base.query, self.max_sub)
-        queries = (SearchQuery(base.query), *(SearchQuery(s, kind="sub-question") for s in subs))
+        queries = (SearchQuery(base.search), *(SearchQuery(s, kind="sub-question") for s in subs))
         return Rewrite(queries=queries, method="decompose", standalone=base.query, raw=raw,
                        fallback="" if subs else "no usable sub-questions")

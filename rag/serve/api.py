@@ -190,8 +190,10 @@ class Guard:
 
 def source_ref(c: Citation, paths: SourcePaths) -> dict[str, Any]:
     ch = c.chunk
+    start, end = c.span
     return {"number": c.number, "chunk_id": ch.id, "source": paths.relative(ch.source), "title": ch.title,
-            "page": ch.page, "start": ch.start, "end": ch.end, "score": float(c.score), "text": ch.text}
+            "page": ch.page, "start": ch.start, "end": ch.end, "score": float(c.score), "text": ch.text,
+            "quote_start": start, "quote_end": end, "quote": c.quote}
 
 
 def rag_extension(answer: Answer, paths: SourcePaths, collection: str) -> dict[str, Any]:
@@ -208,7 +210,9 @@ def rag_extension(answer: Answer, paths: SourcePaths, collection: str) -> dict[s
             "rewrite_method": d.rewrite_method, "explicit_citations": list(d.explicit_citations),
             "inferred_citations": list(d.inferred_citations), "invalid_citations": list(d.invalid_citations),
             "foreign_urls": list(d.foreign_urls), "suspicious_sources": list(d.suspicious_sources),
-            "timings": {k: float(v) for k, v in d.timings.items()}},
+            "prompt_tokens": int(d.prompt_tokens), "decision": d.decision, "decision_score": d.decision_score,
+            "decision_threshold": d.decision_threshold, "decision_rule": d.decision_rule,
+            "answer_check": d.answer_check, "timings": {k: float(v) for k, v in d.timings.items()}},
     }
 
 

@@ -109,6 +109,10 @@ class SourceRef(BaseModel):
     end: int
     score: float
     text: str
+    quote_start: int = Field(description="character offset of the cited sentence(s) in the document (or page) "
+                                         "text: where the answer rests; the chunk's own start without evidence")
+    quote_end: int
+    quote: str = Field(description="the cited sentence(s): document text from quote_start to quote_end")
 
 
 class SupportMark(BaseModel):
@@ -130,6 +134,13 @@ class RagDiagnostics(BaseModel):
     invalid_citations: list[int]
     foreign_urls: list[str]
     suspicious_sources: list[int]
+    prompt_tokens: int
+    decision: str = Field(description="answer, contradicted (a yes/no premise the sources contradict), "
+                                      "not found, or empty when no decision ran")
+    decision_score: float | None = Field(description="the decision's log-odds that the evidence answers the question")
+    decision_threshold: float | None
+    decision_rule: str
+    answer_check: float | None = Field(description="the model's calibrated Y/N log-odds, one of the decision's inputs")
     timings: dict[str, float]
 
 

@@ -86,12 +86,14 @@ def document_chunks(chunks: Sequence[Chunk], source: str) -> list[Chunk]:
     return sorted((c for c in chunks if c.source == source), key=lambda c: c.index)
 
 
-def passage_context(doc_chunks: Sequence[Chunk], chunk: Chunk, window: int = DEFAULT_WINDOW) -> PassageContext:
+def passage_context(doc_chunks: Sequence[Chunk], chunk: Chunk, window: int = DEFAULT_WINDOW,
+                    span: tuple[int, int] | None = None) -> PassageContext:
     """``chunk`` with up to ``window`` characters of its document (same page) on each side.
 
     ``doc_chunks`` are the document's chunks (any order; :func:`document_chunks`). The text is
     stitched from the chunks that overlap the window, each at its own offsets; a gap between two
-    chunks (whitespace the splitter dropped) becomes one space.
+    chunks (whitespace the splitter dropped) becomes one space. With ``span`` (document offsets
+    inside the chunk: a cited sentence), that is the passage and the rest of the chunk is context.
     """
     if window < 0:
         raise ValueError(f"window must be >= 0 characters, got {window!r}")
@@ -108,13 +110,14 @@ def passage_context(doc_chunks: Sequence[Chunk], chunk: Chunk, window: int = DEF
     for c in near:
         buf[c.start - base:c.end - base] = list(c.text)
     text = "".join(buf)
-    before = text[max(lo, base) - base:chunk.start - base]
-    after = text[chunk.end - base:min(hi, top) - base]
+    a, b = span if span is not None and chunk.start <= span[0] < span[1] <= chunk.end else (chunk.start, chunk.end)
+    before = text[max(lo, base) - base:a - base]
+    after = text[b - base:min(hi, top) - base]
     if lo > base or (lo == base and lo > 0):
         before = _from_word(before)
     if hi < top:
         after = _to_word(after)
-    return PassageContext(before, chunk.text, after, i + 1, len(ordered),
+    return PassageContext(before, text[a - base:b - base], after, i + 1, len(ordered),
                           ordered[i - 1] if i > 0 else None, ordered[i + 1] if i + 1 < len(ordered) else None)
 
 

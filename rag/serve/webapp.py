@@ -4,9 +4,8 @@ Kept out of the app script so they are unit-tested without a browser. Besides up
 :func:`relevance` turns a dense cosine into High/Medium/Low, :func:`group_sources` collapses an
 answer's sources by document, :func:`example_questions` writes a collection's starter questions
 from its own headings and titles, :func:`model_choices` says which registry models are on this
-machine and how to get the others, :func:`trace_outline` lays an answer's trace out as readable
-steps, and :class:`TextEndSignal` tells the app when the model's text has ended (the support
-check comes next). Seeing a passage on its page: :mod:`rag.serve.viewer`.
+machine and how to get the others, and :func:`trace_outline` lays an answer's trace out as readable
+steps. Seeing a passage on its page: :mod:`rag.serve.viewer`.
 
 Upload names come from the browser and are untrusted. :func:`safe_filename` keeps only the
 last path component, normalises it (NFKC), keeps letters, marks and digits of any script
@@ -35,11 +34,14 @@ import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from rag.answer.gate import DEFAULT_MIN_DENSE
 from rag.ingest.loaders import SUPPORTED_EXTENSIONS
 from rag.types import Choice, Chunk, Citation
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rag.pipeline import PipelineConfig
 
 logger = logging.getLogger(__name__)
 
@@ -227,45 +229,6 @@ def _publish(tmp: Path, path: Path) -> bool:
 
 
 # -- the chat model, with a signal at the end of its text ------------------------------------
-class TextEndSignal:
-    """A chat model whose :meth:`stream` calls ``on_end`` once the model's text has ended; the rest is the model's.
-
-    The answer's support check runs right after the text, with nothing new on screen; wrapping
-    the shared model in this is how the app knows to say "checking sources…" exactly then.
-
-    Example:
-        >>> class Echo:
-        ...     n_ctx = 512
-        ...     def stream(self, messages, **kw): yield from ("Hello", " world")
-        >>> events = []
-        >>> for piece in TextEndSignal(Echo(), lambda: events.append("end")).stream([]):
-        ...     events.append(piece)
-        >>> events
-        ['Hello', ' world', 'end']
-    """
-
-    def __init__(self, llm: Any, on_end: Callable[[], None]) -> None:
-        self.llm = llm
-        self.on_end = on_end
-
-    @property
-    def n_ctx(self) -> int:
-        return int(self.llm.n_ctx)
-
-    def count_tokens(self, text: str) -> int:
-        return int(self.llm.count_tokens(text))
-
-    def count_message_tokens(self, messages: Any) -> int:
-        return int(self.llm.count_message_tokens(messages))
-
-    def chat(self, *args: Any, **kwargs: Any) -> str:
-        return str(self.llm.chat(*args, **kwargs))
-
-    def stream(self, *args: Any, **kwargs: Any) -> Iterator[str]:
-        yield from self.llm.stream(*args, **kwargs)
-        self.on_end()
-
-
 # -- readable sources ------------------------------------------------------------------------
 HIGH_RELEVANCE = 0.5  # all-MiniLM-L6-v2: a passage that answers the question scores 0.4-0.8 (rag.answer.gate)
 
@@ -479,9 +442,46 @@ def model_choices(models_dir: str | Path | None = None) -> list[ModelChoice]:
     return out
 
 
+# -- the app's settings -----------------------------------------------------------------------------
+def _defaults() -> dict[str, Any]:
+    from rag.pipeline import GenerationConfig, MemoryConfig, RetrievalConfig  # noqa: PLC0415
+
+    r, g, m = RetrievalConfig(), GenerationConfig(), MemoryConfig()
+    return {"answer_mode": str(g.mode), "model": g.model, "model_problem": "", "temperature": g.temperature,
+            "memory": m.kind, "mode": str(r.mode), "k": r.k, "fusion": str(r.fusion), "rrf_k": r.rrf_k,
+            "alpha": r.alpha, "rerank": False, "reranker_path": "", "rewriter": "condense", "router": "none",
+            "chitchat": False}
+
+
+#: the sidebar's settings as they start: the pipeline config's own defaults (one source for both)
+DEFAULT_SETTINGS: dict[str, Any] = _defaults()
+
+
+def app_config(index: str, s: Mapping[str, Any]) -> "PipelineConfig":
+    """The sidebar settings as the pipeline's config (the same builder as the CLI, the API and the eval).
+
+    Example:
+        >>> cfg = app_config("samples", DEFAULT_SETTINGS)
+        >>> cfg.index, cfg.retrieval.k, str(cfg.generation.context), cfg.plugins.rewriter
+        ('samples', 5, 'evidence', 'condense')
+    """
+    from rag.pipeline import (GenerationConfig, MemoryConfig, PipelineConfig, PluginConfig,  # noqa: PLC0415
+                              RetrievalConfig)
+
+    router = ",".join(n for n in (["chitchat"] if s["chitchat"] else []) +
+                      ([s["router"]] if s["router"] != "none" else []))
+    return PipelineConfig(
+        index=index,
+        retrieval=RetrievalConfig(mode=s["mode"], fusion=s["fusion"], rrf_k=s["rrf_k"], alpha=s["alpha"], k=s["k"]),
+        generation=GenerationConfig(mode=s["answer_mode"], model=s["model"], temperature=s["temperature"]),
+        memory=MemoryConfig(kind=s["memory"]),
+        plugins=PluginConfig(rewriter=s["rewriter"], router=router or None))
+
+
 # -- the trace, readable ---------------------------------------------------------------------
 _TIMING_LABELS = {"load_s": "loading models", "route_s": "route", "rewrite_s": "rewrite", "retrieve_s": "search",
-                  "fuse_s": "fusion", "answer_check_s": "answer check", "generate_s": "writing", "check_s": "checking sources", "total_s": "total"}
+                  "fuse_s": "fusion", "evidence_s": "evidence", "answer_check_s": "answer decision",
+                  "generate_s": "writing", "check_s": "checking sources", "total_s": "total"}
 # listed in this order (the labels' order), whatever order the steps recorded them in
 
 
@@ -544,9 +544,17 @@ def trace_outline(answer: object, describe: "Callable[[str, str], str] | None" =
         extra = (f", {d.chunks_dropped} dropped for the token budget" if d.chunks_dropped else "") + \
                 (", the last one truncated" if d.truncated else "")
         steps.append((0, "Prompt", f"{d.prompt_tokens} tokens, {d.sources_in_prompt} sources{extra}"))
+    if d.decision:
+        said = {"answer": "the sources answer the question", "contradicted": "the sources contradict the question's "
+                "premise: answered No", "not found": "the sources do not answer the question: declined"}
+        score = f" (score {d.decision_score:+.2f}, threshold {d.decision_threshold:+.2f})" \
+            if d.decision_score is not None and d.decision_threshold is not None else ""
+        steps.append((0, "Answer decision", f"{said.get(d.decision, d.decision)}{score}"))
+        steps.append((1, "rule", d.decision_rule))
     if d.answer_check is not None:
-        steps.append((0, "Answer check", f"the model's log-odds that the sources answer the question, "
-                                         f"beyond a content-free one: {d.answer_check:+.2f}"))
+        steps.append((1 if d.decision else 0, "Answer check",
+                      f"the model's log-odds that the sources answer the question, beyond a content-free one: "
+                      f"{d.answer_check:+.2f}"))
     cites = [(label, nums) for label, nums in (("cited by the model", d.explicit_citations),
                                                 ("matched by the support check", d.inferred_citations),
                                                 ("removed (no such source)", d.invalid_citations)) if nums]

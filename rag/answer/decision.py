@@ -1,0 +1,221 @@
+"""Answer, answer "No", or decline: one decision over the evidence and the model's own judgement.
+
+The relevance gate asks "is anything on topic?"; in a collection of related documents something
+always is.  :class:`Decider` asks whether the *selected evidence* answers the question, with a
+logistic model trained on COVID-QA's train split (answerable questions against the same questions
+with their article removed; ``rag eval train decision``) over collection-agnostic signals:
+
+* the evidence's own scores (:func:`rag.answer.evidence.question_features`): the best sentence's
+  score, cosine and IDF coverage of the question, the best retrieved chunk's cosine;
+* the generator's Y/N log-odds that the sources answer the question, calibrated against a
+  content-free question (:class:`~rag.answer.gate.AnswerCheck`; Zhao et al., ICML 2021);
+* a linear probe of the generator's last hidden state on that check prompt (unanswerability is
+  linearly decodable from it: Slobodkin et al., "The Curious Case of Hallucinatory
+  (Un)answerability", EMNLP 2023).
+
+Its threshold is chosen on the dev split.  The decision has three outcomes: the sources answer
+it; a yes/no question whose premise the sources contradict (answered "No", citing the sentence
+that says otherwise); or not in the documents.  A model without a trained decision file falls
+back to the calibrated answer check alone (``Decision.rule`` says which rule decided).
+
+Example:
+    >>> is_yes_no("Is it true that hidden files are indexed?"), is_yes_no("How large can a file be?")
+    (True, False)
+    >>> is_yes_no("Is it a PDF or a Word file?")
+    False
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from rag.answer.evidence import Evidence
+from rag.answer.gate import BASELINE_QUESTION, NO, YES, AnswerCheck, check_messages, yes_log_odds
+from rag.answer.linear import LinearModel, packaged
+from rag.generation.prompting import with_question
+from rag.types import Choice
+from rag.text import WORD_RE
+
+logger = logging.getLogger(__name__)
+
+_AUXILIARIES = frozenset("is are was were am do does did can could will would should shall has have had may "
+                         "might must isn't aren't wasn't weren't doesn't don't didn't can't couldn't won't "
+                         "wouldn't shouldn't hasn't haven't".split())
+_CHOICE = re.compile(r"\bor\b", re.I)
+#: first tokens of the answer prompt's reply: "Yes"/"No" open a yes/no answer
+ANSWER_STARTS = ("Yes", "No")
+
+
+def is_yes_no(question: str) -> bool:
+    """A question answered by yes or no: it opens with an auxiliary verb ("Is", "Does", "Can" ...)
+    and offers no alternatives ("... or ...")."""
+    words = WORD_RE.findall(question)
+    return bool(words) and words[0].lower() in _AUXILIARIES and not _CHOICE.search(question)
+
+
+class Outcome(Choice):
+    """What the decision says to do."""
+
+    ANSWER = "answer"
+    CONTRADICTED = "contradicted"
+    NOT_FOUND = "not found"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome, the score it rests on (log-odds that the sources answer the question) and the
+    threshold it was held against, which rule made it, and every signal it read."""
+
+    outcome: Outcome
+    score: float | None = None
+    threshold: float | None = None
+    rule: str = ""
+    signals: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def answers(self) -> bool:
+        return self.outcome is not Outcome.NOT_FOUND
+
+
+def model_signals(llm: Any, messages: Sequence[Mapping[str, str]], probe: LinearModel | None = None,
+                  yes_no: bool = False) -> dict[str, float]:
+    """What the generator itself says about the prompt (each skipped when the model cannot say).
+
+    ``check``: Y/N log-odds that the sources answer the question, minus the same for
+    :data:`~rag.answer.gate.BASELINE_QUESTION`; ``check_raw``: without that; ``probe``: the
+    ``probe`` model on the last hidden states (:func:`probe_input`); ``no_vs_yes`` (yes/no
+    questions): log P("No") - log P("Yes") as the answer's first token.  The baseline goes first
+    and the answer prompt last, so that generation, which shares the answer prompt, follows in
+    llama.cpp's prefix cache.
+    """
+    out: dict[str, float] = {}
+    base = llm.first_token_logprobs(check_messages(with_question(messages, BASELINE_QUESTION)), (*YES, *NO))
+    own = llm.first_token_logprobs(check_messages(messages), (*YES, *NO))
+    if own is None:
+        return {}
+    out["check_raw"] = yes_log_odds(own)
+    if base is not None:
+        out["check"] = out["check_raw"] - yes_log_odds(base)
+    if probe is not None:
+        state = probe_input(llm, messages)
+        if state is not None:
+            out["probe"] = float(probe.scores(state.reshape(1, -1))[0])
+    if yes_no:
+        start = llm.first_token_logprobs(messages, ANSWER_STARTS)
+        if start is not None:
+            out["no_vs_yes"] = start["No"] - start["Yes"]
+    return {k: round(float(v), 4) for k, v in out.items()}
+
+
+def probe_input(llm: Any, messages: Sequence[Mapping[str, str]]) -> Any | None:
+    """What the probe reads: the last hidden state at the end of the check prompt and at the end of
+    the answer prompt, side by side (None when the model cannot show them)."""
+    import numpy as np  # noqa: PLC0415
+
+    check = llm.hidden_state(check_messages(messages))
+    answer = llm.hidden_state(messages) if check is not None else None
+    return None if answer is None else np.concatenate([check, answer]).astype(np.float32)
+
+
+class Decider:
+    """Decide whether to answer from the evidence.
+
+    Args:
+        model: the trained decision (a :class:`~rag.answer.linear.LinearModel` whose ``threshold``
+            is the decision point); None: the ``check`` alone decides (today's rule).
+        probe: the hidden-state probe the model reads (``probe`` among its features).
+        check: the calibrated answer check, the rule without a trained model (None: answer
+            whenever the evidence is not empty).
+        contradiction: for a yes/no question the decision would decline, answer "No" when the
+            model's answer would begin with "No" by at least this log-odds and the evidence covers
+            at least ``contradiction_coverage`` of the question (None: never).
+        threshold: overrides the model's own threshold (a user's setting).
+
+    Example:
+        >>> from rag.answer.evidence import Evidence
+        >>> Decider(None, check=None).decide(Evidence(()), "q").outcome
+        'not found'
+    """
+
+    def __init__(self, model: LinearModel | None = None, probe: LinearModel | None = None,
+                 check: AnswerCheck | None = None, contradiction: float | None = None,
+                 contradiction_coverage: float = 0.5, threshold: float | None = None, note: str = "") -> None:
+        if model is not None and model.threshold is None and threshold is None:
+            raise ValueError(f"decision model {model.name!r} has no threshold; pass threshold=")
+        if model is not None and "probe" in model.features and probe is None:
+            raise ValueError(f"decision model {model.name!r} reads a hidden-state probe; pass probe=")
+        self.model = model
+        self.probe = probe
+        self.check = check
+        self.contradiction = contradiction
+        self.contradiction_coverage = contradiction_coverage
+        self.threshold = threshold if threshold is not None else (model.threshold if model is not None else None)
+        self.note = note
+
+    @classmethod
+    def for_model(cls, name: str | None, check: AnswerCheck | None = None, threshold: float | None = None
+                  ) -> "Decider":
+        """The packaged decision for chat model ``name`` (None: extractive answers, no model);
+        without one, ``check`` decides and :attr:`rule` says so."""
+        key = "extractive" if name is None else name
+        model = packaged(f"decision-{key}")
+        if model is None:
+            return cls(None, check=check, note=f"no trained decision for {key}")
+        probe = packaged(f"probe-{key}") if "probe" in model.features else None
+        contradiction = model.meta.get("contradiction")
+        return cls(model, probe, check, contradiction=None if contradiction is None else float(contradiction),
+                   threshold=threshold)
+
+    @property
+    def rule(self) -> str:
+        if self.model is not None:
+            return f"{self.model.name} (threshold {self.threshold:+.2f})"
+        if self.check is not None:
+            return f"answer check (threshold {self.check.min_log_odds:+.2f}; {self.note or 'no trained decision'})"
+        return f"relevance gate only ({self.note or 'no answer check'})"
+
+    @property
+    def needs_model(self) -> bool:
+        """Whether deciding asks the chat model (so the caller passes ``llm`` and the prompt)."""
+        return self.check is not None or (self.model is not None and any(
+            f in self.model.features for f in ("check", "check_raw", "probe")))
+
+    def decide(self, evidence: Evidence | None, question: str, llm: Any = None,
+               messages: Sequence[Mapping[str, str]] | None = None) -> Decision:
+        """The :class:`Decision` for ``question`` over ``evidence`` (None: the prompt holds whole
+        chunks, so only the check can decide) whose prompt is ``messages``."""
+        if evidence is not None and not evidence:
+            return Decision(Outcome.NOT_FOUND, rule="no evidence")
+        yes_no = is_yes_no(question)
+        signals: dict[str, float] = dict(evidence.features) if evidence is not None else {}
+        asks = llm is not None and messages is not None
+        if self.model is not None and evidence is not None:
+            if asks and self.needs_model:
+                signals.update(model_signals(llm, messages, self.probe, yes_no and self.contradiction is not None))
+            missing = [f for f in self.model.features if f not in signals]
+            if missing:  # a model that cannot score (no log-probabilities) is not declined for it
+                logger.warning("decision %s lacks %s; answering", self.model.name, missing)
+                return Decision(Outcome.ANSWER, rule=f"{self.model.name}: cannot score ({', '.join(missing)})",
+                                signals=signals)
+            score, threshold = self.model.score(signals), float(self.threshold)  # type: ignore[arg-type]
+        elif self.check is not None and asks:
+            odds = self.check.log_odds(llm, messages)  # type: ignore[arg-type]
+            if odds is None:
+                return Decision(Outcome.ANSWER, rule=f"{self.rule}: the model cannot score", signals=signals)
+            signals["check"] = round(odds, 4)
+            score, threshold = odds, self.check.min_log_odds
+        else:
+            return Decision(Outcome.ANSWER, rule=self.rule, signals=signals)
+        outcome = Outcome.ANSWER if score >= threshold else Outcome.NOT_FOUND
+        if outcome is Outcome.NOT_FOUND and yes_no and self.contradiction is not None and asks:
+            if "no_vs_yes" not in signals:
+                start = llm.first_token_logprobs(messages, ANSWER_STARTS)
+                if start is not None:
+                    signals["no_vs_yes"] = round(start["No"] - start["Yes"], 4)
+            if (signals.get("no_vs_yes", float("-inf")) >= self.contradiction
+                    and signals.get("max_coverage", 0.0) >= self.contradiction_coverage):
+                outcome = Outcome.CONTRADICTED
+        return Decision(outcome, round(score, 4), round(threshold, 4), self.rule, signals)

@@ -1,0 +1,121 @@
+"""The answer decision: the learned model, its fallback, the three outcomes, and what it records."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pytest
+
+from rag.answer.decision import Decider, Outcome, is_yes_no, model_signals
+from rag.answer.evidence import Evidence, Passage
+from rag.answer.gate import BASELINE_QUESTION, CHECK_SUFFIX, AnswerCheck
+from rag.answer.linear import LinearModel, packaged
+from rag.generation.llm import ScriptedLLM
+from rag.generation.prompting import EVIDENCE_SYSTEM_PROMPT, user_message
+from rag.types import Chunk
+
+CHUNK = Chunk("c", "Hidden files are skipped. Folders are read recursively.", "d", "guide.md", None, 0, 56, 0)
+EVIDENCE = Evidence((Passage(1, CHUNK, 0, 25, 2.0, 0.5, "", 0.7),),
+                    {"best_score": 2.0, "best_share": 0.8, "max_cos": 0.7, "max_coverage": 0.9, "top_dense": 0.6,
+                     "max_coverage_window": 0.9, "top_cos": 0.7, "top_coverage": 0.9, "passages": 1.0})
+
+
+def prompt(question: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": EVIDENCE_SYSTEM_PROMPT},
+            {"role": "user", "content": user_message(question, ["[1] guide.md\nHidden files are skipped."])}]
+
+
+def scripted(check: float, baseline: float = 0.0, no_vs_yes: float = -2.0,
+             hidden: Sequence[float] | None = None) -> ScriptedLLM:
+    """Y/N log-odds ``check`` for the question, ``baseline`` for the content-free one; the answer's
+    first token No vs Yes at ``no_vs_yes``."""
+
+    def logprobs(msgs: Sequence[Mapping[str, str]]) -> dict[str, float]:
+        last = msgs[-1]["content"]
+        if last.endswith(CHECK_SUFFIX):
+            odds = baseline if BASELINE_QUESTION in last else check
+            return {"Y": -np.log1p(np.exp(-odds)), "N": -np.log1p(np.exp(odds))}
+        return {"Yes": 0.0, "No": no_vs_yes}
+
+    return ScriptedLLM(["No, hidden files are skipped [1]."], logprobs=logprobs,
+                       hidden=(lambda _m: hidden) if hidden is not None else None)
+
+
+def decision_model(**kw: Any) -> LinearModel:
+    return LinearModel("decision-test", ("best_score", "check"), coef=(1.0, 1.0), threshold=kw.pop("threshold", 2.5),
+                       **kw)
+
+
+def test_yes_no_questions_are_recognised() -> None:
+    assert is_yes_no("Are hidden files indexed?") and is_yes_no("Does it work with Word files?")
+    assert not is_yes_no("Which kinds of files can I add?") and not is_yes_no("Is it a PDF or a Word file?")
+
+
+def test_the_learned_decision_answers_above_its_threshold_and_records_why() -> None:
+    decider = Decider(decision_model())
+    yes = decider.decide(EVIDENCE, "Are hidden files skipped?", scripted(1.5, 0.5), prompt("Are hidden files skipped?"))
+    assert yes.outcome is Outcome.ANSWER and yes.score == pytest.approx(3.0, abs=1e-3)  # 2.0 + (1.5 - 0.5)
+    assert yes.threshold == 2.5 and "decision-test" in yes.rule and yes.signals["check"] == pytest.approx(1.0)
+    no = decider.decide(EVIDENCE, "What is the licence price?", scripted(-1.0), prompt("What is the licence price?"))
+    assert no.outcome is Outcome.NOT_FOUND and no.score == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_users_threshold_overrides_the_models() -> None:
+    decider = Decider(decision_model(), threshold=3.5)
+    assert decider.decide(EVIDENCE, "q?", scripted(1.5, 0.5), prompt("q?")).outcome is Outcome.NOT_FOUND
+
+
+def test_a_yes_no_question_the_evidence_contradicts_is_answered_no() -> None:
+    decider = Decider(decision_model(), contradiction=1.0)
+    q = "Is it true that hidden files are indexed?"
+    d = decider.decide(EVIDENCE, q, scripted(-1.0, 0.0, no_vs_yes=2.0), prompt(q))
+    assert d.outcome is Outcome.CONTRADICTED and d.answers and d.signals["no_vs_yes"] == pytest.approx(2.0)
+    unsure = decider.decide(EVIDENCE, q, scripted(-1.0, 0.0, no_vs_yes=0.5), prompt(q))
+    assert unsure.outcome is Outcome.NOT_FOUND, "a weak No is not a contradiction"
+    wh = decider.decide(EVIDENCE, "Which files are indexed?", scripted(-1.0, 0.0, no_vs_yes=5.0),
+                        prompt("Which files are indexed?"))
+    assert wh.outcome is Outcome.NOT_FOUND, "only a yes/no question can be answered No"
+
+
+def test_the_probe_reads_the_hidden_state() -> None:
+    # the probe reads the check prompt's and the answer prompt's last hidden states side by side
+    probe = LinearModel("probe-test", ("h0", "h1", "h2", "h3"), coef=(2.0, -1.0, 0.0, 0.0))
+    model = LinearModel("decision-test", ("probe",), coef=(1.0,), threshold=0.0)
+    decider = Decider(model, probe)
+    good = decider.decide(EVIDENCE, "q?", scripted(0.0, hidden=[1.0, 0.5]), prompt("q?"))
+    bad = decider.decide(EVIDENCE, "q?", scripted(0.0, hidden=[0.0, 1.0]), prompt("q?"))
+    assert good.signals["probe"] == pytest.approx(1.5) and good.outcome is Outcome.ANSWER
+    assert bad.outcome is Outcome.NOT_FOUND
+    with pytest.raises(ValueError, match="probe"):
+        Decider(model)
+
+
+def test_a_model_that_cannot_score_is_not_declined_for_it() -> None:
+    llm = ScriptedLLM(["answer"])  # no log-probabilities: first_token_logprobs returns None
+    assert model_signals(llm, prompt("q?")) == {}
+    d = Decider(decision_model()).decide(EVIDENCE, "q?", llm, prompt("q?"))
+    assert d.outcome is Outcome.ANSWER and "cannot score" in d.rule
+
+
+def test_without_a_trained_decision_the_calibrated_check_decides_and_says_so() -> None:
+    decider = Decider.for_model("no-such-model", check=AnswerCheck(0.5))
+    assert decider.model is None and "answer check" in decider.rule and "no trained decision" in decider.rule
+    d = decider.decide(EVIDENCE, "q?", scripted(0.2), prompt("q?"))
+    assert d.outcome is Outcome.NOT_FOUND and d.score == pytest.approx(0.2, abs=1e-3) and d.threshold == 0.5
+    assert Decider.for_model("no-such-model").decide(EVIDENCE, "q?").outcome is Outcome.ANSWER
+
+
+def test_empty_evidence_is_not_found() -> None:
+    assert Decider(decision_model()).decide(Evidence(()), "q?").outcome is Outcome.NOT_FOUND
+
+
+def test_the_packaged_decisions_load_with_their_probe_and_dev_numbers() -> None:
+    from rag.generation.models import DEFAULT_MODEL
+
+    for key in (DEFAULT_MODEL, "extractive"):
+        model = packaged(f"decision-{key}")
+        assert model is not None and model.threshold is not None, key
+        assert model.meta["dev"]["declined_answerable"] <= 0.10 and "command" in model.meta
+        decider = Decider.for_model(None if key == "extractive" else key)
+        assert decider.model == model and ("probe" not in model.features or decider.probe is not None)
