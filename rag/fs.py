@@ -25,7 +25,10 @@ Locks (POSIX ``fcntl.flock``, released by the kernel when the holder dies, so a
 ``kill -9`` never leaves a stale lock): :class:`WriteLock` is the exclusive, inter-process
 lock one writer holds on a lock file, with a timeout; :func:`shared_lock` is what a reader
 holds on a directory while it reads it, and :func:`exclusive_now` is how a writer checks,
-without waiting, that no reader holds a directory before removing it.
+without waiting, that no reader holds a directory before removing it.  Not fasteners'
+``InterProcessReaderWriterLock``: its ``lockf`` locks belong to the process, so the app's
+sessions (threads of one process) would not exclude each other, and it cannot lock a directory
+(``bench/locks.py`` compares their cost).
 :func:`write_file_atomic` replaces one file (temp file, fsync, ``os.replace``).
 """
 

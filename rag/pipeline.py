@@ -206,7 +206,7 @@ def resolve_reranker(spec: str | None, index_dir: Path | None = None) -> Reranke
     if not spec:
         return None
     if spec == AUTO_RERANKER:
-        from rag.reranker.store import load_index_reranker
+        from rag.retrieval.rerank_training.store import load_index_reranker
 
         reranker = load_index_reranker(index_dir) if index_dir is not None else None
         if reranker is None:

@@ -198,5 +198,5 @@ def test_auto_falls_back_to_torch_when_onnx_cannot_be_used(monkeypatch: pytest.M
     assert emb.encode(["pump"]).shape == (1, 384)
     with pytest.raises(UnsupportedModelError):
         Embedder(backend="onnx-int8", cache_dir=tmp_path).load()
-    monkeypatch.setattr("rag.embedding.onnx_available", lambda: False)
+    monkeypatch.setattr("rag.embedding.embedder.onnx_available", lambda: False)
     assert Embedder(backend="auto", cache_dir=tmp_path).load().backend == "torch"

@@ -10,11 +10,11 @@ import pytest
 
 from rag.index.store import IndexSettings, IndexStore, Index
 from rag.ingest.ingestor import Ingestor
-from rag.reranker.builder import RerankerBuilder
-from rag.reranker.mining import PairMiner, RerankerTrainingError, TrainingPair, sentence_spans
-from rag.reranker.store import (RERANKER_MANIFEST, load_index_reranker, read_reranker_manifest, save_reranker,
-                                trained_reranker_path)
-from rag.reranker.training import CrossEncoderTrainer
+from rag.retrieval.rerank_training.builder import RerankerBuilder
+from rag.retrieval.rerank_training.mining import PairMiner, RerankerTrainingError, TrainingPair, sentence_spans
+from rag.retrieval.rerank_training.store import (RERANKER_MANIFEST, load_index_reranker, read_reranker_manifest,
+                                                 save_reranker, trained_reranker_path)
+from rag.retrieval.rerank_training.training import CrossEncoderTrainer
 
 # Six short documents with disjoint vocabularies: each title is a query whose planted positive is its document.
 DOCS = {

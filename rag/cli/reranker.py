@@ -24,15 +24,15 @@ import logging
 from typing import Any
 
 from rag.cli.common import CommandError, add_index_args, positive_float, positive_int, store
-from rag.reranker.mining import DEFAULT_STRATEGY, STRATEGIES
+from rag.retrieval.rerank_training.mining import DEFAULT_STRATEGY, STRATEGIES
 
 logger = logging.getLogger(__name__)
 
 
 def cmd_reranker_train(args: argparse.Namespace) -> int:
-    from rag.reranker.builder import RerankerBuilder
-    from rag.reranker.mining import PairMiner
-    from rag.reranker.training import CrossEncoderTrainer
+    from rag.retrieval.rerank_training.builder import RerankerBuilder
+    from rag.retrieval.rerank_training.mining import PairMiner
+    from rag.retrieval.rerank_training.training import CrossEncoderTrainer
 
     builder = RerankerBuilder(
         store(args),
@@ -49,7 +49,7 @@ def cmd_reranker_train(args: argparse.Namespace) -> int:
 
 
 def cmd_reranker_info(args: argparse.Namespace) -> int:
-    from rag.reranker.store import read_reranker_manifest, trained_reranker_path
+    from rag.retrieval.rerank_training.store import read_reranker_manifest, trained_reranker_path
 
     s = store(args)
     s.read_manifest(args.index)

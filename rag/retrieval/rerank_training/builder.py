@@ -1,8 +1,8 @@
 """Build an index's reranker: mine pairs, train within a budget, save -- what ``rag reranker train`` runs.
 
-The steps are :class:`~rag.reranker.mining.PairMiner` (self-supervised groups from the
-index's own chunks), :class:`~rag.reranker.training.CrossEncoderTrainer` (fine-tune on CPU
-within a time budget) and :func:`~rag.reranker.store.save_reranker` (atomic write to
+The steps are :class:`~rag.retrieval.rerank_training.mining.PairMiner` (self-supervised groups from the
+index's own chunks), :class:`~rag.retrieval.rerank_training.training.CrossEncoderTrainer` (fine-tune on CPU
+within a time budget) and :func:`~rag.retrieval.rerank_training.store.save_reranker` (atomic write to
 ``indexes/NAME/reranker/`` with its ``rag_reranker.json`` manifest).  This is the
 unsupervised domain-adaptation recipe of GPL (Wang et al., "GPL: Generative Pseudo Labeling
 for Unsupervised Domain Adaptation of Dense Retrieval", NAACL 2022) without its query
@@ -11,9 +11,9 @@ generator and teacher, neither of which exists offline.
 Example (runs the real model; a few minutes on 2 CPU cores)::
 
     from rag.index.store import IndexStore
-    from rag.reranker.builder import RerankerBuilder
-    from rag.reranker.store import load_index_reranker
-    from rag.reranker.training import CrossEncoderTrainer
+    from rag.retrieval.rerank_training.builder import RerankerBuilder
+    from rag.retrieval.rerank_training.store import load_index_reranker
+    from rag.retrieval.rerank_training.training import CrossEncoderTrainer
     store = IndexStore("indexes")
     manifest = RerankerBuilder(store, trainer=CrossEncoderTrainer(budget_minutes=5)).build("manuals")
     reranker = load_index_reranker(store.path("manuals"))   # a rag.retrieval.rerank.Reranker
@@ -27,9 +27,9 @@ from typing import Any
 
 from rag.fs import library_versions
 from rag.index.store import IndexStore
-from rag.reranker.mining import PairMiner, RerankerTrainingError
-from rag.reranker.store import FORMAT_VERSION, save_reranker
-from rag.reranker.training import CrossEncoderTrainer
+from rag.retrieval.rerank_training.mining import PairMiner, RerankerTrainingError
+from rag.retrieval.rerank_training.store import FORMAT_VERSION, save_reranker
+from rag.retrieval.rerank_training.training import CrossEncoderTrainer
 
 
 #: distributions whose versions go into the reranker manifest
@@ -47,8 +47,8 @@ class RerankerBuilder:
     Example (runs the real model; a few minutes on 2 CPU cores)::
 
         from rag.index.store import IndexStore
-        from rag.reranker.builder import RerankerBuilder
-        from rag.reranker.training import CrossEncoderTrainer
+        from rag.retrieval.rerank_training.builder import RerankerBuilder
+        from rag.retrieval.rerank_training.training import CrossEncoderTrainer
         m = RerankerBuilder(IndexStore(), trainer=CrossEncoderTrainer(budget_minutes=3)).build("manuals")
         print(m["training"]["steps"], m["path"])
 

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from rag.reranker.mining import TrainingPair
+from rag.retrieval.rerank_training.mining import TrainingPair
 
 logger = logging.getLogger(__name__)
 
