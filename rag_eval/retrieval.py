@@ -34,6 +34,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from rag.embedding import Embedder
+from rag.index.backends import location
+from rag.index.base import SearchIndex
 from rag.index.milvus import MilvusConfig, MilvusIndex, collection_name
 from rag.index.store import Index, IndexStore
 from rag.ingest.ingestor import Ingestor
@@ -139,7 +141,7 @@ class EvalSettings:
 
 def build_index(ds: Dataset, embedder: Embedder, settings: EvalSettings,
                 cache_dir: Path | None = None, show_progress: bool = False,
-                milvus: MilvusConfig | None = None) -> Index | MilvusIndex:
+                milvus: MilvusConfig | None = None) -> SearchIndex:
     """Index the dataset's corpus (cached on disk, keyed by corpus and settings).
 
     With ``milvus``, the cached index's chunks and embeddings are uploaded to that server's
@@ -168,7 +170,7 @@ def build_index(ds: Dataset, embedder: Embedder, settings: EvalSettings,
     return _upload(store, local, milvus)
 
 
-def _upload(store: IndexStore, local: Index, milvus: MilvusConfig) -> MilvusIndex:
+def _upload(store: IndexStore, local: Index, milvus: MilvusConfig) -> SearchIndex:
     """``local``'s chunks and vectors in a Milvus collection (reused when it already holds exactly them)."""
     from rag.index.store import IndexError_
 
@@ -177,7 +179,7 @@ def _upload(store: IndexStore, local: Index, milvus: MilvusConfig) -> MilvusInde
     if store.exists(name):
         try:
             index = store.load(name)
-            if isinstance(index, MilvusIndex) and index.config.uri == config.uri and len(index) == len(local):
+            if index.where == location(config) and len(index) == len(local):
                 return index
         except IndexError_ as exc:  # the server was reset or is another one: upload again
             if "cannot reach" in str(exc) or "refused the credentials" in str(exc):

@@ -43,6 +43,7 @@ from rag.types import Chunk, Hit
 
 if TYPE_CHECKING:  # pragma: no cover
     from rag.embedding import Embedder
+    from rag.index.base import SearchIndex
     from rag.index.sparse import Analyzer
 
 logger = logging.getLogger(__name__)
@@ -125,12 +126,12 @@ def candidate_sentences(chunk: Chunk) -> list[tuple[int, int, str, str]]:
     return out
 
 
-def idf_weights(terms: Sequence[str], index: object, pool: Sequence[Sequence[str]]) -> dict[str, float]:
+def idf_weights(terms: Sequence[str], index: "SearchIndex", pool: Sequence[Sequence[str]]) -> dict[str, float]:
     """IDF of each analysed query term in the collection (``index.term_idf``); an index that
-    cannot say (a server index) gets the IDF over the retrieved ``pool`` instead."""
-    lookup = getattr(index, "term_idf", None)
-    if callable(lookup):
-        return dict(lookup(terms))
+    cannot say (a server index: ``term_idf`` returns None) gets the IDF over the retrieved ``pool`` instead."""
+    collection = index.term_idf(terms)
+    if collection is not None:
+        return dict(collection)
     n = len(pool)
     return {t: math.log(1.0 + (n - df + 0.5) / (df + 0.5))
             for t in terms for df in [sum(1 for toks in pool if t in toks)]}
@@ -185,7 +186,7 @@ class EvidenceSelector:
             self._ranker = packaged(RANKER) or FALLBACK_RANKER
         return self._ranker
 
-    def select(self, question: str, hits: Sequence[Hit], index: object, analyzer: "Analyzer") -> Evidence:
+    def select(self, question: str, hits: Sequence[Hit], index: "SearchIndex", analyzer: "Analyzer") -> Evidence:
         """The evidence for ``question`` from ``hits`` (best first) of ``index``."""
         t0 = time.perf_counter()
         rows, cands = self.score(question, hits, index, analyzer)
@@ -213,7 +214,7 @@ class EvidenceSelector:
         features = question_features(rows, utility, picked, hits)
         return Evidence(passages, features, len(cands), time.perf_counter() - t0)
 
-    def score(self, question: str, hits: Sequence[Hit], index: object, analyzer: "Analyzer"
+    def score(self, question: str, hits: Sequence[Hit], index: "SearchIndex", analyzer: "Analyzer"
               ) -> tuple[list[dict[str, float]], list[tuple[Hit, int, int, str, str]]]:
         """Every candidate sentence of ``hits`` (first occurrence of a document span) with its
         :data:`SENTENCE_FEATURES`; what :meth:`select` ranks and what training reads."""

@@ -1,1 +1,1 @@
-"""Index stage: the on-disk collection (store: manifest + parts, atomic versions), BM25 (sparse) and FAISS (dense)."""
+"""Index stage: one interface (base.SearchIndex) over two backends (memory: FAISS + BM25 in process; milvus: a server), stored as manifest + parts in atomic versions (store)."""

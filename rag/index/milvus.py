@@ -35,10 +35,13 @@ same on every engine (the server's standard tokenizer only splits the terms agai
 
 Retrieval runs on the server: ``dense`` is an ANN search on ``dense``, ``bm25`` a full-text
 search on ``sparse``, ``hybrid`` one ``hybrid_search`` with ``RRFRanker(k)`` (``rrf``) or
-``WeightedRanker(1 - alpha, alpha)`` (``weighted``).  Hybrid hits carry the dense cosine
+``WeightedRanker(1 - alpha, alpha)`` (``weighted``); the methods are those of
+:class:`~rag.index.base.SearchIndex`, like the in-process index's.  Hybrid hits carry the dense cosine
 (computed from the returned vectors, which the relevance gate needs) and the fused score.
 BM25 scores are reported as positive numbers: Milvus Lite returns them negated (as
 distances), the C++ engine positive; fusion never uses their sign, only the server's ranks.
+
+The server's address and settings are :mod:`rag.index.milvus_config` (re-exported here).
 
 Example:
     >>> MilvusConfig(uri="localhost:19530")
@@ -57,33 +60,31 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from rag.fs import library_versions
-from rag.index.sparse import Analyzer
-from rag.index.store import (FORMAT_VERSION, LIBRARIES, PARTS, DocRecord, IndexError_, IndexMismatchError,
-                             IndexSettings, indexed_text, validate_name)
+from rag.index.base import SearchResult, without_sources
+from rag.index.errors import IndexError_, IndexMismatchError
+from rag.index.manifest import (FORMAT_VERSION, LIBRARIES, PARTS, DocRecord, IndexSettings, indexed_text,
+                                validate_name, write_documents)
+from rag.index.milvus_config import (BACKEND, CONSISTENCY, DEFAULT_BATCH, INDEX_TYPES, METRICS, TOKEN_ENV,
+                                     MilvusConfig, MilvusError, collection_name, connect, describe,
+                                     describe_failure)
 from rag.types import Chunk, Fusion, RetrievalMode
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymilvus import MilvusClient
 
+__all__ = ["BACKEND", "CONSISTENCY", "DEFAULT_BATCH", "INDEX_TYPES", "METRICS", "TOKEN_ENV", "MilvusConfig",
+           "MilvusError", "MilvusIndex", "collection_name", "connect", "describe", "describe_failure"]
+
 logger = logging.getLogger(__name__)
 
-BACKEND = "milvus"
-INDEX_TYPES: tuple[str, ...] = ("FLAT", "IVF_FLAT", "HNSW")
-METRICS: tuple[str, ...] = ("IP", "COSINE")
-CONSISTENCY: tuple[str, ...] = ("Strong", "Bounded", "Session", "Eventually")
-#: the environment variable the token is read from (the manifest records only its name)
-TOKEN_ENV = "RAG_MILVUS_TOKEN"
-#: rows per insert request
-DEFAULT_BATCH = 256
 #: what a chunk's row returns besides its id
 CHUNK_FIELDS: tuple[str, ...] = ("text", "doc_id", "source", "title", "page", "char_start", "char_end",
                                  "chunk_index")
@@ -98,154 +99,19 @@ _HNSW = {"M": 16, "efConstruction": 200}
 _LIBRARIES = ("rag-local", "pymilvus", "numpy")
 
 
-class MilvusError(IndexError_):
-    """The Milvus server cannot be used: unreachable, wrong token, or a request it refused."""
-
-
-def collection_name(index: str) -> str:
-    """The default Milvus collection for index ``index``: ``rag_`` + the name, ``-`` and ``.`` as ``_``."""
-    return "rag_" + re.sub(r"[^A-Za-z0-9_]", "_", validate_name(index))
-
-
-def _choice(label: str, value: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{label} must be one of {', '.join(choices)}; got {value!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class MilvusConfig:
-    """Where and how a collection lives on a Milvus server.
-
-    Args:
-        uri: ``http://host:19530`` (a standalone server, a cluster's proxy, Milvus Lite's server,
-            or ``https://`` for Zilliz Cloud and TLS).
-        collection: the collection name (default: :func:`collection_name` of the index).
-        index_type: ``FLAT`` (exact), ``IVF_FLAT`` or ``HNSW`` for the dense field.
-        metric: ``IP`` or ``COSINE`` (the same ranking: embeddings are unit length).
-        token: ``user:password`` or an API key; never written to the manifest. Default: the
-            environment variable ``token_env``.
-        token_env: the variable the token is read from when ``token`` is not given.
-        consistency: the consistency level of searches (``Strong``: a search sees every
-            completed write; ingest always reads with ``Strong``).
-        batch_size: rows per insert request.
-        timeout: seconds to wait for the server on connect and on each request.
-    """
-
-    uri: str
-    collection: str = ""
-    index_type: str = "FLAT"
-    metric: str = "IP"
-    token: str | None = field(default=None, repr=False, compare=False)
-    token_env: str = TOKEN_ENV
-    consistency: str = "Strong"
-    batch_size: int = DEFAULT_BATCH
-    timeout: float = 10.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.uri, str) or not re.match(r"^https?://[^/\s]+", self.uri):
-            raise ValueError(f"Milvus URI must start with http:// or https://, got {self.uri!r}")
-        object.__setattr__(self, "uri", self.uri.rstrip("/"))
-        if self.collection and not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$", self.collection):
-            raise ValueError(f"Milvus collection names are letters, digits and '_' (not starting with a digit), "
-                             f"got {self.collection!r}")
-        _choice("Milvus index type", self.index_type, INDEX_TYPES)
-        _choice("Milvus metric", self.metric, METRICS)
-        _choice("Milvus consistency level", self.consistency, CONSISTENCY)
-        if not isinstance(self.batch_size, int) or self.batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if not self.timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
-
-    def for_index(self, index: str) -> "MilvusConfig":
-        """This config with the collection name filled in for ``index`` when none was given."""
-        if self.collection:
-            return self
-        return replace(self, collection=collection_name(index), token=self.token)
-
-    def resolved_token(self) -> str:
-        return self.token if self.token is not None else os.environ.get(self.token_env, "")
-
-    def to_manifest(self) -> dict[str, Any]:
-        """The manifest's ``backend`` section (no token)."""
-        return {"kind": BACKEND, "uri": self.uri, "collection": self.collection, "index_type": self.index_type,
-                "metric": self.metric, "token_env": self.token_env, "consistency": self.consistency}
-
-    @classmethod
-    def from_manifest(cls, m: Mapping[str, Any]) -> "MilvusConfig":
-        return cls(uri=m["uri"], collection=m["collection"], index_type=m.get("index_type", "FLAT"),
-                   metric=m.get("metric", "IP"), token_env=m.get("token_env", TOKEN_ENV),
-                   consistency=m.get("consistency", "Strong"))
-
-
-def _reason(exc: BaseException) -> str:
-    text = getattr(exc, "message", "") or str(exc) or type(exc).__name__
-    return " ".join(str(text).split())[:300]
-
-
-def _is_auth(exc: BaseException) -> bool:
-    text = _reason(exc).lower()
-    return getattr(exc, "code", None) in (1800, 16) or any(
-        w in text for w in ("auth", "unauthenticated", "permission denied", "token", "credential"))
-
-
-def describe_failure(exc: BaseException, uri: str, doing: str) -> MilvusError:
-    """One line for a failed request to the server at ``uri``: unreachable, wrong token, or the server's reason.
-
-    Example:
-        >>> from pymilvus import MilvusException
-        >>> str(describe_failure(MilvusException(code=1800, message="auth check failure"), "http://db:19530", "connect"))
-        'Milvus at http://db:19530 refused the credentials (auth check failure); set the right token in $RAG_MILVUS_TOKEN (user:password or an API key)'
-    """
-    if _is_auth(exc):
-        return MilvusError(f"Milvus at {uri} refused the credentials ({_reason(exc)}); set the right token in "
-                           f"${TOKEN_ENV} (user:password or an API key)")
-    text = _reason(exc).lower()
-    if any(w in text for w in ("fail connecting", "unavailable", "connection refused", "deadline", "timeout",
-                               "failed to connect")) or isinstance(exc, (ConnectionError, TimeoutError)):
-        return MilvusError(f"cannot reach the Milvus server at {uri} (while trying to {doing}); start it or "
-                           f"fix the URI (e.g. `milvus-lite server --data-dir DIR --host 127.0.0.1 --port 19530`, "
-                           f"then --uri http://127.0.0.1:19530)")
-    return MilvusError(f"Milvus at {uri} failed to {doing}: {_reason(exc)}")
-
-
-def connect(config: MilvusConfig) -> "MilvusClient":
-    """A client for ``config.uri`` (checked with one request); :class:`MilvusError` in one line if it fails."""
-    from pymilvus import MilvusClient
-
-    try:
-        # no keepalive pings on an idle channel: milvus-lite (and gRPC servers by default) answer pings
-        # without calls with GOAWAY "too_many_pings", which dropped the connection during long uploads
-        client = MilvusClient(uri=config.uri, token=config.resolved_token(), timeout=config.timeout,
-                              grpc_options={"grpc.keepalive_time_ms": 60000,
-                                            "grpc.keepalive_permit_without_calls": 0})
-        client.list_collections(timeout=config.timeout)
-    except Exception as exc:  # noqa: BLE001 - pymilvus raises MilvusException and grpc errors
-        raise describe_failure(exc, config.uri, "connect") from None
-    return client
-
-
 def _schema_description(settings: IndexSettings) -> str:
     return json.dumps({"tag": SCHEMA_TAG, "schema": SCHEMA_VERSION, "embedder": settings.embedder_id,
                        "dim": settings.dim, "analyzer": dict(settings.analyzer),
                        "title_prefix": settings.title_prefix}, sort_keys=True)
 
 
-@dataclass(frozen=True)
-class ServerHits:
-    """What one server-side search returned: per-retriever scores, fused scores, and the chunks, by chunk id."""
-
-    per: Mapping[str, Mapping[str, float]]
-    fused: Mapping[str, float]
-    chunks: Mapping[str, Chunk]
-
-
 class MilvusIndex:
-    """A collection on a Milvus server, used like a loaded :class:`~rag.index.store.Index`.
+    """A collection on a Milvus server: a :class:`~rag.index.base.SearchIndex`, like the in-process index.
 
     It has what the retriever, the planner and the front ends read (``name``, ``settings``,
     ``documents``, ``analyzer``, ``len()``) and runs the searches on the server
-    (:meth:`search`); :meth:`write` applies an ingest.  Open one with :meth:`create` (new
+    (:meth:`search_sparse`, :meth:`search_dense`, :meth:`search_hybrid`); :meth:`write` applies an
+    ingest.  Hit keys are chunk ids.  Open one with :meth:`create` (new
     collection) or :meth:`open` (from a manifest; :meth:`rag.index.store.IndexStore.load`
     does this for a Milvus-backed index).
 
@@ -266,20 +132,14 @@ class MilvusIndex:
         self.documents: dict[str, DocRecord] = dict(documents)
         self.client = client
         self.created_at = created_at or time.time()
-        self.analyzer = Analyzer(stemmer=settings.analyzer.get("stemmer", "english"),
-                                 stopwords=bool(settings.analyzer.get("stopwords", True)))
+        self.analyzer = settings.make_analyzer()
 
     def __len__(self) -> int:
         return sum(r.n_chunks for r in self.documents.values())
 
     @property
     def where(self) -> str:
-        return self.describe(self.config)
-
-    @staticmethod
-    def describe(config: MilvusConfig) -> str:
-        """``collection 'rag_x' at http://host:19530``: for messages."""
-        return f"Milvus collection {config.collection!r} at {config.uri}"
+        return describe(self.config)
 
     # -- opening -------------------------------------------------------------------------
 
@@ -480,56 +340,79 @@ class MilvusIndex:
             "backend": self.config.to_manifest(),
         }
 
+    def save_parts(self, directory: Path) -> None:
+        """Only the file records are local; the chunks, vectors and BM25 live in the collection."""
+        write_documents(directory, self.documents)
+
+    def delete(self, sources: Sequence[str]) -> "MilvusIndex":
+        return without_sources(self, sources)  # type: ignore[return-value]
+
     # -- searching ---------------------------------------------------------------------
 
-    def search(self, query: str, vector: np.ndarray | None, mode: RetrievalMode, fusion: Fusion = Fusion.RRF,
-               rrf_k: int = 60, alpha: float = 0.5, n: int = 100) -> ServerHits:
-        """The top ``n`` chunks for ``mode``, searched (and, in hybrid mode, fused) by the server.
+    def term_idf(self, terms: Sequence[str]) -> None:
+        """None: the server keeps its BM25 statistics to itself (callers use an IDF over their hits)."""
+        return None
 
-        Hybrid ``fusion`` is ``rrf`` or ``weighted`` here: adaptive fusion needs both rankings to set
-        its weight, so the :class:`~rag.retrieval.retriever.Retriever` asks for each and fuses them.
+    def search(self, query: str, vector: np.ndarray | None, mode: RetrievalMode, fusion: Fusion = Fusion.RRF,
+               rrf_k: int = 60, alpha: float = 0.5, n: int = 100) -> SearchResult:
+        """The top ``n`` chunks for ``mode``: :meth:`search_sparse`, :meth:`search_dense` or :meth:`search_hybrid`."""
+        if mode is RetrievalMode.BM25:
+            return self.search_sparse(query, n)
+        if mode is RetrievalMode.DENSE:
+            return self.search_dense(np.asarray(vector, np.float32), n)
+        return self.search_hybrid(query, np.asarray(vector, np.float32), fusion, rrf_k, alpha, n)
+
+    def search_sparse(self, query: str, n: int) -> SearchResult:
+        """The server's full-text BM25 over the analysed ``query`` (no hits when no term survives analysis)."""
+        terms = self.terms(query)
+        if not terms:
+            return SearchResult.empty("bm25")
+        return self._search_one("bm25", [terms], "sparse", "BM25", n)
+
+    def search_dense(self, vector: np.ndarray, n: int) -> SearchResult:
+        return self._search_one("dense", [np.asarray(vector, np.float32).tolist()], "dense", self.config.metric, n)
+
+    def search_hybrid(self, query: str, vector: np.ndarray, fusion: Fusion, rrf_k: int, alpha: float,
+                      n: int) -> SearchResult:
+        """One ``hybrid_search``, fused by the server; ``per`` holds the dense cosines (from the returned vectors).
+
+        ``fusion`` is ``rrf`` or ``weighted`` here: adaptive fusion needs both rankings to set its
+        weight, so the :class:`~rag.retrieval.retriever.Retriever` asks for each and fuses them.
         """
         from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
 
         c, cfg = self.client, self.config
-        fields = list(CHUNK_FIELDS)
-        per: dict[str, dict[str, float]] = {}
         terms = self.terms(query)
-        if mode is not RetrievalMode.DENSE and not terms:
-            if mode is RetrievalMode.BM25:
-                return ServerHits({"bm25": {}}, {}, {})
-            mode = RetrievalMode.DENSE  # no query term survives analysis: only the dense side can match
-        if mode is RetrievalMode.HYBRID and fusion is Fusion.ADAPTIVE:
+        if not terms:  # no query term survives analysis: only the dense side can match
+            return self.search_dense(vector, n)
+        if fusion is Fusion.ADAPTIVE:
             raise ValueError("adaptive fusion is the retriever's: search bm25 and dense here and fuse them")
-        dense_req = {"data": [np.asarray(vector, np.float32).tolist()] if vector is not None else None,
-                     "anns_field": "dense", "param": {"metric_type": cfg.metric}, "limit": n}
-        bm25_req = {"data": [terms], "anns_field": "sparse", "param": {"metric_type": "BM25"}, "limit": n}
-        if mode is RetrievalMode.HYBRID:
-            if fusion is Fusion.RRF:
-                if not 0 < rrf_k < 16384:
-                    raise ValueError(f"Milvus' RRFRanker needs 0 < rrf_k < 16384, got {rrf_k}")
-                ranker: Any = RRFRanker(rrf_k)
-            else:
-                ranker = WeightedRanker(1.0 - alpha, alpha, norm_score=True)
-            result = self._call("search (hybrid)", c.hybrid_search, cfg.collection,
-                                [AnnSearchRequest(**bm25_req), AnnSearchRequest(**dense_req)], ranker, limit=n,
-                                output_fields=[*fields, "dense"], consistency_level=cfg.consistency)
-            hits = list(result[0]) if result else []
-            q = np.asarray(vector, np.float32)
-            per["dense"] = {h["id"]: float(np.dot(np.asarray(h["entity"]["dense"], np.float32), q)) for h in hits}
-            fused = {h["id"]: float(h["distance"]) for h in hits}
+        if fusion is Fusion.RRF:
+            if not 0 < rrf_k < 16384:
+                raise ValueError(f"Milvus' RRFRanker needs 0 < rrf_k < 16384, got {rrf_k}")
+            ranker: Any = RRFRanker(rrf_k)
         else:
-            req = dense_req if mode is RetrievalMode.DENSE else bm25_req
-            result = self._call(f"search ({mode})", c.search, cfg.collection, data=req["data"],
-                                anns_field=req["anns_field"], search_params=req["param"], limit=n,
-                                output_fields=fields, consistency_level=cfg.consistency)
-            hits = list(result[0]) if result else []
-            # BM25: Milvus Lite returns -score (a distance), the C++ engine +score; BM25 is never negative
-            scores = [abs(float(h["distance"])) if mode is RetrievalMode.BM25 else float(h["distance"]) for h in hits]
-            per[str(mode)] = {h["id"]: s for h, s in zip(hits, scores)}
-            fused = per[str(mode)]
-        chunks = {h["id"]: _chunk(h["id"], h["entity"]) for h in hits}
-        return ServerHits(per, fused, chunks)
+            ranker = WeightedRanker(1.0 - alpha, alpha, norm_score=True)
+        q = np.asarray(vector, np.float32)
+        requests = [AnnSearchRequest(data=[terms], anns_field="sparse", param={"metric_type": "BM25"}, limit=n),
+                    AnnSearchRequest(data=[q.tolist()], anns_field="dense", param={"metric_type": cfg.metric},
+                                     limit=n)]
+        result = self._call("search (hybrid)", c.hybrid_search, cfg.collection, requests, ranker, limit=n,
+                            output_fields=[*CHUNK_FIELDS, "dense"], consistency_level=cfg.consistency)
+        hits = list(result[0]) if result else []
+        dense = {h["id"]: float(np.dot(np.asarray(h["entity"]["dense"], np.float32), q)) for h in hits}
+        fused = {h["id"]: float(h["distance"]) for h in hits}
+        return SearchResult({"dense": dense}, fused, {h["id"]: _chunk(h["id"], h["entity"]) for h in hits})
+
+    def _search_one(self, retriever: str, data: list[Any], field: str, metric: str, n: int) -> SearchResult:
+        cfg = self.config
+        result = self._call(f"search ({retriever})", self.client.search, cfg.collection, data=data,
+                            anns_field=field, search_params={"metric_type": metric}, limit=n,
+                            output_fields=list(CHUNK_FIELDS), consistency_level=cfg.consistency)
+        hits = list(result[0]) if result else []
+        # BM25: Milvus Lite returns -score (a distance), the C++ engine +score; BM25 is never negative
+        scores = {h["id"]: abs(float(h["distance"])) if retriever == "bm25" else float(h["distance"]) for h in hits}
+        return SearchResult({retriever: scores}, scores, {h["id"]: _chunk(h["id"], h["entity"]) for h in hits})
 
 
 def _chunk(chunk_id: str, e: Mapping[str, Any]) -> Chunk:

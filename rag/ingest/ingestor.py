@@ -25,10 +25,12 @@ import numpy as np
 from rag.ingest.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, Chunker
 from rag.index.dense import validate_kind
 from rag.embedding import DEFAULT_EMBEDDER, Embedder
-from rag.index.store import (DocRecord, Index, IndexMismatchError, IndexSettings, IndexStore, IndexWriter,
-                             indexed_text, validate_name)
+from rag.index.backends import create_index, location
+from rag.index.base import SearchIndex
+from rag.index.store import (DocRecord, IndexMismatchError, IndexSettings, IndexStore, IndexWriter, indexed_text,
+                             validate_name)
 from rag.ingest.loaders import DEFAULT_MAX_FILE_MB, DocumentLoader, LoadedFile, LoadError, scan_files
-from rag.index.milvus import BACKEND, MilvusConfig, MilvusIndex
+from rag.index.milvus_config import BACKEND, MilvusConfig
 from rag.index.sparse import Analyzer
 from rag.types import Chunk
 
@@ -149,26 +151,28 @@ class Ingestor:
     def _writer(self, create: bool = True) -> IndexWriter:
         return self.store.writer(self.index_name, timeout=self.lock_timeout, create=create)
 
-    def _open(self, w: IndexWriter, rebuild: bool) -> Index | MilvusIndex:
+    def _open(self, w: IndexWriter, rebuild: bool) -> SearchIndex:
         """The index as it is now, read under the write lock (so it includes every earlier writer's work)."""
         settings = self._settings()
         if rebuild or not w.exists():
-            milvus = self.milvus
-            if self.backend is None and w.exists():  # --rebuild keeps the recorded backend
-                recorded = self.store.read_manifest(self.index_name).get("backend")
-                milvus = MilvusConfig.from_manifest(recorded) if recorded else None
-            if milvus is not None:
-                return MilvusIndex.create(self.index_name, settings, milvus, drop=rebuild)
-            return Index.empty(self.index_name, settings)
+            return create_index(self.index_name, settings, self._target(w), drop=rebuild)
         index = w.load()
-        if self.backend is not None:
-            have = index.where if isinstance(index, MilvusIndex) else "local files"
-            want = (MilvusIndex.describe(self.milvus) if self.milvus is not None else "local files")
-            if have != want:
-                raise IndexMismatchError(
-                    f"index {self.index_name!r} is stored in {have}, this ingest asks for {want}; drop "
-                    f"--backend/--uri to use the recorded one, or add --rebuild to re-create it there")
-        theirs, ours = index.settings, settings
+        if self.backend is not None and index.where != location(self.milvus):
+            raise IndexMismatchError(
+                f"index {self.index_name!r} is stored in {index.where}, this ingest asks for "
+                f"{location(self.milvus)}; drop --backend/--uri to use the recorded one, or add --rebuild to "
+                f"re-create it there")
+        self._check_settings(index.settings, settings)
+        return index
+
+    def _target(self, w: IndexWriter) -> MilvusConfig | None:
+        """The server a new or rebuilt index goes to: the one asked for, else (``--rebuild``) the recorded one."""
+        if self.backend is None and w.exists():
+            recorded = self.store.read_manifest(self.index_name).get("backend")
+            return MilvusConfig.from_manifest(recorded) if recorded else None
+        return self.milvus
+
+    def _check_settings(self, theirs: IndexSettings, ours: IndexSettings) -> None:
         for label, a, b in (("embedder", theirs.embedder_id, ours.embedder_id),
                             ("chunker", dict(theirs.chunker), dict(ours.chunker)),
                             ("BM25 analyzer", dict(theirs.analyzer), dict(ours.analyzer)),
@@ -178,7 +182,6 @@ class Ingestor:
                 raise IndexMismatchError(
                     f"index {self.index_name!r} was built with {label} {a!r}, this ingest asks for {b!r}; "
                     f"use the same settings, another --index name, or --rebuild to re-create it")
-        return index
 
     def ingest(self, paths: Sequence[str | Path], rebuild: bool = False, prune: bool = True) -> IngestReport:
         """Ingest files and directories (recursively) and save the index atomically, under its write lock."""
@@ -235,89 +238,65 @@ class Ingestor:
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _apply(self, w: IndexWriter, old: Index | MilvusIndex, loaded_files: Iterable[LoadedFile],
-               removed: Sequence[str],
-               report: IngestReport, force_save: bool) -> None:
+    def _apply(self, w: IndexWriter, old: SearchIndex, loaded_files: Iterable[LoadedFile],
+               removed: Sequence[str], report: IngestReport, force_save: bool) -> None:
         """Chunk and embed new/changed files, drop replaced/removed ones, save atomically.
 
         ``loaded_files`` is consumed one file at a time: each file is chunked, its chunk texts
-        embedded and tokenized in blocks of :data:`EMBED_BLOCK`, and only its chunks and record
-        are kept, so a large folder is never held in memory as whole texts.
+        embedded in blocks of :data:`EMBED_BLOCK`, and only its chunks and record are kept, so
+        a large folder is never held in memory as whole texts.  Nothing is written when nothing
+        changed (unless ``force_save``, or the index does not exist yet).
         """
-        new_chunks: list[Chunk] = []
-        vector_blocks: list[np.ndarray] = []
-        tokens: list[list[str]] = []
-        pending: list[str] = []
-        now = time.time()
-        new_records: dict[str, DocRecord] = {}
-        bar: Any = None
-
-        def embed_pending() -> None:
-            nonlocal bar
-            if pending:
-                vector_blocks.append(self.embedder.encode(pending))
-                if not isinstance(old, MilvusIndex):  # the server analyses its own text field
-                    tokens.extend(self.analyzer.tokenize(t) for t in pending)
-                if self.show_progress:
-                    if bar is None:
-                        from tqdm.auto import tqdm
-
-                        bar = tqdm(desc="embedding", unit="chunk")
-                    bar.update(len(pending))
-                pending.clear()
-
-        for loaded in loaded_files:
-            report.warnings.extend((loaded.source, w) for w in loaded.warnings)
-            if not loaded.documents:
-                report.errors.append((loaded.source, "no text to index"))
-                continue
-            prev = old.documents.get(loaded.source)
-            if prev is not None and prev.file_hash == loaded.file_hash:
-                report.unchanged.append(loaded.source)
-                continue
-            try:
-                chunks = self._get_chunker().split(loaded.documents, doc_id=loaded.doc_id)
-            except Exception as exc:  # noqa: BLE001 - one bad file must not abort the batch
-                report.errors.append((loaded.source, f"could not be chunked ({type(exc).__name__}: {exc})"))
-                continue
-            (report.updated if prev is not None else report.added).append(loaded.source)
-            pages = len(loaded.documents) if loaded.documents[0].page is not None else None
-            new_records[loaded.source] = DocRecord(doc_id=loaded.doc_id, source=loaded.source,
-                                                   file_hash=loaded.file_hash, title=loaded.documents[0].title,
-                                                   n_chunks=len(chunks), pages=pages, ingested_at=now)
-            new_chunks.extend(chunks)
-            pending.extend(indexed_text(c, self.title_prefix) for c in chunks)
-            if len(pending) >= EMBED_BLOCK:
-                embed_pending()
-        embed_pending()
-        if bar is not None:
-            bar.close()
-        vectors = (np.concatenate(vector_blocks) if vector_blocks
-                   else np.zeros((0, old.settings.dim), dtype=np.float32))
+        new_records, new_chunks, vectors = self._read_changes(old, loaded_files, report)
         report.removed.extend(removed)
-        replaced = set(report.updated) | set(removed)
-        keep_sources = set(old.documents) - replaced
-        records = {s: r for s, r in old.documents.items() if s in keep_sources}
-        records.update(new_records)
         report.chunks_added = len(new_chunks)
         if not (new_records or removed or force_save or not w.exists()):
             report.total_chunks = len(old)
             return
-        if isinstance(old, MilvusIndex):  # delete the replaced files' rows, insert the new chunks, on the server
-            doc_ids = [old.documents[s].doc_id for s in replaced] + [r.doc_id for r in new_records.values()]
-            w.save(old.write(records, doc_ids, new_chunks, vectors, show_progress=self.show_progress))
-            report.total_chunks = sum(r.n_chunks for r in records.values())
-            return
-        keep_idx = [i for i, c in enumerate(old.chunks) if c.source in keep_sources]
-        index = Index(
-            self.index_name, old.settings,
-            [old.chunks[i] for i in keep_idx] + new_chunks,
-            np.concatenate([old.embeddings[keep_idx], vectors]) if keep_idx else vectors,
-            [old.tokens[i] for i in keep_idx] + tokens,
-            records, created_at=old.created_at,
-        )
+        replaced = set(report.updated) | set(removed)
+        records = {s: r for s, r in old.documents.items() if s not in replaced}
+        records.update(new_records)
+        doc_ids = [old.documents[s].doc_id for s in replaced] + [r.doc_id for r in new_records.values()]
+        index = old.write(records, doc_ids, new_chunks, vectors, show_progress=self.show_progress)
         w.save(index)
         report.total_chunks = len(index)
+
+    def _read_changes(self, old: SearchIndex, loaded_files: Iterable[LoadedFile], report: IngestReport
+                      ) -> tuple[dict[str, DocRecord], list[Chunk], np.ndarray]:
+        """The records, chunks and vectors of the new and changed files among ``loaded_files``."""
+        now = time.time()
+        records: dict[str, DocRecord] = {}
+        chunks: list[Chunk] = []
+        blocks = _BlockEncoder(self.embedder, self.show_progress)
+        for loaded in loaded_files:
+            found = self._chunk_file(loaded, old.documents.get(loaded.source), report, now)
+            if found is None:
+                continue
+            records[loaded.source], file_chunks = found
+            chunks.extend(file_chunks)
+            blocks.add(indexed_text(c, self.title_prefix) for c in file_chunks)
+        return records, chunks, blocks.finish(old.settings.dim)
+
+    def _chunk_file(self, loaded: LoadedFile, prev: DocRecord | None, report: IngestReport, now: float
+                    ) -> tuple[DocRecord, list[Chunk]] | None:
+        """A new or changed file's record and chunks; None (noted in ``report``) for one to leave as it is."""
+        report.warnings.extend((loaded.source, w) for w in loaded.warnings)
+        if not loaded.documents:
+            report.errors.append((loaded.source, "no text to index"))
+            return None
+        if prev is not None and prev.file_hash == loaded.file_hash:
+            report.unchanged.append(loaded.source)
+            return None
+        try:
+            chunks = self._get_chunker().split(loaded.documents, doc_id=loaded.doc_id)
+        except Exception as exc:  # noqa: BLE001 - one bad file must not abort the batch
+            report.errors.append((loaded.source, f"could not be chunked ({type(exc).__name__}: {exc})"))
+            return None
+        (report.updated if prev is not None else report.added).append(loaded.source)
+        pages = len(loaded.documents) if loaded.documents[0].page is not None else None
+        record = DocRecord(doc_id=loaded.doc_id, source=loaded.source, file_hash=loaded.file_hash,
+                           title=loaded.documents[0].title, n_chunks=len(chunks), pages=pages, ingested_at=now)
+        return record, chunks
 
     def remove(self, path: str | Path) -> bool:
         """Remove one document (by path) from the index, under its write lock; False if it was not indexed."""
@@ -326,14 +305,7 @@ class Ingestor:
             index = w.load()
             if source not in index.documents:
                 return False
-            if isinstance(index, MilvusIndex):
-                docs = {s: r for s, r in index.documents.items() if s != source}
-                w.save(index.write(docs, [index.documents[source].doc_id], [], np.zeros((0, index.settings.dim))))
-                return True
-            keep = [i for i, c in enumerate(index.chunks) if c.source != source]
-            docs = {s: r for s, r in index.documents.items() if s != source}
-            w.save(Index(self.index_name, index.settings, [index.chunks[i] for i in keep], index.embeddings[keep],
-                         [index.tokens[i] for i in keep], docs, created_at=index.created_at))
+            w.save(index.delete([source]))
         return True
 
     def _progress(self, items: list[Path], desc: str) -> Sequence[Path]:
@@ -342,6 +314,45 @@ class Ingestor:
         from tqdm.auto import tqdm
 
         return tqdm(items, desc=desc, unit="file")  # type: ignore[return-value]
+
+
+class _BlockEncoder:
+    """Chunk texts embedded in blocks of at least :data:`EMBED_BLOCK` while files stream in.
+
+    The block boundaries depend only on the order of the files, so an ingest embeds the same
+    batches (and gets the same vectors) every time; the progress bar counts chunks.
+    """
+
+    def __init__(self, embedder: Embedder, show_progress: bool) -> None:
+        self._embedder = embedder
+        self._show_progress = show_progress
+        self._pending: list[str] = []
+        self._blocks: list[np.ndarray] = []
+        self._bar: Any = None
+
+    def add(self, texts: Iterable[str]) -> None:
+        self._pending.extend(texts)
+        if len(self._pending) >= EMBED_BLOCK:
+            self._flush()
+
+    def finish(self, dim: int) -> np.ndarray:
+        """Every vector, row for row with the texts added; ``(0, dim)`` when there were none."""
+        self._flush()
+        if self._bar is not None:
+            self._bar.close()
+        return np.concatenate(self._blocks) if self._blocks else np.zeros((0, dim), dtype=np.float32)
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        self._blocks.append(self._embedder.encode(self._pending))
+        if self._show_progress:
+            if self._bar is None:
+                from tqdm.auto import tqdm
+
+                self._bar = tqdm(desc="embedding", unit="chunk")
+            self._bar.update(len(self._pending))
+        self._pending.clear()
 
 
 def _is_under(path: Path, root: Path) -> bool:

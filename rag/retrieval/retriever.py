@@ -11,16 +11,16 @@ Example (runs the real embedder)::
 from __future__ import annotations
 
 import logging
+from collections import ChainMap
 from dataclasses import replace
-from typing import Any, Hashable, Mapping, TypeVar
+from typing import Hashable, Mapping, TypeVar
 
 from rag.embedding import DEFAULT_EMBEDDER, Embedder
-from rag.retrieval.fusion import (DEFAULT_RRF_K, adaptive_rank_fusion, convex_combination, ranked,
-                                  reciprocal_rank_fusion)
-from rag.index.milvus import MilvusIndex
-from rag.index.store import Index, IndexMismatchError
+from rag.retrieval.fusion import DEFAULT_RRF_K, adaptive_rank_fusion, ranked
+from rag.index.base import SearchIndex, SearchResult
+from rag.index.errors import IndexMismatchError
 from rag.retrieval.rerank import Reranker
-from rag.types import Fusion, Hit, RetrievalMode
+from rag.types import Chunk, Fusion, Hit, RetrievalMode
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +30,15 @@ FUSIONS: tuple[str, ...] = tuple(f.value for f in Fusion)
 
 
 class Retriever:
-    """Ranked chunks for a query: the one place that runs BM25 and dense search, fuses and reranks.
+    """Ranked chunks for a query: the one place that chooses the searches for a mode, fuses and reranks.
+
+    The index runs the searches (and the ``rrf``/``weighted`` fusion of both); the retriever never
+    asks which backend it holds.  Adaptive fusion needs both rankings, so it is done here.
 
     Args:
-        index: a loaded :class:`~rag.index.store.Index`, or a :class:`~rag.index.milvus.MilvusIndex`
-            (the server runs the searches and the hybrid fusion; same hits and scores out).
+        index: a loaded :class:`~rag.index.base.SearchIndex`: the in-process
+            :class:`~rag.index.memory.Index` or a :class:`~rag.index.milvus.MilvusIndex` (the
+            server runs the searches and the ``rrf``/``weighted`` fusion; same hits and scores out).
         mode: ``bm25``, ``dense`` or ``hybrid`` (a :class:`~rag.types.RetrievalMode` or its value).
         embedder: must match the index's embedder (checked); default: the packaged MiniLM.
         fusion: for hybrid mode, ``adaptive`` (default: RRF whose dense weight drops from 1 to 0.3
@@ -55,7 +59,7 @@ class Retriever:
         ValueError: retrieval mode must be one of bm25, dense, hybrid; got 'sparse'
     """
 
-    def __init__(self, index: Index | MilvusIndex, mode: RetrievalMode | str = RetrievalMode.HYBRID,
+    def __init__(self, index: SearchIndex, mode: RetrievalMode | str = RetrievalMode.HYBRID,
                  embedder: Embedder | None = None, fusion: Fusion | str = Fusion.ADAPTIVE, rrf_k: int = DEFAULT_RRF_K,
                  alpha: float = 0.5, candidates: int = 100, reranker: Reranker | None = None,
                  rerank_candidates: int = 50) -> None:
@@ -103,34 +107,23 @@ class Retriever:
             return []
         n = max(self.candidates, k)
         label = str(self.fusion) if self.mode is RetrievalMode.HYBRID else str(self.mode)
-        if isinstance(self.index, MilvusIndex):  # the server searches (and fuses, but for adaptive fusion)
-            vector = None
-            if self.mode is not RetrievalMode.BM25:
-                vector = self._encoder().encode([dense_query or query])[0]
-            if self.mode is RetrievalMode.HYBRID and self.fusion is Fusion.ADAPTIVE:  # needs both rankings
-                sparse = self.index.search(query, vector, RetrievalMode.BM25, n=n)
-                dense = self.index.search(query, vector, RetrievalMode.DENSE, n=n)
-                per = {**sparse.per, **dense.per}
-                return self._finish(query, k, self._fuse(query, per), per, label, {**sparse.chunks, **dense.chunks})
-            found = self.index.search(query, vector, self.mode, self.fusion, self.rrf_k, self.alpha, n)
-            return self._finish(query, k, found.fused, found.per, label, found.chunks)
-        per: dict[str, dict[int, float]] = {}
-        if self.mode in (RetrievalMode.BM25, RetrievalMode.HYBRID):
-            per["bm25"] = dict(self.index.bm25.search(self.index.analyzer.tokenize(query), n))
-        if self.mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID):
-            per["dense"] = dict(self.index.dense.search(self._encoder().encode([dense_query or query])[0], n))
-        fused = self._fuse(query, per) if self.mode is RetrievalMode.HYBRID else per[str(self.mode)]
-        return self._finish(query, k, fused, per, label, self.index.chunks)
+        found = self._search(query, dense_query or query, n)
+        return self._finish(query, k, found.fused, found.per, label, found.chunks)
 
-    def _fuse(self, query: str, per: Mapping[str, Mapping[Key, float]]) -> dict[Key, float]:
-        """The hybrid fusion of the BM25 and dense hits (scores by key, best first)."""
-        if self.fusion is Fusion.RRF:
-            return reciprocal_rank_fusion([list(per["bm25"]), list(per["dense"])], k=self.rrf_k)
-        if self.fusion is Fusion.ADAPTIVE:
-            fused, weight = adaptive_rank_fusion(list(per["bm25"]), list(per["dense"]), k=self.rrf_k)
-            logger.debug("adaptive fusion: dense weight %.2f for %r", weight, query)
-            return fused
-        return convex_combination(per["bm25"], per["dense"], alpha=self.alpha)
+    def _search(self, query: str, dense_query: str, n: int) -> SearchResult:
+        """The index's top ``n`` for this retriever's mode; adaptive fusion is done here, from both rankings."""
+        if self.mode is RetrievalMode.BM25:
+            return self.index.search_sparse(query, n)
+        vector = self._encoder().encode([dense_query])[0]
+        if self.mode is RetrievalMode.DENSE:
+            return self.index.search_dense(vector, n)
+        if self.fusion is not Fusion.ADAPTIVE:
+            return self.index.search_hybrid(query, vector, self.fusion, self.rrf_k, self.alpha, n)
+        sparse, dense = self.index.search_sparse(query, n), self.index.search_dense(vector, n)
+        per = {**sparse.per, **dense.per}
+        fused, weight = adaptive_rank_fusion(list(per["bm25"]), list(per["dense"]), k=self.rrf_k)
+        logger.debug("adaptive fusion: dense weight %.2f for %r", weight, query)
+        return SearchResult(per, fused, ChainMap(dense.chunks, sparse.chunks))  # type: ignore[arg-type]
 
     def _encoder(self) -> Embedder:
         if self.embedder is None:  # pragma: no cover - __init__ guarantees one outside bm25 mode
@@ -138,7 +131,7 @@ class Retriever:
         return self.embedder
 
     def _finish(self, query: str, k: int, fused: Mapping[Key, float], per: Mapping[str, Mapping[Key, float]],
-                label: str, chunks: Any) -> list[Hit]:
+                label: str, chunks: Mapping[Key, Chunk]) -> list[Hit]:
         """Hits in fused order (``chunks[key]`` is a key's chunk), the head reranked when a reranker is set."""
         order = ranked(fused)
         limit = max(k, self.rerank_candidates) if self.reranker is not None else k
