@@ -5,13 +5,20 @@ this app adds sits in one extension field, ``rag`` (:class:`RagExtension`), on a
 and on the last streamed chunk.  Clients that do not know it ignore it; the ``openai`` client
 keeps it as an extra attribute (``completion.rag``, a dict).
 
+Every response of the API is built from these models (the server fails, not the client, when a
+body does not match the schema); optional fields that OpenAI leaves out rather than send as null
+(``usage`` and ``rag`` on a chunk, a delta's ``role`` and ``content``) are left out when None.
+
 Request models carry the server's limits (``max_tokens``, message count and length, embedding
-inputs), so they are made per app by :func:`request_models` and the OpenAPI schema states them.
+inputs), so they are made per app by :func:`request_models` and the OpenAPI schema states them;
+the fields that mirror pipeline settings take their defaults from the pipeline's
+:class:`~rag.pipeline.GenerationConfig` (the server's) and :class:`~rag.pipeline.RetrievalConfig`.
 
 Example:
-    >>> req = request_models(Limits(max_tokens=64)).ChatRequest
-    >>> req.model_validate({"model": "rag:docs", "messages": [{"role": "user", "content": "hi"}]}).stream
-    False
+    >>> req = request_models(Limits(max_tokens=64), generation=GenerationConfig(max_tokens=32)).ChatRequest
+    >>> chat = req.model_validate({"model": "rag:docs", "messages": [{"role": "user", "content": "hi"}]})
+    >>> chat.stream, chat.max_tokens, chat.temperature
+    (False, 32, 0.0)
     >>> req.model_validate({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 65})
     Traceback (most recent call last):
     ...
@@ -29,6 +36,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from rag.pipeline import GenerationConfig, RetrievalConfig
 from rag.types import Fusion, RetrievalMode
 
 
@@ -60,6 +68,11 @@ def _utf8(text: str) -> str:
 
 def _text(max_chars: int, min_chars: int = 0) -> Any:
     return Annotated[str, Field(min_length=min_chars, max_length=max_chars), AfterValidator(_utf8)]
+
+
+def _omitted_if_none(description: str | None = None) -> Any:
+    """An optional field left out of the JSON, rather than sent as null, when it is None (as OpenAI does)."""
+    return Field(default=None, exclude_if=lambda value: value is None, description=description)
 
 
 # -- responses (no limits in them) --------------------------------------------------------------------
@@ -182,18 +195,21 @@ class Usage(BaseModel):
 
 
 class ChatCompletion(BaseModel):
+    # field order = the JSON's key order, unchanged since the API answered with dicts: id, created, model, object
     id: str
-    object: Literal["chat.completion"] = "chat.completion"
     created: int
     model: str
+    object: Literal["chat.completion"] = "chat.completion"
     choices: list[CompletionChoice]
     usage: Usage
     rag: RagExtension
 
 
 class Delta(BaseModel):
-    role: Literal["assistant"] | None = None
-    content: str | None = None
+    """What a chunk adds: the role on the first chunk, a piece of text, or nothing (the last chunk)."""
+
+    role: Literal["assistant"] | None = _omitted_if_none()
+    content: str | None = _omitted_if_none()
 
 
 class ChunkChoice(BaseModel):
@@ -207,12 +223,12 @@ class ChatCompletionChunk(BaseModel):
     """One ``data:`` event of a streamed completion; the last one with a ``finish_reason`` carries ``rag``."""
 
     id: str
-    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     created: int
     model: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     choices: list[ChunkChoice]
-    usage: Usage | None = None
-    rag: RagExtension | None = None
+    usage: Usage | None = _omitted_if_none("only on the last chunk, with stream_options.include_usage")
+    rag: RagExtension | None = _omitted_if_none("only on the chunk with the finish_reason")
 
 
 class EmbeddingItem(BaseModel):
@@ -268,13 +284,31 @@ class Health(BaseModel):
     generations: GenerationStats
 
 
-# -- requests (limits from the server's settings) -----------------------------------------------------
+# -- requests (limits from the server's settings, defaults from the pipeline's) ----------------------
 
-def request_models(limits: Limits, default_collection: str = "default") -> SimpleNamespace:
-    """The request bodies, with ``limits`` in their field constraints (and so in the OpenAPI schema);
-    the schema's examples ask ``default_collection``."""
+def request_models(limits: Limits, default_collection: str = "default", *,
+                   generation: GenerationConfig | None = None,
+                   retrieval: RetrievalConfig | None = None) -> SimpleNamespace:
+    """The request bodies, with ``limits`` in their field constraints (and so in the OpenAPI schema).
+
+    The fields that mirror pipeline settings default to ``generation`` (the server's answer settings;
+    the :class:`~rag.pipeline.GenerationConfig` defaults when None) and ``retrieval`` (``/v1/search``,
+    like ``rag search``: the :class:`~rag.pipeline.RetrievalConfig` defaults when None); the
+    schema's examples ask ``default_collection``.
+    """
+    message = _message_model(limits)
+    return SimpleNamespace(
+        ChatRequest=_chat_request(limits, default_collection, message, generation or GenerationConfig()),
+        ChatMessage=message, EmbeddingRequest=_embedding_request(limits),
+        SearchRequest=_search_request(limits, retrieval or RetrievalConfig()))
+
+
+def _name() -> Any:
+    return Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_utf8)]
+
+
+def _message_model(limits: Limits) -> type[BaseModel]:
     Message = _text(limits.max_message_chars)
-    Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_utf8)]
 
     class TextPart(BaseModel):
         model_config = ConfigDict(extra="ignore")
@@ -297,6 +331,11 @@ def request_models(limits: Limits, default_collection: str = "default") -> Simpl
                 return self.content
             return "".join(part.text for part in self.content)
 
+    return ChatMessage
+
+
+def _chat_request(limits: Limits, default_collection: str, message: type[BaseModel],
+                  gen: GenerationConfig) -> type[BaseModel]:
     class StreamOptions(BaseModel):
         model_config = ConfigDict(extra="ignore")
         include_usage: bool = False
@@ -306,6 +345,7 @@ def request_models(limits: Limits, default_collection: str = "default") -> Simpl
 
         ``model`` is ``rag:COLLECTION`` (see ``GET /v1/models``) or the served chat model (the default
         collection); ``collection`` (extension, e.g. the ``openai`` client's ``extra_body``) overrides it.
+        ``max_tokens``, ``temperature`` and ``seed`` default to the server's settings (null: the same).
         Other OpenAI fields (``top_p``, ``user``, ...) are accepted and ignored.
         """
 
@@ -316,21 +356,26 @@ def request_models(limits: Limits, default_collection: str = "default") -> Simpl
              "messages": [{"role": "user", "content": "Summarise the documents."},
                           {"role": "assistant", "content": "They are manuals."},
                           {"role": "user", "content": "Which ones?"}]}]})
-        model: Name  # type: ignore[valid-type]
-        messages: list[ChatMessage] = Field(min_length=1, max_length=limits.max_messages)
+        model: _name()  # type: ignore[valid-type]
+        messages: list[message] = Field(min_length=1, max_length=limits.max_messages)  # type: ignore[valid-type]
         stream: bool = False
         stream_options: StreamOptions | None = None
-        max_tokens: int | None = Field(default=None, ge=1, le=limits.max_tokens)
-        max_completion_tokens: int | None = Field(default=None, ge=1, le=limits.max_tokens)
-        temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-        seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+        max_tokens: int | None = Field(default=gen.max_tokens, ge=1, le=limits.max_tokens)
+        max_completion_tokens: int | None = Field(default=None, ge=1, le=limits.max_tokens,
+                                                  description="overrides max_tokens")
+        temperature: float | None = Field(default=gen.temperature, ge=0.0, le=2.0)
+        seed: int | None = Field(default=gen.seed, ge=0, le=2**31 - 1)
         n: int | None = Field(default=None, ge=1, le=1, description="only 1 is supported")
-        collection: Name | None = None  # type: ignore[valid-type]
+        collection: _name() | None = None  # type: ignore[valid-type]
 
+    return ChatRequest
+
+
+def _embedding_request(limits: Limits) -> type[BaseModel]:
     class EmbeddingRequest(BaseModel):
         model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [
             {"model": "all-MiniLM-L6-v2", "input": ["first text", "second text"]}]})
-        model: Name  # type: ignore[valid-type]
+        model: _name()  # type: ignore[valid-type]
         input: _text(limits.max_message_chars, 1) | Annotated[  # type: ignore[valid-type]
             list[_text(limits.max_message_chars, 1)],  # type: ignore[misc]
             Field(min_length=1, max_length=limits.max_embedding_inputs)]
@@ -340,23 +385,27 @@ def request_models(limits: Limits, default_collection: str = "default") -> Simpl
         def texts(self) -> list[str]:
             return [self.input] if isinstance(self.input, str) else list(self.input)
 
+    return EmbeddingRequest
+
+
+def _search_request(limits: Limits, ret: RetrievalConfig) -> type[BaseModel]:
     class SearchRequest(BaseModel):
-        """``rag search`` over HTTP: the same retrieval options, ``k`` hits back."""
+        """``rag search`` over HTTP: the same retrieval options (and defaults), ``k`` hits back."""
 
         model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
             {"query": "how do I start?", "k": 3, "mode": "hybrid"}, {"query": "install", "mode": "bm25"}]})
         query: _text(limits.max_message_chars, 1)  # type: ignore[valid-type]
-        collection: Name | None = Field(default=None, description="default: the server's --index")  # type: ignore[valid-type]
-        k: int = Field(default=5, ge=1, le=limits.max_k)
-        mode: Literal[tuple(m.value for m in RetrievalMode)] = "hybrid"  # type: ignore[valid-type]
-        fusion: Literal[tuple(f.value for f in Fusion)] = "adaptive"  # type: ignore[valid-type]
-        rrf_k: int = Field(default=60, ge=0, le=10_000)
-        alpha: float = Field(default=0.5, ge=0.0, le=1.0)
-        candidates: int = Field(default=100, ge=1, le=limits.max_candidates)
-        reranker: str | None = Field(default=None, max_length=500,
+        collection: _name() | None = Field(  # type: ignore[valid-type]
+            default=None, description="default: the server's --index")
+        k: int = Field(default=ret.k, ge=1, le=limits.max_k)
+        mode: Literal[tuple(m.value for m in RetrievalMode)] = ret.mode.value  # type: ignore[valid-type]
+        fusion: Literal[tuple(f.value for f in Fusion)] = ret.fusion.value  # type: ignore[valid-type]
+        rrf_k: int = Field(default=ret.rrf_k, ge=0, le=10_000)
+        alpha: float = Field(default=ret.alpha, ge=0.0, le=1.0)
+        candidates: int = Field(default=ret.candidates, ge=1, le=limits.max_candidates)
+        reranker: str | None = Field(default=ret.reranker, max_length=500,
                                      description="null, 'auto' (the collection's trained one) or the "
                                                  "server's --reranker")
-        rerank_candidates: int = Field(default=50, ge=1, le=limits.max_candidates)
+        rerank_candidates: int = Field(default=ret.rerank_candidates, ge=1, le=limits.max_candidates)
 
-    return SimpleNamespace(ChatRequest=ChatRequest, ChatMessage=ChatMessage, EmbeddingRequest=EmbeddingRequest,
-                           SearchRequest=SearchRequest)
+    return SearchRequest

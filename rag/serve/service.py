@@ -34,7 +34,8 @@ import numpy as np
 from rag.answer.stream import AnswerStream
 from rag.embedding import DEFAULT_EMBEDDER, Embedder
 from rag.index.store import MANIFEST, Index, IndexNotFoundError, IndexStore
-from rag.pipeline import Pipeline, PipelineConfig, RetrievalConfig, build, build_retriever, resolve_reranker
+from rag.pipeline import (Pipeline, PipelineConfig, RetrievalConfig, build, build_retriever, make_llm,
+                          resolve_reranker)
 from rag.retrieval.rerank import Reranker
 from rag.types import Answer, Hit
 
@@ -85,8 +86,8 @@ class RagService:
         store: where the collections (indexes) live.
         config: the pipeline template (retrieval, generation, plugins); ``config.index`` is the
             default collection, checked by :meth:`load`.
-        embedder, llm: shared models (default: the packaged embedder, and a
-            :class:`~rag.generation.llm.LlamaCppLLM` for ``config.generation`` unless it is extractive).
+        embedder, llm: shared models (default: the packaged embedder, and the chat model
+            :func:`rag.pipeline.make_llm` makes for ``config.generation`` unless it is extractive).
 
     Example (loads the real models)::
 
@@ -118,10 +119,7 @@ class RagService:
         self.embedder.load()
         gen = self.config.generation
         if self.llm is None and not gen.extractive:
-            from rag.generation.llm import LlamaCppLLM
-
-            self.llm = LlamaCppLLM(gen.model, n_ctx=gen.n_ctx, n_gpu_layers=gen.n_gpu_layers, seed=gen.seed,
-                                   models_dir=gen.models_dir)
+            self.llm = make_llm(gen)
             self._owns_llm = True
         if self.llm is not None and hasattr(self.llm, "load"):
             self.llm.load()
