@@ -5,6 +5,7 @@ all assemble retrieval and answering here, so a setting added once reaches every
 
 * :func:`build_retriever`: the :class:`~rag.retrieval.retriever.Retriever` for a
   :class:`RetrievalConfig` (also what ``rag search`` and ``rag eval retrieval`` use).
+* :func:`make_llm`: the chat model a :class:`GenerationConfig` names (every front end gets it here).
 * :func:`build`: the whole answer pipeline — retriever, router and rewriter plugins, relevance
   gate, answer strategy, chat model — as a :class:`Pipeline` (close it, or use ``with``).
 
@@ -43,7 +44,7 @@ from rag.answer.generative import GenerativeStrategy
 from rag.answer.planner import QueryPlanner
 from rag.answer.strategies import DEFAULT_FALLBACK_SHARE, DIRECT_MAX_TOKENS, DirectStrategy
 from rag.embedding import DEFAULT_EMBEDDER, Embedder
-from rag.generation.llm import ChatModel
+from rag.generation.llm import ChatModel, LlamaCppLLM
 from rag.generation.memory import MEMORY_TYPES, Memory, make_memory
 from rag.generation.models import DEFAULT_MODEL, calibrated_answer_check, model_key
 from rag.index.store import Index, IndexStore
@@ -52,16 +53,12 @@ from rag.retrieval.fusion import DEFAULT_RRF_K
 from rag.retrieval.rerank import Reranker
 from rag.retrieval.retriever import Retriever
 from rag.types import AnswerMode, ContextMode, Fusion, RetrievalMode
+from rag.validate import in_range, non_negative_int, positive_int
 
 logger = logging.getLogger(__name__)
 
 AUTO_RERANKER = "auto"
 AUTO = "auto"  # a setting resolved from the model (GenerationConfig.answer_check)
-
-
-def _positive_int(name: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -85,11 +82,9 @@ class RetrievalConfig:
         object.__setattr__(self, "mode", RetrievalMode.parse(self.mode))
         object.__setattr__(self, "fusion", Fusion.parse(self.fusion))
         for name in ("candidates", "rerank_candidates", "k"):
-            _positive_int(name, getattr(self, name))
-        if not isinstance(self.rrf_k, int) or self.rrf_k < 0:
-            raise ValueError(f"rrf_k must be a non-negative integer, got {self.rrf_k!r}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}")
+            positive_int(name, getattr(self, name))
+        non_negative_int("rrf_k", self.rrf_k)
+        in_range("alpha", self.alpha, 0, 1)
         if self.reranker is not None and not str(self.reranker).strip():
             object.__setattr__(self, "reranker", None)
 
@@ -123,8 +118,8 @@ class GenerationConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "context", ContextMode.parse(self.context))
-        _positive_int("evidence_pool", self.evidence_pool)
-        _positive_int("evidence_budget", self.evidence_budget)
+        positive_int("evidence_pool", self.evidence_pool)
+        positive_int("evidence_budget", self.evidence_budget)
         if isinstance(self.answer_check, str):
             if self.answer_check != AUTO:
                 raise ValueError(f"answer_check must be 'auto', a number or None, got {self.answer_check!r}")
@@ -134,10 +129,9 @@ class GenerationConfig:
         if mode is AnswerMode.DIRECT:
             raise ValueError("generation mode must be generative or extractive; direct answers come from a router")
         object.__setattr__(self, "mode", mode)
-        _positive_int("max_tokens", self.max_tokens)
-        _positive_int("max_quotes", self.max_quotes)
-        if not 0.0 <= self.temperature <= 2.0:
-            raise ValueError(f"temperature must be in [0, 2], got {self.temperature!r}")
+        positive_int("max_tokens", self.max_tokens)
+        positive_int("max_quotes", self.max_quotes)
+        in_range("temperature", self.temperature, 0, 2)
         if not -1.0 <= self.min_relevance <= 1.0:
             raise ValueError(f"min_relevance must be a cosine similarity in [-1, 1], got {self.min_relevance!r}")
 
@@ -173,7 +167,7 @@ class MemoryConfig:
     def __post_init__(self) -> None:
         if self.kind not in MEMORY_TYPES:
             raise ValueError(f"memory must be one of {MEMORY_TYPES}, got {self.kind!r}")
-        _positive_int("window", self.window)
+        positive_int("window", self.window)
 
 
 @dataclass(frozen=True)
@@ -199,6 +193,24 @@ class PipelineConfig:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     plugins: PluginConfig = field(default_factory=PluginConfig)
+
+
+#: the :class:`GenerationConfig` fields :func:`make_llm` reads: configs equal on these share one model
+LLM_FIELDS = ("model", "n_ctx", "n_gpu_layers", "seed", "models_dir")
+
+
+def make_llm(config: GenerationConfig) -> LlamaCppLLM:
+    """The chat model ``config`` names, not loaded yet (cheap: the model file is resolved, so a bad name fails here).
+
+    The one way a front end gets its :class:`~rag.generation.llm.LlamaCppLLM` from a config; call
+    ``.load()`` (or let :func:`build` do it) before the first answer.
+
+    Example:
+        >>> make_llm(GenerationConfig(model="smollm2-135m", n_gpu_layers=0)).model
+        'smollm2-135m'
+    """
+    return LlamaCppLLM(config.model, n_ctx=config.n_ctx, n_gpu_layers=config.n_gpu_layers, seed=config.seed,
+                       models_dir=config.models_dir)
 
 
 def resolve_reranker(spec: str | None, index_dir: Path | None = None) -> Reranker | None:
@@ -292,6 +304,21 @@ class Pipeline:
         self.close()
 
 
+def _plugins(plugins: PluginConfig, collection: str, embedder: Embedder, llm: ChatModel | None,
+             collections: Collections) -> tuple[Any, Any]:
+    """The rewriter and (if one is named) the router ``plugins`` asks for."""
+    rewriter = make_rewriter(plugins.rewriter, PluginContext(
+        llm=llm, embedder=embedder, default_collection=collection, options=plugins.rewriter_options))
+    router = None
+    if plugins.router:
+        from rag.plugins.routers import build_router
+
+        router = build_router(plugins.router, PluginContext(
+            llm=llm, embedder=embedder, collections=collections.describe(),
+            default_collection=collection, options=plugins.router_options))
+    return rewriter, router
+
+
 def build(config: PipelineConfig, store: IndexStore, *, index: Index | None = None,
           embedder: Embedder | None = None, llm: ChatModel | None = None, reranker: Reranker | None = None,
           load_index: Callable[[str], Index] | None = None) -> Pipeline:
@@ -314,23 +341,11 @@ def build(config: PipelineConfig, store: IndexStore, *, index: Index | None = No
     collections = Collections(store, retriever, config.retrieval, load)
     owns_llm = False
     if llm is None and not gen.extractive:
-        from rag.generation.llm import LlamaCppLLM
-
-        llm = LlamaCppLLM(gen.model, n_ctx=gen.n_ctx, n_gpu_layers=gen.n_gpu_layers, seed=gen.seed,
-                          models_dir=gen.models_dir)
+        llm = make_llm(gen)
         owns_llm = True
     answer_llm = None if gen.extractive else llm
     try:
-        plugins = config.plugins
-        rewriter = make_rewriter(plugins.rewriter, PluginContext(
-            llm=answer_llm, embedder=embedder, default_collection=index.name, options=plugins.rewriter_options))
-        router = None
-        if plugins.router:
-            from rag.plugins.routers import build_router
-
-            router = build_router(plugins.router, PluginContext(
-                llm=answer_llm, embedder=embedder, collections=collections.describe(),
-                default_collection=index.name, options=plugins.router_options))
+        rewriter, router = _plugins(config.plugins, index.name, embedder, answer_llm, collections)
         selector = None
         if gen.context is ContextMode.EVIDENCE:
             selector = EvidenceSelector(embedder, budget=gen.evidence_budget,

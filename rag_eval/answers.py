@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, Union
 
+from rag.validate import positive_int
+
 from .datasets import Dataset, read_jsonl
 
 logger = logging.getLogger(__name__)
@@ -147,8 +149,7 @@ def questions_from_dataset(ds: Dataset, limit: int | None = None, seed: int = 0,
         >>> questions_from_dataset(ds)[0].reference_ids
         ('d1',)
     """
-    if limit is not None and (not isinstance(limit, int) or limit <= 0):
-        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+    positive_int("limit", limit, optional=True)
     texts = {d.doc_id: (f"{d.title}\n{d.text}" if d.title and d.title not in d.text else d.text)
              for d in ds.documents}
     samples = []

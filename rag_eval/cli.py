@@ -7,28 +7,30 @@ Examples::
     rag eval retrieval --dataset cranfield --path ../shared/data/cranfield --configs hybrid \
         --rewriters none,keyword,multi-query,hyde,decompose --out results/rewriters
     rag eval answers --dataset cranfield --path ../shared/data/cranfield --limit 5 --out results/answers
+
+``rag eval answers`` lives in :mod:`rag_eval.answers_cli`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from rag.cli.common import (FUSIONS, MODES, CommandError, add_answer_check_arg, add_evidence_args, add_index_dir_arg, non_negative_int,  # one CLI convention
-                            positive_float, positive_int, unit_interval)
-from rag.ingest.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
-from rag.retrieval.fusion import DEFAULT_RRF_K
+from rag.cli.common import (CommandError, non_negative_int, positive_float, positive_int,  # one CLI convention
+                            unit_interval)
+from rag.pipeline import GenerationConfig, RetrievalConfig, make_llm
+from rag_eval.answers_cli import add_answers_command
 
 
 def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     from rag_eval.datasets import load_dataset
     from rag_eval.metrics import default_metrics, parse_metrics
     from rag_eval.report import markdown_table, write_comparison
-    from rag_eval.retrieval import CONFIGS, RERANK_CONFIG, EvalSettings, compare_configs, parse_configs
+    from rag_eval.retrieval import (CONFIGS, RERANK_CONFIG, CompareSettings, EvalSettings, compare_configs,
+                                    parse_configs)
 
     configs = parse_configs(args.configs)
     metrics = parse_metrics(args.metrics) if args.metrics else default_metrics(args.k, args.depth)
@@ -51,9 +53,7 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
         if unknown:
             raise ValueError(f"unknown rewriter(s) {', '.join(unknown)}; available: {', '.join(available_rewriters())}")
         if any(r not in ("none", "keyword", "condense") for r in rewriters):
-            from rag.generation.llm import LlamaCppLLM
-
-            llm = LlamaCppLLM(args.llm, seed=0)
+            llm = make_llm(GenerationConfig(model=args.llm))
     milvus = None
     if args.backend == "milvus":
         from rag.index.milvus import MilvusConfig
@@ -63,10 +63,10 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
         milvus = MilvusConfig(uri=args.uri, index_type=args.milvus_index)
     ds = load_dataset(args.dataset, args.path, split=args.split)
     try:
-        cmp = compare_configs(ds, configs, settings=settings, reranker=reranker, metrics=metrics,
-                              baseline=args.baseline, test=args.test, n_resamples=args.resamples, seed=args.seed,
-                              show_progress=not args.quiet, rewriters=rewriters, llm=llm, limit=args.limit,
-                              milvus=milvus)
+        compare = CompareSettings(configs, retrieval=settings, metrics=metrics, baseline=args.baseline,
+                                  test=args.test, n_resamples=args.resamples, seed=args.seed, rewriters=rewriters,
+                                  limit=args.limit, milvus=milvus)
+        cmp = compare_configs(ds, compare, reranker=reranker, llm=llm, show_progress=not args.quiet)
     finally:
         if llm is not None:
             llm.close()
@@ -90,162 +90,9 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval_qa(args: argparse.Namespace) -> int:
-    """``rag eval answers --dataset qa``: correct / cited_gold / declined / invented over an extractive QA set."""
-    from rag.embedding import Embedder
-    from rag.index.store import IndexStore
-    from rag.pipeline import GenerationConfig, PipelineConfig, RetrievalConfig, build
-    from rag_eval.qa import (add_cosines, load_qa, report_markdown, row_json, run_qa_benchmark, select, summarize,
-                             without_documents, write_rows)
-    from rag_eval.retrieval import EvalSettings, build_index
-
-    if not args.path:
-        raise ValueError("--dataset qa needs --path FOLDER (documents/ and questions.jsonl, e.g. ../shared/data/covid-qa)")
-    ds = load_qa(args.path)
-    questions = select(ds, args.split, args.limit, seed=args.seed if args.sample else None)
-    embedder = Embedder()
-    settings = EvalSettings()
-    full = build_index(ds.corpus(), embedder, settings, show_progress=not args.quiet)
-    without = None
-    if args.unanswerable:
-        gold_docs = {q.doc_id for q in questions}
-        without = without_documents(full, gold_docs, f"{full.name}-without-gold")
-    retrieval = RetrievalConfig(mode=args.mode, fusion=args.fusion, candidates=args.candidates,
-                                **({"k": args.contexts} if args.contexts else {}))
-    generation = GenerationConfig(mode="extractive" if args.extractive else "generative", model=args.generator,
-                                  max_tokens=args.max_tokens, answer_check=args.answer_check, context=args.context,
-                                  evidence_pool=args.evidence_pool, evidence_budget=args.evidence_budget)
-    llm = None
-    if not args.extractive:
-        from rag.generation.llm import LlamaCppLLM
-
-        llm = LlamaCppLLM(args.generator, seed=0)
-    store = IndexStore(args.index_dir)
-    scorer = judge = None
-    if args.ragas:  # the optional extra column; the verdict stays correct / cited_gold / declined
-        from rag_eval.judges import make_judge
-        from rag_eval.scoring import AnswerScorer, parse_answer_metrics
-
-        judge = make_judge(args.judge, model=args.judge_model, api_key=os.environ.get(args.judge_api_key_env),
-                           max_tokens=args.judge_max_tokens, shared_llm=llm)
-        scorer = AnswerScorer(judge=judge, embedder=embedder, metrics=parse_answer_metrics(args.metrics),
-                              timeout_s=args.timeout)
-
-    def answerer(index):  # one builder for both settings; the model and embedder are shared; the app's plugins
-        config = PipelineConfig(index=index.name, retrieval=retrieval, generation=generation)
-        return build(config, store, index=index, embedder=embedder, llm=llm).answerer
-
-    partial = None
-    if args.out:  # rows as they come, so an interrupted run keeps what it measured
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        partial = open(Path(args.out) / "rows.partial.jsonl", "w", encoding="utf-8")  # noqa: SIM115
-
-    def keep(row: Any) -> None:
-        if partial is not None:
-            partial.write(row_json(row) + "\n")
-            partial.flush()
-
-    try:
-        rows = run_qa_benchmark(questions, answerer(full), answerer(without) if without is not None else None,
-                                show_progress=not args.quiet, on_row=keep, scorer=scorer)
-    finally:
-        for model in {id(m): m for m in (llm, getattr(judge, "llm", None)) if m is not None}.values():
-            model.close()
-        if partial is not None:
-            partial.close()
-    rows = add_cosines(rows, embedder.encode)
-    model = "extractive" if args.extractive else args.generator
-    summary = summarize(rows, model)
-    summary["settings"] = {"split": args.split, "limit": args.limit,
-                           "questions": f"seeded sample (seed {args.seed})" if args.sample else "first N",
-                           "mode": args.mode, "k": retrieval.k, "context": str(generation.context),
-                           "evidence_pool": generation.evidence_pool, "evidence_budget": generation.evidence_budget,
-                           "max_tokens": args.max_tokens, "unanswerable": "same questions, index without their gold documents"
-                           if without is not None else "off"}
-    if args.out:
-        out = Path(args.out)
-        write_rows(rows, out / "rows.jsonl")
-        (out / "rows.partial.jsonl").unlink(missing_ok=True)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        (out / "report.md").write_text(report_markdown(summary, rows), encoding="utf-8")
-        print(f"wrote rows.jsonl, summary.json and report.md to {out}/", file=sys.stderr)
-    if args.format == "json":
-        print(json.dumps(summary, indent=2))
-    else:
-        print(report_markdown(summary, rows), end="")
-    return 0
-
-
-def cmd_eval_answers(args: argparse.Namespace) -> int:
-    """``rag eval answers``: build the pipeline, generate, score, print and write the report."""
-    if args.dataset == "qa":
-        return cmd_eval_qa(args)
-    from rag.embedding import Embedder
-    from rag.index.store import IndexStore
-    from rag.pipeline import GenerationConfig, PipelineConfig, PluginConfig, RetrievalConfig, build
-    from rag_eval.answer_report import summary_markdown, write_answer_report
-    from rag_eval.answers import answerer_generator, load_questions, questions_from_dataset
-    from rag_eval.judges import make_judge
-    from rag_eval.scoring import AnswerScorer, evaluate_answers, parse_answer_metrics
-
-    metrics = parse_answer_metrics(args.metrics)
-    embedder = Embedder()
-    if args.questions:
-        if not args.index:
-            raise ValueError("--questions needs --index NAME (the index the questions are asked against)")
-        index = IndexStore(args.index_dir).load(args.index)
-        samples = load_questions(args.questions, limit=args.limit)
-        id_of: Callable[[Any], str] | None = (lambda chunk: chunk.source)
-    else:
-        if not args.path:
-            raise ValueError("give --dataset/--path (a benchmark) or --questions FILE.jsonl --index NAME")
-        from rag_eval.datasets import load_dataset
-        from rag_eval.retrieval import EvalSettings, build_index
-
-        ds = load_dataset(args.dataset, args.path, split=args.split)
-        index = build_index(ds, embedder, EvalSettings(), show_progress=not args.quiet)
-        samples = questions_from_dataset(ds, limit=args.limit, seed=args.seed)
-        id_of = None
-    config = PipelineConfig(
-        index=index.name,
-        retrieval=RetrievalConfig(mode=args.mode, fusion=args.fusion, candidates=args.candidates, k=args.contexts or 3),
-        generation=GenerationConfig(mode="extractive" if args.extractive else "generative", model=args.generator,
-                                    max_tokens=args.max_tokens),
-        plugins=PluginConfig(rewriter="none"))  # single questions: no follow-up condensation
-    llm = None
-    if not args.extractive:
-        from rag.generation.llm import LlamaCppLLM
-
-        llm = LlamaCppLLM(args.generator)
-    judge = make_judge(args.judge, model=args.judge_model, api_key=os.environ.get(args.judge_api_key_env),
-                       max_tokens=args.judge_max_tokens, shared_llm=llm)
-    answerer = build(config, IndexStore(args.index_dir), index=index, embedder=embedder, llm=llm).answerer
-    scorer = AnswerScorer(judge=judge, embedder=embedder, metrics=metrics, timeout_s=args.timeout)
-    settings = {"dataset": args.dataset if not args.questions else str(args.questions), "mode": args.mode,
-                "fusion": args.fusion, "contexts": args.contexts, "generator": "extractive" if args.extractive
-                else args.generator, "max_tokens": args.max_tokens, "timeout_s": args.timeout,
-                "limit": args.limit, "seed": args.seed}
-    judge_llm = getattr(judge, "llm", None)
-    try:
-        report = evaluate_answers(samples, answerer_generator(answerer, id_of), scorer,
-                                  show_progress=not args.quiet, settings=settings)
-    finally:
-        for model in {id(m): m for m in (llm, judge_llm) if m is not None and hasattr(m, "close")}.values():
-            model.close()
-    if args.out:
-        paths = write_answer_report(report, args.out)
-        print(f"wrote {len(paths)} files to {Path(args.out)}/", file=sys.stderr)
-    if args.format == "json":
-        print(json.dumps({"judge": report.judge, "samples": len(report.results),
-                          "fully_scored": report.n_fully_scored, "metrics": report.aggregate()}, indent=2))
-    else:
-        print(summary_markdown(report), end="")
-    return 0
-
-
 def _add_retrieval(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     from rag_eval.datasets import DATASETS
-    from rag_eval.retrieval import BASELINE, DEFAULT_CONFIGS
+    from rag_eval.retrieval import BASELINE, DEFAULT_CONFIGS, EvalSettings
     from rag_eval.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, SIGNIFICANCE_TESTS
 
     e = esub.add_parser("retrieval", help="compare retrieval configs on a benchmark (metrics, p-values, latency)")
@@ -264,15 +111,20 @@ def _add_retrieval(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     e.add_argument("--k", type=positive_int, default=10, help="cutoff of the default nDCG/MRR metrics (default %(default)s)")
     e.add_argument("--with-latency", action="store_true",
                    help="add latency_mean_ms and latency_p95_ms to the --format json output")
-    e.add_argument("--chunk-size", type=positive_int, default=DEFAULT_CHUNK_SIZE)
-    e.add_argument("--chunk-overlap", type=non_negative_int, default=DEFAULT_CHUNK_OVERLAP)
-    e.add_argument("--depth", type=positive_int, default=100, help="documents per query in the run (default %(default)s)")
-    e.add_argument("--candidates", type=positive_int, default=200, help="chunks per retriever (default %(default)s)")
-    e.add_argument("--rrf-k", type=non_negative_int, default=DEFAULT_RRF_K)
-    e.add_argument("--alpha", type=unit_interval, default=0.5, help="dense weight of hybrid-weighted (default %(default)s)")
+    d = EvalSettings()  # the benchmark's defaults live there
+    e.add_argument("--chunk-size", type=positive_int, default=d.chunk_size)
+    e.add_argument("--chunk-overlap", type=non_negative_int, default=d.chunk_overlap)
+    e.add_argument("--depth", type=positive_int, default=d.depth,
+                   help="documents per query in the run (default %(default)s)")
+    e.add_argument("--candidates", type=positive_int, default=d.candidates,
+                   help="chunks per retriever (default %(default)s)")
+    e.add_argument("--rrf-k", type=non_negative_int, default=d.rrf_k)
+    e.add_argument("--alpha", type=unit_interval, default=d.alpha,
+                   help="dense weight of hybrid-weighted (default %(default)s)")
     e.add_argument("--reranker", default=None,
                    help="CrossEncoder name or path; adds the hybrid-rrf-rerank config")
-    e.add_argument("--rerank-candidates", type=positive_int, default=50, help="chunks the reranker rescores")
+    e.add_argument("--rerank-candidates", type=positive_int, default=d.rerank_candidates,
+                   help="chunks the reranker rescores")
     e.add_argument("--baseline", default=BASELINE, help="config the others are tested against (default %(default)s)")
     e.add_argument("--test", choices=SIGNIFICANCE_TESTS, default="randomization",
                    help="paired significance test (default %(default)s)")
@@ -299,7 +151,7 @@ def add_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser
     p = subparsers.add_parser("eval", help="evaluation")
     esub = p.add_subparsers(dest="eval_command", required=True, metavar="WHAT")
     _add_retrieval(esub)
-    _add_answers(esub)
+    add_answers_command(esub)
     _add_train(esub)
 
 
@@ -311,13 +163,12 @@ def cmd_eval_train(args: argparse.Namespace) -> int:
     """``rag eval train evidence|decision``: fit the answer stage's models on an extractive QA set."""
     import shlex
 
-    from rag.answer.evidence import EvidenceSelector
     from rag.answer.linear import MODELS_DIR
     from rag.embedding import Embedder
-    from rag.pipeline import GenerationConfig, RetrievalConfig, build_retriever
-    from rag_eval.qa import load_qa, select
+    from rag.pipeline import build_retriever
+    from rag_eval.qa import load_qa
     from rag_eval.retrieval import EvalSettings, build_index, default_cache_dir
-    from rag_eval.train import decision_examples, load_examples, save_examples, train_decision, train_ranker
+    from rag_eval.train import load_examples, train_decision, train_ranker
 
     command = "python -m rag " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     ds = load_qa(args.path)
@@ -339,25 +190,7 @@ def cmd_eval_train(args: argparse.Namespace) -> int:
     key = generator or "extractive"
     cache = Path(args.cache) if args.cache else default_cache_dir() / "train" / f"decision-{ds.name}-{key}"
     if args.recollect or not (cache / "train.jsonl").is_file():
-        llm = prompts = None
-        if generator is not None:
-            from rag.generation.llm import LlamaCppLLM
-            from rag.generation.prompting import EVIDENCE_SYSTEM_PROMPT, PromptBuilder
-
-            llm = LlamaCppLLM(generator, seed=0).load()
-            prompts = PromptBuilder(llm, max_tokens=GenerationConfig.max_tokens,
-                                    system_prompt=EVIDENCE_SYSTEM_PROMPT)
-        selector = EvidenceSelector(embedder, budget=args.budget,
-                                    count_tokens=llm.count_tokens if llm is not None else None)
-        try:
-            for split, limit, name in ((args.train_split, args.train_limit, "train"), (args.dev_split, None, "dev")):
-                questions = select(ds, split, limit, seed=0 if limit else None)
-                examples = list(decision_examples(questions, full, retriever_for, selector, llm, args.pool, prompts,
-                                                  show_progress=not args.quiet))
-                save_examples(examples, cache, name)
-        finally:
-            if llm is not None:
-                llm.close()
+        _collect_decision_examples(args, ds, full, retriever_for, embedder, generator, cache)
     train, dev = load_examples(cache, "train"), load_examples(cache, "dev")
     features = [f.strip() for f in (args.features or (DECISION_FEATURES if generator else EXTRACTIVE_FEATURES)
                                      ).split(",") if f.strip()]
@@ -372,9 +205,32 @@ def cmd_eval_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_train(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    from rag.generation.models import DEFAULT_MODEL
+def _collect_decision_examples(args: argparse.Namespace, ds: Any, full: Any, retriever_for: Any, embedder: Any,
+                               generator: str | None, cache: Path) -> None:
+    """Ask the train and dev questions (the decision's examples) and cache what the answer stage saw."""
+    from rag.answer.evidence import EvidenceSelector
+    from rag_eval.qa import select
+    from rag_eval.train import decision_examples, save_examples
 
+    llm = prompts = None
+    if generator is not None:
+        from rag.generation.prompting import EVIDENCE_SYSTEM_PROMPT, PromptBuilder
+
+        llm = make_llm(GenerationConfig(model=generator)).load()
+        prompts = PromptBuilder(llm, max_tokens=GenerationConfig().max_tokens, system_prompt=EVIDENCE_SYSTEM_PROMPT)
+    selector = EvidenceSelector(embedder, budget=args.budget, count_tokens=llm.count_tokens if llm is not None else None)
+    try:
+        for split, limit, name in ((args.train_split, args.train_limit, "train"), (args.dev_split, None, "dev")):
+            questions = select(ds, split, limit, seed=0 if limit else None)
+            examples = list(decision_examples(questions, full, retriever_for, selector, llm, args.pool, prompts,
+                                              show_progress=not args.quiet))
+            save_examples(examples, cache, name)
+    finally:
+        if llm is not None:
+            llm.close()
+
+
+def _add_train(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     t = esub.add_parser("train", help="train the evidence ranker or the answer decision on an extractive QA set",
                         description="evidence: the sentence ranker of the evidence stage (gold-span sentences as "
                                     "positives). decision: the answer decision, from each question asked against "
@@ -386,7 +242,7 @@ def _add_train(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     t.add_argument("--dev-split", default="dev")
     t.add_argument("--train-limit", type=positive_int, default=None,
                    help="a seeded sample of this many train questions (default: all)")
-    t.add_argument("--generator", default=DEFAULT_MODEL,
+    t.add_argument("--generator", default=GenerationConfig().model,
                    help="decision: the chat model whose check and hidden state it reads, or 'none' for the "
                         "extractive decision (default %(default)s)")
     t.add_argument("--pool", type=positive_int, default=20, help="retrieved chunks ranked for evidence")
@@ -405,64 +261,3 @@ def _add_train(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     t.set_defaults(func=cmd_eval_train)
 
 
-def _add_answers(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    from rag_eval.datasets import DATASETS
-
-    from rag.generation.models import DEFAULT_MODEL
-    from rag.pipeline import GenerationConfig
-
-    a = esub.add_parser("answers", help="generate answers for a question set and score them",
-                        description="--dataset qa (an extractive QA folder such as COVID-QA): the full pipeline over "
-                                    "the split's questions, judged correct / cited_gold, plus the same questions "
-                                    "against the collection without the split's documents (declined vs invented). "
-                                    "Other datasets: retrieve -> generate, then score with Ragas: "
-                                    "faithfulness, answer relevancy, context precision/recall (LLM judge), "
-                                    "ID-based context precision/recall from qrels, non-LLM context recall. "
-                                    "A metric that cannot be scored is reported missing with its reason.")
-    a.add_argument("--dataset", default="cranfield", choices=(*DATASETS, "qa"))
-    a.add_argument("--path", default=None, help="benchmark folder (questions, qrels and corpus)")
-    a.add_argument("--split", default="test",
-                   help="BEIR qrels split, or the QA split: train, dev, test, all (default %(default)s)")
-    a.add_argument("--sample", action="store_true",
-                   help="qa: a seeded random sample of --limit questions (--seed) instead of the first N")
-    a.add_argument("--no-unanswerable", dest="unanswerable", action="store_false",
-                   help="qa: skip the unanswerable run (the same questions without their articles)")
-    a.add_argument("--questions", default=None,
-                   help="JSONL question set instead of a benchmark: {question, reference?, reference_ids?} "
-                        "(needs --index)")
-    a.add_argument("--index", default=None, help="index to answer --questions from")
-    add_index_dir_arg(a)
-    a.add_argument("--limit", type=positive_int, default=5,
-                   help="questions to evaluate (qa: the split's first N; others: a seeded sample; default %(default)s)")
-    a.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
-    a.add_argument("--mode", choices=MODES, default="hybrid")
-    a.add_argument("--fusion", choices=FUSIONS, default="adaptive")
-    a.add_argument("--candidates", type=positive_int, default=100, help="chunks per retriever before fusion")
-    a.add_argument("--contexts", type=positive_int, default=None,
-                   help="chunks given to the generator (default: qa the app's 5, others 3)")
-    a.add_argument("--generator", default=DEFAULT_MODEL, help="generator GGUF: registry name or path (default %(default)s)")
-    a.add_argument("--max-tokens", type=positive_int, default=GenerationConfig.max_tokens,
-                   help="answer token budget (default: the app's, %(default)s)")
-    a.add_argument("--extractive", action="store_true", help="quote retrieved sentences instead of generating")
-    add_answer_check_arg(a)
-    add_evidence_args(a)
-    a.add_argument("--ragas", action="store_true",
-                   help="qa: also score each answered question with Ragas (--metrics, --judge): an extra column, "
-                        "not the verdict (e.g. --ragas --judge none --metrics semantic_similarity,id_context_recall)")
-    a.add_argument("--judge", default="smollm2-135m",
-                   help="judge LLM: registry name or .gguf path (llama.cpp), an OpenAI-compatible base URL "
-                        "(http://host:port/v1), or 'none' for non-LLM metrics only (default %(default)s)")
-    a.add_argument("--judge-model", default=None, help="model name served by the --judge endpoint")
-    a.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
-                   help="environment variable holding the endpoint's API key (default %(default)s)")
-    a.add_argument("--judge-max-tokens", type=positive_int, default=256, help="judge output budget per call")
-    a.add_argument("--timeout", type=positive_float, default=120.0,
-                   help="seconds allowed per sample and metric before it is recorded as missing")
-    a.add_argument("--metrics", default="auto",
-                   help="auto/all, or a comma list of faithfulness, answer_relevancy, context_precision, "
-                        "context_recall, id_context_precision, id_context_recall, nonllm_context_recall, "
-                        "semantic_similarity")
-    a.add_argument("--format", choices=("json", "markdown"), default="markdown")
-    a.add_argument("--out", default=None, help="write samples.csv/json, summary.md/json and scores.png here")
-    a.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    a.set_defaults(func=cmd_eval_answers)

@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
+from rag.validate import positive_int
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_JUDGE_MAX_TOKENS = 256
@@ -135,8 +137,7 @@ class LlamaCppJudge:
 
     def __init__(self, llm: Any, max_tokens: int = DEFAULT_JUDGE_MAX_TOKENS, constrain_json: bool = True,
                  seed: int = 0) -> None:
-        if not isinstance(max_tokens, int) or max_tokens <= 0:
-            raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        positive_int("max_tokens", max_tokens)
         if not hasattr(llm, "stream"):
             raise ValueError(f"llm must be a rag.generation.llm.ChatModel (with .stream), got {type(llm).__name__}")
         self.llm = llm
@@ -185,8 +186,7 @@ class OpenAICompatibleJudge:
             raise ValueError(f"judge endpoint must be an http(s) URL, got {base_url!r}")
         if not model:
             raise ValueError("judge model name must be non-empty")
-        if not isinstance(max_tokens, int) or max_tokens <= 0:
-            raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        positive_int("max_tokens", max_tokens)
         self.base_url = base_url
         self.model = model
         self.api_key = api_key

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import Mapping, Sequence
 
+from rag.validate import positive_int
 METRICS: dict[str, str] = {"nDCG@10": "nDCG@10", "MAP": "AP", "Recall@100": "R@100", "MRR@10": "RR@10"}
 
 # label prefix -> ir_measures measure name; a cutoff "@k" is carried over
@@ -57,8 +58,7 @@ def parse_metrics(text: str | Sequence[str]) -> dict[str, str]:
 def default_metrics(k: int = 10, recall_k: int = 100) -> dict[str, str]:
     """``nDCG@k, MAP, Recall@recall_k, MRR@k`` (the defaults are :data:`METRICS`)."""
     for name, value in (("k", k), ("recall_k", recall_k)):
-        if not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        positive_int(name, value)
     return parse_metrics([f"nDCG@{k}", "MAP", f"Recall@{recall_k}", f"MRR@{k}"])
 
 

@@ -28,7 +28,7 @@ import hashlib
 import logging
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -45,6 +45,7 @@ from rag.retrieval.rerank import Reranker
 from rag.pipeline import RetrievalConfig, build_retriever
 from rag.retrieval.retriever import Retriever
 from rag.types import Document, Hit
+from rag.validate import in_range, non_negative_int, positive_int
 
 from .datasets import Dataset
 from .metrics import METRICS, per_query
@@ -128,15 +129,11 @@ class EvalSettings:
 
     def __post_init__(self) -> None:
         for name in ("chunk_size", "depth", "candidates", "rerank_candidates"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(name, getattr(self, name))
         if not isinstance(self.chunk_overlap, int) or not 0 <= self.chunk_overlap < self.chunk_size:
             raise ValueError(f"chunk_overlap must be in [0, chunk_size={self.chunk_size}), got {self.chunk_overlap!r}")
-        if not isinstance(self.rrf_k, int) or self.rrf_k < 0:
-            raise ValueError(f"rrf_k must be a non-negative integer, got {self.rrf_k!r}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}")
+        non_negative_int("rrf_k", self.rrf_k)
+        in_range("alpha", self.alpha, 0, 1)
 
 
 def build_index(ds: Dataset, embedder: Embedder, settings: EvalSettings,
@@ -330,82 +327,149 @@ def retrieval_config(name: str, settings: EvalSettings) -> RetrievalConfig:
                            rerank_candidates=settings.rerank_candidates, k=settings.candidates)
 
 
-def compare_configs(ds: Dataset, configs: Sequence[str], embedder: Embedder | None = None,
-                    settings: EvalSettings | None = None, reranker: Reranker | None = None,
-                    metrics: Mapping[str, str] | None = None, baseline: str | None = BASELINE,
-                    test: str = "randomization", n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-                    cache_dir: Path | None = None, show_progress: bool = False, rewriters: Sequence[str] = (),
-                    llm: Any | None = None, limit: int | None = None,
-                    milvus: MilvusConfig | None = None) -> Comparison:
-    """Run every config over the dataset's judged queries and test each against ``baseline``.
+@dataclass(frozen=True)
+class CompareSettings:
+    """What :func:`compare_configs` runs, scores and tests (the models it runs with are its arguments).
 
-    p-values (per metric, paired over queries) are None for the baseline itself and for
-    every config when the baseline is not among ``configs``.
+    Args:
+        configs: names from :data:`CONFIGS`, run in this order.
+        retrieval: the index and retrieval settings (:class:`EvalSettings`; part of the index cache key).
+        metrics: ``{label: measure}`` to score (default :data:`rag_eval.metrics.METRICS`).
+        baseline: the config every other is tested against (None, or not among the rows: no p-values;
+            with ``rewriters``, the first config without a rewriter when it is not among them).
+        test, n_resamples, seed: the paired significance test (:mod:`rag_eval.stats`).
+        rewriters: names from :func:`rag.plugins.base.available_rewriters`; each config runs once per
+            rewriter, rows ``config+rewriter`` (``none``: the plain config name).
+        limit: keep the first N judged queries (dataset order).
+        cache_dir: where the benchmark index is cached (default :func:`default_cache_dir`).
+        milvus: run every config on that Milvus server (the same chunks and vectors, uploaded once;
+            :func:`build_index`) instead of the in-process FAISS + BM25.
 
-    ``rewriters`` (names from :func:`rag.plugins.base.available_rewriters`) runs each config once per
-    rewriter, rows ``config+rewriter`` (``none``: the plain config name); ``llm`` is the chat
-    model LLM rewriters use.  When ``baseline`` is not among the rows, the first config without
-    a rewriter becomes the baseline.  ``limit`` keeps the first N judged queries (dataset order).
-    ``milvus`` runs every config on that Milvus server (the same chunks and vectors, uploaded
-    once; :func:`build_index`) instead of the in-process FAISS + BM25.
+    Example:
+        >>> CompareSettings(["bm25", "hybrid-rrf", "bm25"]).configs
+        ('bm25', 'hybrid-rrf')
+        >>> CompareSettings(["bm25"], test="anova")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown significance test 'anova'; choose from randomization, t-test
+    """
+
+    configs: Sequence[str]
+    retrieval: EvalSettings = field(default_factory=EvalSettings)
+    metrics: Mapping[str, str] = field(default_factory=lambda: dict(METRICS))
+    baseline: str | None = BASELINE
+    test: str = "randomization"
+    n_resamples: int = DEFAULT_RESAMPLES
+    seed: int = DEFAULT_SEED
+    rewriters: Sequence[str] = ()
+    limit: int | None = None
+    cache_dir: Path | None = None
+    milvus: MilvusConfig | None = None
+
+    def __post_init__(self) -> None:
+        configs = tuple(dict.fromkeys(self.configs))
+        unknown = [c for c in configs if c not in CONFIGS]
+        if unknown or not configs:
+            raise ValueError(f"unknown retrieval config(s) {unknown or list(self.configs)!r}; "
+                             f"choose from {', '.join(CONFIGS)}")
+        object.__setattr__(self, "configs", configs)
+        if self.test not in SIGNIFICANCE_TESTS:
+            raise ValueError(f"unknown significance test {self.test!r}; choose from {', '.join(SIGNIFICANCE_TESTS)}")
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit <= 0):
+            raise ValueError(f"limit must be a positive integer or None, got {self.limit!r}")
+        object.__setattr__(self, "rewriters", tuple(dict.fromkeys(self.rewriters)))
+        object.__setattr__(self, "metrics", dict(self.metrics or METRICS))
+        if self.rerank_configs and any(r != "none" for r in self.rewriters):
+            raise ValueError(f"rewriters cannot be combined with rerank configs ({', '.join(self.rerank_configs)}) yet")
+
+    @property
+    def rerank_configs(self) -> list[str]:
+        """The configs that need a reranker."""
+        return [c for c in self.configs if CONFIGS[c].get("rerank")]
+
+
+def compare_configs(ds: Dataset, settings: CompareSettings, *, embedder: Embedder | None = None,
+                    reranker: Reranker | None = None, llm: Any | None = None,
+                    show_progress: bool = False) -> Comparison:
+    """Run every config of ``settings`` over the dataset's judged queries and test each against the baseline.
+
+    p-values (per metric, paired over queries) are None for the baseline itself and for every
+    config when the baseline is not among the rows.  ``embedder`` (default: the packaged one)
+    indexes and searches, ``reranker`` serves the rerank configs, ``llm`` is the chat model LLM
+    rewriters use.
 
     Example (builds or reuses the cached Cranfield index)::
 
         from rag_eval.datasets import load_dataset
         cmp = compare_configs(load_dataset("cranfield", "../shared/data/cranfield"),
-                              ["bm25", "hybrid-rrf"])
+                              CompareSettings(["bm25", "hybrid-rrf"]))
         print(cmp.results["hybrid-rrf"].means["nDCG@10"], cmp.results["hybrid-rrf"].p_values["nDCG@10"])
     """
-    configs = list(configs)
-    unknown = [c for c in configs if c not in CONFIGS]
-    if unknown or not configs:
-        raise ValueError(f"unknown retrieval config(s) {unknown or configs!r}; choose from {', '.join(CONFIGS)}")
-    needs_reranker = [c for c in configs if CONFIGS[c].get("rerank")]
-    if needs_reranker and reranker is None:
-        raise ValueError(f"config(s) {', '.join(needs_reranker)} need a reranker; pass --reranker MODEL")
-    if test not in SIGNIFICANCE_TESTS:
-        raise ValueError(f"unknown significance test {test!r}; choose from {', '.join(SIGNIFICANCE_TESTS)}")
-    if limit is not None and (not isinstance(limit, int) or limit <= 0):
-        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
-    rewriter_names = list(dict.fromkeys(rewriters))
-    if needs_reranker and any(r != "none" for r in rewriter_names):
-        raise ValueError(f"rewriters cannot be combined with rerank configs ({', '.join(needs_reranker)}) yet")
-    settings = settings or EvalSettings()
-    metrics = dict(metrics or METRICS)
+    if settings.rerank_configs and reranker is None:
+        raise ValueError(f"config(s) {', '.join(settings.rerank_configs)} need a reranker; pass --reranker MODEL")
     embedder = embedder or Embedder()
     rewriter_objs = {name: make_rewriter(name, PluginContext(llm=llm, embedder=embedder))
-                     for name in rewriter_names if name != "none"}  # unknown names fail before indexing
+                     for name in settings.rewriters if name != "none"}  # unknown names fail before indexing
     if rewriter_objs and llm is not None and hasattr(llm, "load"):
         llm.load()  # so the first rewrite's latency does not include loading the model
-    index = build_index(ds, embedder, settings, cache_dir, show_progress, milvus=milvus)
-    if any(CONFIGS[c]["mode"] != "bm25" for c in configs):
+    index = build_index(ds, embedder, settings.retrieval, settings.cache_dir, show_progress, milvus=settings.milvus)
+    if any(CONFIGS[c]["mode"] != "bm25" for c in settings.configs):
         embedder.load()  # so the first dense query's latency does not include loading the model
-    if reranker is not None and needs_reranker:
+    if reranker is not None and settings.rerank_configs:
         reranker.load()
     queries = {q: t for q, t in ds.queries.items() if q in ds.qrels}
-    if limit is not None:
-        queries = dict(list(queries.items())[:limit])
-    logger.info("evaluating %d configs on %s (%d judged queries)", len(configs), ds.name, len(queries))
-    raw: dict[str, tuple[dict[str, dict[str, float]], list[float]]] = {}
-    traces: dict[str, tuple[str, list[dict[str, Any]]]] = {}
-    for name in configs:
+    if settings.limit is not None:
+        queries = dict(list(queries.items())[:settings.limit])
+    logger.info("evaluating %d configs on %s (%d judged queries)", len(settings.configs), ds.name, len(queries))
+    raw, traces = _run_configs(settings, index, embedder, reranker, rewriter_objs, queries, show_progress)
+    baseline = _baseline(settings, list(raw))
+    qrels = ds.qrels if settings.limit is None else {q: ds.qrels[q] for q in queries}
+    results = _score(raw, traces, qrels, settings, baseline)
+    n_judged = sum(1 for docs in qrels.values() if any(g > 0 for g in docs.values()))
+    return Comparison(dataset=ds.name, n_queries=n_judged, metrics=settings.metrics, results=results,
+                      baseline=baseline, test=settings.test, settings=settings.retrieval)
+
+
+_Runs = dict[str, tuple[dict[str, dict[str, float]], list[float]]]
+_Traces = dict[str, tuple[str, list[dict[str, Any]]]]
+
+
+def _run_configs(settings: CompareSettings, index: SearchIndex, embedder: Embedder, reranker: Reranker | None,
+                 rewriters: Mapping[str, QueryRewriter], queries: Mapping[str, str],
+                 show_progress: bool) -> tuple[_Runs, _Traces]:
+    """Every row's run and latencies (``config`` or ``config+rewriter``), and the rewritten rows' traces."""
+    raw: _Runs = {}
+    traces: _Traces = {}
+    depth = settings.retrieval.depth
+    for name in settings.configs:
         rr = reranker if CONFIGS[name].get("rerank") else None
-        for rw in rewriter_names or ["none"]:
+        for rw in settings.rewriters or ["none"]:
             row = name if rw == "none" else f"{name}+{rw}"
-            retriever = build_retriever(retrieval_config(name, settings), index, embedder, reranker=rr)
+            retriever = build_retriever(retrieval_config(name, settings.retrieval), index, embedder, reranker=rr)
             if rw == "none":
-                raw[row] = run_retrieval(retriever, queries, settings.depth, show_progress, desc=row)
+                raw[row] = run_retrieval(retriever, queries, depth, show_progress, desc=row)
                 continue
-            run, lat, tr = run_rewritten(retriever, rewriter_objs[rw], queries, settings.depth, show_progress, row)
+            run, lat, tr = run_rewritten(retriever, rewriters[rw], queries, depth, show_progress, row)
             raw[row] = (run, lat)
             traces[row] = (rw, tr)
-    configs = list(raw)
-    if rewriter_names and baseline not in configs:
-        baseline = next((c for c in configs if "+" not in c), configs[0])
-    if baseline is not None and baseline not in configs:
-        logger.warning("baseline %r is not among the configs %s: no p-values", baseline, configs)
+    return raw, traces
+
+
+def _baseline(settings: CompareSettings, rows: list[str]) -> str | None:
+    """The row the others are tested against: ``settings.baseline`` if it is a row (see :class:`CompareSettings`)."""
+    baseline = settings.baseline
+    if settings.rewriters and baseline not in rows:
+        baseline = next((c for c in rows if "+" not in c), rows[0])
+    if baseline is not None and baseline not in rows:
+        logger.warning("baseline %r is not among the configs %s: no p-values", baseline, rows)
         baseline = None
-    qrels = ds.qrels if limit is None else {q: ds.qrels[q] for q in queries}
+    return baseline
+
+
+def _score(raw: _Runs, traces: _Traces, qrels: Mapping[str, Mapping[str, int]], settings: CompareSettings,
+           baseline: str | None) -> dict[str, ConfigResult]:
+    """Per-query scores, means and p-values vs ``baseline`` of every row."""
+    metrics = settings.metrics
     scored = {name: per_query(qrels, run, metrics) for name, (run, _) in raw.items()}
     results: dict[str, ConfigResult] = {}
     for name, (run, lat) in raw.items():
@@ -417,13 +481,11 @@ def compare_configs(ds: Dataset, configs: Sequence[str], embedder: Embedder | No
                 continue
             qids = sorted(pq[label])
             p_values[label] = significance([scored[baseline][label][q] for q in qids],
-                                           [pq[label][q] for q in qids], test=test,
-                                           n_resamples=n_resamples, seed=seed)
+                                           [pq[label][q] for q in qids], test=settings.test,
+                                           n_resamples=settings.n_resamples, seed=settings.seed)
         means = {label: (sum(v.values()) / len(v) if v else 0.0) for label, v in pq.items()}
         rw, tr = traces.get(name, ("none", []))
         results[name] = ConfigResult(name=name, run=run, per_query=pq, means=means,
                                      latencies_ms=tuple(1000.0 * x for x in lat), p_values=p_values,
                                      rewriter=rw, traces=tuple(tr))
-    n_judged = sum(1 for docs in qrels.values() if any(g > 0 for g in docs.values()))
-    return Comparison(dataset=ds.name, n_queries=n_judged, metrics=metrics, results=results,
-                      baseline=baseline, test=test, settings=settings)
+    return results

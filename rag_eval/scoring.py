@@ -41,6 +41,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from rag.validate import positive_int
+
 from .answers import GeneratedAnswer, QuestionSample
 from .judges import JudgeBackend, JudgeTimeout, judge_deadline
 from .ragas_adapter import (JudgeOutputUnparseable, make_metric, ragas_embeddings, ragas_llm, run_metric,
@@ -127,8 +129,7 @@ class AnswerScorer:
                              f"{', '.join(ALL_METRICS)}")
         if not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
-        if not isinstance(strictness, int) or strictness <= 0:
-            raise ValueError(f"strictness must be a positive integer, got {strictness!r}")
+        positive_int("strictness", strictness)
         self.judge = judge
         self.metrics = tuple(metrics)
         self.timeout_s = float(timeout_s)

@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from rag.validate import positive_int
 DEFAULT_RESAMPLES = 10_000
 DEFAULT_SEED = 0
 SIGNIFICANCE_TESTS: tuple[str, ...] = ("randomization", "t-test")
@@ -91,8 +92,7 @@ def randomization_test(a: Sequence[float], b: Sequence[float], n_resamples: int 
         >>> randomization_test([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])   # exact: 2 of 8 flips as extreme
         0.25
     """
-    if not isinstance(n_resamples, int) or n_resamples <= 0:
-        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    positive_int("n_resamples", n_resamples)
     d = _paired_diffs(a, b)
     n = d.size
     observed = abs(d.mean())

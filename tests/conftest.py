@@ -50,9 +50,69 @@ def block_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+#: ``make test-fast`` sets it: the ``embedder`` fixture is then :func:`hashing_embedder`, not MiniLM.
+FAKE_EMBEDDER_ENV = "RAG_TEST_FAKE_EMBEDDER"
+HASHING_EMBEDDER_ID = "test-hashing-embedder"
+
+
+def hashing_embedder():  # type: ignore[no-untyped-def]
+    """A deterministic stand-in for MiniLM: content words, Snowball-stemmed, hashed into 384 signed buckets
+    and unit-normalised; MiniLM's own tokenizer, so chunks are cut exactly as with the real model.
+
+    Lexical, not semantic: texts that share stems are close. Its model id is its own, so an index it built
+    and a real embedder never meet silently (the retriever raises ``IndexMismatchError``).
+    """
+    import hashlib
+    import json
+
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from rag.embedding import Embedder
+    from rag.embedding.models import packaged_embedder_path
+    from rag.text import content_stems, words
+
+    model_dir = packaged_embedder_path()
+
+    class HashingEncoder:
+        dim = 384
+        max_seq_length = int(json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"])
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+
+        def encode(self, texts: list[str], batch_size: int, small: bool, show_progress: bool) -> np.ndarray:
+            out = np.zeros((len(texts), self.dim), dtype=np.float32)
+            for row, text in enumerate(texts):
+                terms = content_stems(text) or [w.lower() for w in words(text)] or [text]
+                for term in terms:
+                    h = int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=8).digest(), "little")
+                    out[row, h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+                out[row] /= np.linalg.norm(out[row]) or 1.0
+            return out
+
+    class HashingEmbedder(Embedder):
+        @property
+        def model_id(self) -> str:
+            return HASHING_EMBEDDER_ID
+
+        @property
+        def backend(self) -> str:
+            return "hashing"
+
+        def load(self) -> "HashingEmbedder":
+            with self._lock:
+                if self._impl is None:
+                    self._impl = HashingEncoder()
+            return self
+
+    return HashingEmbedder().load()
+
+
 @pytest.fixture(scope="session")
 def embedder():  # type: ignore[no-untyped-def]
-    """The real packaged MiniLM embedder, loaded once."""
+    """The real packaged MiniLM embedder, loaded once; with ``RAG_TEST_FAKE_EMBEDDER=1`` (``make test-fast``)
+    the hashing stand-in instead. Tests that need MiniLM's semantics are marked ``model``."""
+    if os.environ.get(FAKE_EMBEDDER_ENV) == "1":
+        return hashing_embedder()
     from rag.embedding import Embedder
 
     return Embedder().load()

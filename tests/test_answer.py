@@ -204,6 +204,7 @@ def test_chunk_stating_the_fact_beats_a_topical_embedding_match() -> None:
     assert support.citation == 1 and not support.supported
 
 
+@pytest.mark.model  # MiniLM's semantics
 def test_common_words_in_an_unrelated_chunk_do_not_support(embedder: Any) -> None:
     """Stemmed, "works with Word files" finds work, word and file in the FAQ's search answer; the real
     MiniLM puts the two far apart, so the word rule does not call it support."""
@@ -289,6 +290,7 @@ def test_gate_term_coverage_rescues_a_multi_topic_chunk(embedder: Any) -> None:
         RelevanceGate(min_term_coverage=0)
 
 
+@pytest.mark.model  # MiniLM's semantics
 def test_gate_best_sentence_rescues_a_question_in_other_words(embedder: Any) -> None:
     """The real MiniLM: an own-words question scores low against a multi-topic FAQ chunk and shares
     no term with it, but close to one of its sentences; an off-topic question stays out."""
@@ -544,6 +546,7 @@ def test_history_reaches_the_prompt_only_for_a_follow_up(retriever: Retriever) -
         "a follow-up keeps them"
 
 
+@pytest.mark.model  # SmolLM2
 def test_the_real_model_scores_yes_and_no_and_reuses_the_sources(smol: LlamaCppLLM) -> None:
     from rag.answer.gate import AnswerCheck
 

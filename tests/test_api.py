@@ -121,6 +121,7 @@ def ask(client: openai.OpenAI, question: str, **kw: Any) -> Any:
 
 # -- the real server with the openai client ------------------------------------------------------------
 
+@pytest.mark.model  # the real `rag serve` subprocess (MiniLM, SmolLM2)
 def test_health_needs_no_key_and_models_list_collections(server: Server, client: openai.OpenAI) -> None:
     health = httpx.get(f"{server.base}/health", timeout=10).json()
     assert health["status"] == "ok" and health["default_collection"] == "docs"
@@ -130,6 +131,7 @@ def test_health_needs_no_key_and_models_list_collections(server: Server, client:
     assert ids["rag:fruit"].rag == {"kind": "collection", "collection": "fruit"}  # type: ignore[attr-defined]
 
 
+@pytest.mark.model  # the real `rag serve` subprocess (MiniLM, SmolLM2)
 def test_grounded_answer_with_sources(client: openai.OpenAI, index_dir: Path) -> None:
     completion = ask(client, PUMP_Q)
     text = completion.choices[0].message.content
@@ -150,6 +152,7 @@ def test_grounded_answer_with_sources(client: openai.OpenAI, index_dir: Path) ->
     assert completion.usage.prompt_tokens > 0 and 0 < completion.usage.completion_tokens <= 16
 
 
+@pytest.mark.model  # the real `rag serve` subprocess (MiniLM, SmolLM2)
 def test_streaming(client: openai.OpenAI) -> None:
     pieces, finish, usage = [], None, None
     for chunk in ask(client, TURBINE_Q, stream=True, stream_options={"include_usage": True}):
@@ -164,6 +167,7 @@ def test_streaming(client: openai.OpenAI) -> None:
     assert usage is not None and usage.completion_tokens == len(pieces)
 
 
+@pytest.mark.model  # the real `rag serve` subprocess (MiniLM, SmolLM2)
 def test_follow_up_uses_the_earlier_turns(client: openai.OpenAI) -> None:
     follow = "What if it runs dry?"
     completion = client.chat.completions.create(model="rag:docs", max_tokens=16, temperature=0, messages=[
@@ -177,6 +181,7 @@ def test_follow_up_uses_the_earlier_turns(client: openai.OpenAI) -> None:
     assert rag["sources"] and rag["sources"][0]["source"] == "manuals/pump.md"
 
 
+@pytest.mark.model  # the real `rag serve` subprocess (MiniLM, SmolLM2)
 def test_collection_by_model_id_or_extra_body(client: openai.OpenAI) -> None:
     by_model = client.chat.completions.create(model="rag:fruit", max_tokens=8, temperature=0,
                                               messages=[{"role": "user", "content": "What colour are bananas?"}])
@@ -188,6 +193,7 @@ def test_collection_by_model_id_or_extra_body(client: openai.OpenAI) -> None:
     assert by_extra.rag["collection"] == "fruit"  # type: ignore[attr-defined]
 
 
+@pytest.mark.model  # the real `rag serve` subprocess (MiniLM, SmolLM2)
 def test_unknown_collection_or_model_is_a_404(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as err:
         client.chat.completions.create(model="rag:nope", messages=[{"role": "user", "content": "hi"}])
@@ -196,6 +202,7 @@ def test_unknown_collection_or_model_is_a_404(client: openai.OpenAI) -> None:
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
 
 
+@pytest.mark.model  # the real `rag serve` subprocess (MiniLM, SmolLM2)
 def test_missing_or_wrong_key_is_a_401(server: Server) -> None:
     wrong = openai.OpenAI(base_url=server.url, api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as err:
@@ -209,6 +216,7 @@ def test_missing_or_wrong_key_is_a_401(server: Server) -> None:
     assert httpx.get(f"{server.base}/openapi.json", timeout=10).status_code == 401
 
 
+@pytest.mark.model  # the real `rag serve` subprocess (MiniLM, SmolLM2)
 def test_concurrent_requests_are_all_answered(client: openai.OpenAI) -> None:
     def one(i: int) -> tuple[str, str]:
         question, expect = (PUMP_Q, "manuals/pump.md") if i % 2 == 0 else (TURBINE_Q, "manuals/turbine.txt")
@@ -223,6 +231,7 @@ def test_concurrent_requests_are_all_answered(client: openai.OpenAI) -> None:
     assert [got for got, _ in results] == [expect for _, expect in results]
 
 
+@pytest.mark.model  # the real `rag serve` subprocess (MiniLM, SmolLM2)
 def test_client_disconnect_stops_generation(server: Server, http: httpx.Client) -> None:
     before = http.get("/health").json()["generations"]
     body = {"model": "rag:docs", "stream": True, "max_tokens": 256, "temperature": 0,
@@ -243,6 +252,7 @@ def test_client_disconnect_stops_generation(server: Server, http: httpx.Client) 
     assert ask(openai.OpenAI(base_url=server.url, api_key=KEY), PUMP_Q, max_tokens=4).choices[0].message.content
 
 
+@pytest.mark.model  # the real `rag serve` subprocess (MiniLM, SmolLM2)
 def test_bad_requests_get_openai_error_objects(server: Server, http: httpx.Client, client: openai.OpenAI) -> None:
     url = "/v1/chat/completions"
     cases = [
@@ -266,6 +276,7 @@ def test_bad_requests_get_openai_error_objects(server: Server, http: httpx.Clien
     assert err.value.param == "max_tokens" and "256" in err.value.message
 
 
+@pytest.mark.model  # the real `rag serve` subprocess (MiniLM, SmolLM2)
 def test_embeddings_are_the_packaged_embedders(client: openai.OpenAI, http: httpx.Client, embedder: Any) -> None:
     texts = ["prime the pump", "turbine blades"]
     expected = embedder.encode(texts)
@@ -280,6 +291,7 @@ def test_embeddings_are_the_packaged_embedders(client: openai.OpenAI, http: http
     assert r.status_code == 400 and r.json()["error"]["param"] == "dimensions"
 
 
+@pytest.mark.model  # the real `rag serve` subprocess (MiniLM, SmolLM2)
 def test_search_matches_rag_search(http: httpx.Client, index_dir: Path, embedder: Any) -> None:
     body = {"query": "prime the centrifugal pump", "k": 3, "mode": "hybrid", "fusion": "weighted", "alpha": 0.7}
     result = http.post("/v1/search", json=body).json()
@@ -297,6 +309,7 @@ def test_search_matches_rag_search(http: httpx.Client, index_dir: Path, embedder
         assert r.status_code == status and r.json()["error"]["message"], (bad, r.text)
 
 
+@pytest.mark.model  # the real `rag serve` subprocess (MiniLM, SmolLM2)
 def test_openapi_schema_is_served_and_states_the_contract(http: httpx.Client) -> None:
     schema = http.get("/openapi.json").json()
     assert set(schema["paths"]) == {"/health", "/v1/models", "/v1/chat/completions", "/v1/embeddings",
@@ -329,6 +342,7 @@ def test_a_missing_collection_fails_at_start(index_dir: Path, capsys: pytest.Cap
     assert err.startswith("error: collection 'nope' does not exist") and "rag:docs" in err
 
 
+@pytest.mark.model  # the real `rag serve` subprocess (MiniLM, SmolLM2)
 def test_readme_client_example_runs(server: Server) -> None:
     """The README's ``openai`` example, pointed at this server (collection ``docs``, the test key)."""
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
@@ -389,14 +403,66 @@ def test_no_cors_unless_origins_are_given(local_service: Any) -> None:
 
 
 def test_too_many_answers_at_once_get_a_429() -> None:
-    from rag.serve.api import ApiError, _Generations
+    from rag.serve.errors import ApiError
+    from rag.serve.routes.context import Generations
 
-    gens = _Generations(limit=2)
+    gens = Generations(limit=2)
     gens.begin()
     gens.begin()
     with pytest.raises(ApiError) as err:
         gens.begin()
     assert err.value.status == 429 and err.value.code == "server_busy"
+
+
+def test_request_defaults_are_the_pipeline_defaults() -> None:
+    """Every request field that mirrors a pipeline setting defaults to the pipeline dataclass's value
+    (chat: the server's GenerationConfig; search: RetrievalConfig, like ``rag search``)."""
+    import dataclasses
+
+    from rag.serve.schemas import Limits, request_models
+
+    def mirrored(model: Any, config: Any) -> dict[str, tuple[Any, Any]]:
+        ours = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+        return {name: (field.default, ours[name]) for name, field in model.model_fields.items()
+                if name in ours and not field.is_required()}  # a chat request's required `model` is no setting
+
+    def plain(value: Any) -> Any:
+        return value.value if hasattr(value, "value") else value  # enums are strings on the wire
+
+    req = request_models(Limits())
+    chat = mirrored(req.ChatRequest, GenerationConfig())
+    search = mirrored(req.SearchRequest, RetrievalConfig())
+    assert {"max_tokens", "temperature", "seed"} <= set(chat)
+    assert {"k", "mode", "fusion", "rrf_k", "alpha", "candidates", "reranker", "rerank_candidates"} <= set(search)
+    for name, (api, pipeline) in {**chat, **search}.items():
+        assert api == plain(pipeline), f"the API's default {name}={api!r} is not the pipeline's {pipeline!r}"
+    served = request_models(Limits(), generation=GenerationConfig(max_tokens=24, temperature=0.5, seed=7))
+    assert [served.ChatRequest.model_fields[n].default for n in ("max_tokens", "temperature", "seed")] == [24, 0.5, 7]
+
+
+def test_responses_off_the_schema_fail_in_the_server(local_service: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body that does not match the schema is a logged 500 (or an error event in a stream), never sent."""
+    from rag.serve import responses
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        return responses.schemas.RagExtension.model_validate({"collection": "docs"})  # fields missing
+
+    monkeypatch.setattr("rag.serve.responses.rag_extension_model", broken)
+    monkeypatch.setattr("rag.serve.routes.chat_stream.rag_extension_model", broken)
+    body = {"model": "rag:docs", "messages": [{"role": "user", "content": PUMP_Q}]}
+    from fastapi.testclient import TestClient
+
+    from rag.serve.api import ApiSettings, create_app
+
+    with TestClient(create_app(local_service, ApiSettings()), base_url="http://127.0.0.1:8000",
+                    raise_server_exceptions=False) as c:
+        r = c.post("/v1/chat/completions", json=body)
+        assert r.status_code == 500 and r.json()["error"]["type"] == "server_error" and "rag" not in r.json()
+        events = [line for line in c.post("/v1/chat/completions", json={**body, "stream": True}).text.split("\n\n")
+                  if line]
+        assert events[-1] == "data: [DONE]" and json.loads(events[-2][6:])["error"]["type"] == "server_error"
+        assert not any('"finish_reason":"stop"' in e for e in events)
+        assert c.get("/health").json()["generations"]["failed"] == 2
 
 
 def test_a_reingested_collection_is_reloaded(tmp_path: Path, embedder: Any) -> None:

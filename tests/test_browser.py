@@ -296,7 +296,7 @@ def test_a_pdf_source_opens_on_its_page_with_the_passage_highlighted(app: Runnin
 
     from rag.index.store import IndexStore
     from rag.ingest.ingestor import Ingestor
-    from rag.serve.viewer import PdfPageRenderer
+    from rag.ui.viewer import PdfPageRenderer
     from tests.pdfgen import write_pdf
 
     docs = tmp_path / "docs"

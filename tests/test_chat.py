@@ -250,11 +250,13 @@ def test_cli_unknown_index_is_one_clear_line(tmp_path: Path, capsys: pytest.Capt
     assert err.startswith("error: no index named 'nope'") and err.count("\n") == 1
 
 
+@pytest.mark.model  # the CLI loads MiniLM itself
 def test_cli_missing_model_is_one_clear_line(index_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["ask", "q", "--index", "docs", "--index-dir", str(index_root), "--model", "gpt-9"], capsys)
     assert code == 2 and "unknown model 'gpt-9'" in err and "smollm2-135m" in err and err.count("\n") == 1
 
 
+@pytest.mark.model  # the CLI loads MiniLM itself
 def test_cli_ask_extractive(index_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["ask", "How do I prime the pump?", "--index", "docs", "--index-dir", str(index_root),
                         "--extractive"], capsys)
@@ -262,6 +264,7 @@ def test_cli_ask_extractive(index_root: Path, capsys: pytest.CaptureFixture[str]
     assert "Sources:\n  [1] " in out and "pump.md" in out.split("Sources:")[1]
 
 
+@pytest.mark.model  # the CLI loads MiniLM itself
 def test_cli_chat_repl(index_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = parser().parse_args(["chat", "--index", "docs", "--index-dir", str(index_root), "--extractive"])
     stdin = io.StringIO("How do I prime the centrifugal pump?\nWhat happens if it runs dry?\n/reset\n"

@@ -94,6 +94,7 @@ def test_two_concurrent_ingests_of_different_folders_keep_both(tmp_path: Path) -
     assert _stale(root) == []
 
 
+@pytest.mark.model  # a `rag ingest` subprocess loads MiniLM itself
 def test_an_ingest_waits_for_a_running_rag_ingest_and_keeps_its_documents(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     """``rag ingest`` in its own process holds the lock; an ingest here waits, then adds to its version."""
     from rag.index.store import IndexStore

@@ -164,6 +164,7 @@ def test_paired_t_test_matches_scipy() -> None:
 
 # -- the comparison command on a tiny BEIR folder --------------------------------------------
 
+@pytest.mark.model  # the CLI loads MiniLM itself
 def test_eval_retrieval_compares_configs_and_writes_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     from rag.cli.main import main
@@ -207,7 +208,7 @@ def test_eval_retrieval_compares_configs_and_writes_outputs(tmp_path: Path, monk
 def test_rerank_config_reranks_the_head_and_keeps_the_tail(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     import dataclasses
 
-    from rag_eval.retrieval import EvalSettings, compare_configs
+    from rag_eval.retrieval import CompareSettings, EvalSettings, compare_configs
 
     class ReverseReranker:
         """Stand-in cross-encoder: reverses the order of the hits it is given."""
@@ -225,8 +226,9 @@ def test_rerank_config_reranks_the_head_and_keeps_the_tail(tmp_path: Path, embed
     ds = load_beir(write_beir(tmp_path / "tiny"))
     rr = ReverseReranker()
     settings = EvalSettings(depth=8, candidates=20, rerank_candidates=2)
-    cmp = compare_configs(ds, ["hybrid-rrf", "hybrid-rrf-rerank"], embedder=embedder, settings=settings,
-                          reranker=rr, cache_dir=tmp_path / "cache", baseline="hybrid-rrf")
+    compare = CompareSettings(["hybrid-rrf", "hybrid-rrf-rerank"], retrieval=settings, baseline="hybrid-rrf",
+                              cache_dir=tmp_path / "cache")
+    cmp = compare_configs(ds, compare, embedder=embedder, reranker=rr)
     assert rr.calls == len(ds.queries)
     base, reranked = cmp.results["hybrid-rrf"].run["q1"], cmp.results["hybrid-rrf-rerank"].run["q1"]
     order = lambda run: [d for d, _ in sorted(run.items(), key=lambda kv: -kv[1])]  # noqa: E731
@@ -234,7 +236,7 @@ def test_rerank_config_reranks_the_head_and_keeps_the_tail(tmp_path: Path, embed
     # one chunk per document here: the top 2 swap places, the rest keep the fused order
     assert order(reranked) == [order(base)[1], order(base)[0], *order(base)[2:]]
     with pytest.raises(ValueError, match="need a reranker"):
-        compare_configs(ds, ["hybrid-rrf-rerank"], embedder=embedder, cache_dir=tmp_path / "cache")
+        compare_configs(ds, CompareSettings(["hybrid-rrf-rerank"], cache_dir=tmp_path / "cache"), embedder=embedder)
 
 
 def test_jsonl_errors_name_the_file_and_line(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ def test_the_app_cli_api_and_eval_give_the_same_answer(qa_folder: Path, embedder
     from rag.generation.llm import LlamaCppLLM
     from rag.index.store import IndexStore
     from rag.pipeline import build
-    from rag.serve.webapp import DEFAULT_SETTINGS, app_config
+    from rag.ui.settings import DEFAULT_SETTINGS, app_config
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_CACHE_DIR": str(qa_folder / "cache")}
     # the answer benchmark (it builds and caches the index the other doors then read)

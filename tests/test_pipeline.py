@@ -162,6 +162,7 @@ def test_rewrite_and_route_enums() -> None:
 
 # -- the CLI gets every retrieval option -----------------------------------------------------------
 
+@pytest.mark.model  # the CLI loads MiniLM itself
 def test_ask_takes_every_retrieval_option(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = ["--index", "docs", "--index-dir", str(root), "--extractive"]
     assert main(["ask", Q, *base, "--fusion", "weighted", "--alpha", "0.8", "--candidates", "20", "--rrf-k", "10",

@@ -119,6 +119,7 @@ def example_installed() -> Iterator[None]:
                        capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.model  # a `rag ask` subprocess loads MiniLM itself
 def test_third_party_package_router_and_rewriter_are_found_by_name_and_used(example_installed: None,
                                                                              two_collections: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -141,6 +142,7 @@ def test_third_party_package_router_and_rewriter_are_found_by_name_and_used(exam
 
 # -- eval output ------------------------------------------------------------------------------------------
 
+@pytest.mark.model  # the CLI loads MiniLM itself
 def test_eval_retrieval_compares_rewriters_and_writes_traces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     from rag.cli.main import main

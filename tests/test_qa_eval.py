@@ -150,6 +150,7 @@ def test_without_documents_drops_only_the_gold_documents(tmp_path: Path, embedde
 
 # -- end to end through the CLI (extractive: real embedder and index, no LLM) ---------------------
 
+@pytest.mark.model  # the CLI loads MiniLM itself
 def test_cli_runs_the_benchmark_and_reports_both_settings(tmp_path: Path, monkeypatch, capsys) -> None:
     from rag.cli.main import main
 
@@ -172,6 +173,7 @@ def test_cli_runs_the_benchmark_and_reports_both_settings(tmp_path: Path, monkey
     assert "ragas" not in out and all(r["ragas"] == [] for r in rows), "Ragas is an opt-in column"
 
 
+@pytest.mark.model  # the CLI loads MiniLM itself
 def test_ragas_is_an_optional_extra_column(tmp_path: Path, monkeypatch, capsys) -> None:
     from rag.cli.main import main
     from rag_eval.qa import read_rows

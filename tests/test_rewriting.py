@@ -138,6 +138,7 @@ def test_several_queries_are_merged_with_weighted_rrf(retriever: Retriever) -> N
     assert "dense" in found.hits[0].scores and len(found.retrievals) == 2
 
 
+@pytest.mark.model  # MiniLM's semantics
 def test_dense_override_searches_the_passage_on_the_dense_side(index: Index, embedder: Any) -> None:
     dense = Retriever(index, mode="dense", embedder=embedder)
     q = SearchQuery("zebra xylophone", dense="open the bleed valve to prime the centrifugal pump", kind="hyde")

@@ -150,6 +150,7 @@ def test_llm_router_real_model_output_is_valid_json_under_the_grammar() -> None:
 
 # -- routing in the Answerer -------------------------------------------------------------------------
 
+@pytest.mark.model  # MiniLM's semantics
 def test_chitchat_is_answered_without_retrieval(retrievers: dict[str, Retriever]) -> None:
     llm = ScriptedLLM(["You're welcome! Ask me about your documents."])
     answerer = make_answerer(retrievers["manuals"], llm, router=ChitChatRouter())
@@ -199,6 +200,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     return code, out, err
 
 
+@pytest.mark.model  # the CLI loads MiniLM itself
 def test_cli_router_rewriter_and_trace(index_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = ["--index", "manuals", "--index-dir", str(index_root), "--extractive"]
     code, out, _ = run(["ask", "thanks!", *base, "--router", "chitchat", "--trace"], capsys)

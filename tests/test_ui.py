@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from rag.serve.webapp import UploadError, check_upload, escape_markdown, safe_upload_path, save_uploads
+from rag.ui.text import escape_markdown, host_of, md
 
 APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")
 
@@ -105,24 +105,6 @@ def test_generative_answer_with_the_real_model(app_env: Path) -> None:
     assert any(e.label.startswith("[1] ") for e in at.expander)
 
 
-def test_upload_safety(tmp_path: Path) -> None:
-    up = tmp_path / "up"
-    assert safe_upload_path(up, "../../etc/passwd.md") == (up / "passwd.md").absolute()
-    assert safe_upload_path(up, "C:\\Users\\x\\notes.txt").name == "notes.txt"
-    with pytest.raises(UploadError, match="not usable"):
-        safe_upload_path(up, "..")
-    with pytest.raises(UploadError, match="unsupported file type '.exe'"):
-        check_upload("virus.exe", 10)
-    with pytest.raises(UploadError, match="over the 1 MB upload limit"):
-        check_upload("big.pdf", 2 * 1024 * 1024, max_mb=1)
-    saved, errors = save_uploads([("good.txt", b"hello"), ("../bad.exe", b"x"), ("empty.md", b""),
-                                  ("../../sneaky.txt", b"still fine")], up)
-    assert sorted(p.name for p in saved) == ["good.txt", "sneaky.txt"]
-    assert all(p.parent == up.absolute() for p in saved)
-    assert [n for n, _ in errors] == ["../bad.exe", "empty.md"]
-    assert not list(tmp_path.glob("sneaky.txt"))
-
-
 def test_escape_markdown_neutralises_links_and_html() -> None:
     out = escape_markdown("![x](http://evil/a.png) <b>hi</b> :red[alert] $x$")
     assert "![" not in out and "<b>" not in out and ":red[" not in out and "$x$" not in out
@@ -176,30 +158,19 @@ def build_collection(root: Path, name: str, files: dict[str, str], embedder):  #
 
 
 def test_md_escapes_and_makes_urls_inert() -> None:
-    import ast
-
-    source = Path(APP).read_text(encoding="utf-8")
-    tree = ast.parse(source)
-    wanted = {"_LINKISH", "_TRAILING", "code", "md", "host_of"}
-    nodes = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.Assign)) and
-             (getattr(n, "name", None) in wanted or
-              any(isinstance(t, ast.Name) and t.id in wanted for t in getattr(n, "targets", [])))]
-    ns: dict[str, object] = {}
-    exec("import re\nfrom urllib.parse import urlsplit\nfrom rag.serve.webapp import escape_markdown\n" +
-         "\n".join(ast.unparse(n) for n in nodes), ns)  # the helpers alone: importing ui/app.py runs the app
-    md, host_of = ns["md"], ns["host_of"]
     for text in ("![x](http://example.invalid/p.png)", "[click](http://example.invalid)",
                  "go to https://example.invalid/login, then www.example.invalid.", "mail a.b@example.invalid",
                  "<img src=x onerror=alert(1)> <a href='http://example.invalid'>x</a>", "xmpp:bot@example.invalid"):
-        out = md(text)  # type: ignore[operator]
+        out = md(text)
         assert live_markup(out) == [], (text, out)
         assert "example.invalid" in out.replace("\\", "")  # the host stays visible
-    assert md("see https://example.invalid/a.") == "see `https://example.invalid/a`\\."  # type: ignore[operator]
-    assert md("a `tick` http://x.invalid/`b`") .count("`http://x.invalid/`") == 1  # type: ignore[operator]
-    assert host_of("https://user@Example.invalid:8443/x") == "example.invalid"  # type: ignore[operator]
-    assert host_of("www.example.invalid/login") == "www.example.invalid"  # type: ignore[operator]
+    assert md("see https://example.invalid/a.") == "see `https://example.invalid/a`\\."
+    assert md("a `tick` http://x.invalid/`b`") .count("`http://x.invalid/`") == 1
+    assert host_of("https://user@Example.invalid:8443/x") == "example.invalid"
+    assert host_of("www.example.invalid/login") == "www.example.invalid"
 
 
+@pytest.mark.model  # the app loads MiniLM itself
 def test_untrusted_file_names_render_as_text(app_env: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     build_collection(app_env, "zephyr", EVIL_FILES, embedder)
     at = _app()
@@ -386,6 +357,7 @@ def test_sources_are_readable_and_details_are_behind_a_toggle(app_env: Path) -> 
     assert "{" not in outline  # a list, not a JSON blob
 
 
+@pytest.mark.model  # the app loads MiniLM itself
 def test_a_text_source_opens_in_its_document_with_previous_and_next(app_env: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     from rag.index.store import IndexStore
     from rag.ingest.ingestor import Ingestor
@@ -416,6 +388,7 @@ def test_a_text_source_opens_in_its_document_with_previous_and_next(app_env: Pat
     assert [b for b in at.button if b.key and b.key.startswith("next_")][0].disabled is False
 
 
+@pytest.mark.model  # the app loads MiniLM itself
 def test_a_pdf_source_shows_its_page(app_env: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     from rag.index.store import IndexStore
     from rag.ingest.ingestor import Ingestor
@@ -493,6 +466,7 @@ def test_a_watched_collection_says_so(app_env: Path, embedder) -> None:  # type:
     assert not [c.value for c in at.caption if "Watching" in c.value]
 
 
+@pytest.mark.model  # the app loads MiniLM itself
 def test_untrusted_text_stays_text_in_the_document_view_and_the_trace(app_env: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     build_collection(app_env, "zephyr", EVIL_FILES, embedder)
     at = _ask_extractive(_app().run(), ZEPHYR_QUESTION)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.serve.viewer import (DEFAULT_SCALE, PdfPageRenderer, ViewerError, document_chunks, find_passage,
+from rag.ui.viewer import (DEFAULT_SCALE, PdfPageRenderer, ViewerError, document_chunks, find_passage,
                               passage_context)
 from tests.pdfgen import write_pdf
 

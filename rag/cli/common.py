@@ -1,5 +1,9 @@
 """What every ``rag`` command shares: argument validators, argument groups, config from arguments.
 
+Every default comes from :mod:`rag.pipeline`'s config dataclasses (``RetrievalConfig()``,
+``GenerationConfig()``, ...), never typed here, so ``rag ask`` with no options builds exactly
+``PipelineConfig()`` (``tests/test_config_defaults.py`` pins it).
+
 One convention for all commands: ``--index NAME`` and ``--index-dir DIR`` (a :class:`~pathlib.Path`,
 default ``$RAG_INDEX_DIR`` or ``./indexes``), numbers checked by the types below (argparse turns
 their ``ArgumentTypeError`` into a usage error, exit 2), and errors raised as exceptions that
@@ -25,14 +29,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from rag.answer.gate import DEFAULT_MIN_DENSE
 from rag.generation.memory import MEMORY_TYPES
-from rag.generation.models import DEFAULT_MODEL, names as model_names
-from rag.pipeline import GenerationConfig, MemoryConfig, PipelineConfig, PluginConfig, RetrievalConfig
-from rag.retrieval.fusion import DEFAULT_RRF_K
+from rag.generation.models import names as model_names
+from rag.pipeline import AUTO, GenerationConfig, MemoryConfig, PipelineConfig, PluginConfig, RetrievalConfig
 from rag.types import AnswerMode, ContextMode, Fusion, RetrievalMode
 
-DEFAULT_INDEX = "default"
+DEFAULT_INDEX = PipelineConfig().index
 MODES = tuple(m.value for m in RetrievalMode)
 FUSIONS = tuple(f.value for f in Fusion)
 
@@ -88,7 +90,7 @@ def cosine(value: str) -> float:
 
 
 def answer_check(value: str) -> float | str:
-    if value == "auto":
+    if value == AUTO:
         return value
     x = _number(value, float)
     if x is None or not math.isfinite(x):
@@ -126,20 +128,24 @@ def add_index_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     add_index_dir_arg(p)
 
 
-def add_retrieval_args(p: argparse.ArgumentParser, k: int = 5) -> None:
-    """Every retrieval option, shared by ``search``, ``ask`` and ``chat``."""
+def add_retrieval_args(p: argparse.ArgumentParser) -> None:
+    """Every retrieval option, shared by ``search``, ``ask`` and ``chat`` (defaults: ``RetrievalConfig()``)."""
+    d = RetrievalConfig()
     g = p.add_argument_group("retrieval")
-    g.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default: %(default)s)")
-    g.add_argument("-k", type=positive_int, default=k, help="hits kept (default: %(default)s)")
-    g.add_argument("--fusion", choices=FUSIONS, default="adaptive",
+    g.add_argument("--mode", choices=MODES, default=str(d.mode), help="retrieval mode (default: %(default)s)")
+    g.add_argument("-k", type=positive_int, default=d.k, help="hits kept (default: %(default)s)")
+    g.add_argument("--fusion", choices=FUSIONS, default=str(d.fusion),
                    help="hybrid fusion: adaptive (RRF, dense weight set by the two rankings' agreement), "
                         "rrf (equal weights) or weighted (default: %(default)s)")
-    g.add_argument("--rrf-k", type=non_negative_int, default=DEFAULT_RRF_K, help="RRF constant (default: %(default)s)")
-    g.add_argument("--alpha", type=unit_interval, default=0.5, help="dense weight for --fusion weighted")
-    g.add_argument("--candidates", type=positive_int, default=100, help="hits per retriever before fusion")
-    g.add_argument("--reranker", default=None,
+    g.add_argument("--rrf-k", type=non_negative_int, default=d.rrf_k, help="RRF constant (default: %(default)s)")
+    g.add_argument("--alpha", type=unit_interval, default=d.alpha,
+                   help="dense weight for --fusion weighted (default: %(default)s)")
+    g.add_argument("--candidates", type=positive_int, default=d.candidates,
+                   help="hits per retriever before fusion (default: %(default)s)")
+    g.add_argument("--reranker", default=d.reranker,
                    help="CrossEncoder name or path, or 'auto' for the index's trained reranker (default: none)")
-    g.add_argument("--rerank-candidates", type=positive_int, default=50, help="fused hits the reranker rescores")
+    g.add_argument("--rerank-candidates", type=positive_int, default=d.rerank_candidates,
+                   help="fused hits the reranker rescores (default: %(default)s)")
 
 
 def retrieval_config(args: argparse.Namespace) -> RetrievalConfig:
@@ -149,21 +155,31 @@ def retrieval_config(args: argparse.Namespace) -> RetrievalConfig:
 
 
 def add_generation_args(p: argparse.ArgumentParser) -> None:
+    """The answer options of ``ask``, ``chat`` and ``serve`` (defaults: ``GenerationConfig()``)."""
+    d = GenerationConfig()
     g = p.add_argument_group("answer")
-    g.add_argument("--model", default=DEFAULT_MODEL,
+    g.add_argument("--model", default=d.model,
                    help=f"registry name ({', '.join(model_names())}) or path to a .gguf file (default: %(default)s)")
-    g.add_argument("--models-dir", type=Path, default=None, help="where pulled models live")
-    g.add_argument("--temperature", type=temperature, default=0.0, help="sampling temperature (default: 0)")
-    g.add_argument("--max-tokens", type=positive_int, default=256, help="answer length budget in tokens")
-    g.add_argument("--n-ctx", type=positive_int, default=None, help="context window (default: the model's)")
-    g.add_argument("--n-gpu-layers", type=gpu_layers, default="auto",
-                   help="layers offloaded to the GPU: 'auto' (all if supported), -1 (all) or N")
-    g.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
-    g.add_argument("--min-relevance", type=cosine, default=DEFAULT_MIN_DENSE,
+    g.add_argument("--models-dir", type=Path, default=d.models_dir, help="where pulled models live")
+    g.add_argument("--temperature", type=temperature, default=d.temperature,
+                   help="sampling temperature (default: %(default)s)")
+    g.add_argument("--max-tokens", type=positive_int, default=d.max_tokens,
+                   help="answer length budget in tokens (default: %(default)s)")
+    g.add_argument("--n-ctx", type=positive_int, default=d.n_ctx, help="context window (default: the model's)")
+    g.add_argument("--n-gpu-layers", type=gpu_layers, default=d.n_gpu_layers,
+                   help="layers offloaded to the GPU: 'auto' (all if supported), -1 (all) or N (default: %(default)s)")
+    g.add_argument("--seed", type=int, default=d.seed, help="sampling seed (default: %(default)s)")
+    g.add_argument("--min-relevance", type=cosine, default=d.min_relevance,
                    help="minimum dense cosine of a hit to answer from it (default: %(default)s)")
-    g.add_argument("--extractive", action="store_true", help="quote the best sentences; no LLM")
+    add_extractive_arg(g)
     add_answer_check_arg(g)
     add_evidence_args(g)
+
+
+def add_extractive_arg(p: Any) -> None:
+    """``--extractive`` (ask, chat, serve and the answer benchmark); without it, ``GenerationConfig``'s mode."""
+    p.add_argument("--extractive", action="store_true", default=GenerationConfig().extractive,
+                   help="quote the best sentences; no LLM")
 
 
 def add_evidence_args(p: Any) -> None:
@@ -180,7 +196,7 @@ def add_evidence_args(p: Any) -> None:
 
 def add_answer_check_arg(p: Any) -> None:
     """``--answer-check LOG_ODDS`` / ``--no-answer-check`` (shared by ask, chat and the answer benchmark)."""
-    p.add_argument("--answer-check", type=answer_check, default="auto", metavar="LOG_ODDS",
+    p.add_argument("--answer-check", type=answer_check, default=GenerationConfig().answer_check, metavar="LOG_ODDS",
                    help="the answer decision's threshold: decline when its log-odds that the evidence answers the "
                         "question is below this; 'auto' = the trained decision's own threshold (for a model "
                         "without one: its calibrated Y/N answer check) (default: %(default)s)")
@@ -189,11 +205,13 @@ def add_answer_check_arg(p: Any) -> None:
 
 
 def add_plugin_args(p: argparse.ArgumentParser) -> None:
+    """``--rewriter``, ``--router`` and their JSON options (defaults: ``PluginConfig()``)."""
+    d = PluginConfig()
     g = p.add_argument_group("routing and rewriting")
     g.add_argument("--rewriter", default=None,
-                   help="query rewriter (default: condense follow-ups); built-in: none, condense, keyword, "
-                        "multi-query, hyde, decompose, or a 'rag.rewriters' entry point")
-    g.add_argument("--router", default=None,
+                   help=f"query rewriter (default: {d.rewriter}); built-in: none, condense (follow-ups made "
+                        "standalone), keyword, multi-query, hyde, decompose, or a 'rag.rewriters' entry point")
+    g.add_argument("--router", default=d.router,
                    help="router, or a comma-separated chain (default: none); built-in: chitchat, rules, "
                         "embedding, llm, or a 'rag.routers' entry point. Collections: all indexes in --index-dir")
     g.add_argument("--router-config", type=Path, default=None,
@@ -202,9 +220,12 @@ def add_plugin_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_memory_args(p: argparse.ArgumentParser) -> None:
+    """``--memory``, ``--window`` and ``--no-condense`` of ``chat`` (defaults: ``MemoryConfig()``)."""
+    d = MemoryConfig()
     g = p.add_argument_group("memory")
-    g.add_argument("--memory", choices=MEMORY_TYPES, default="buffer", help="chat memory (default: %(default)s)")
-    g.add_argument("--window", type=positive_int, default=3, help="turns kept by --memory window")
+    g.add_argument("--memory", choices=MEMORY_TYPES, default=d.kind, help="chat memory (default: %(default)s)")
+    g.add_argument("--window", type=positive_int, default=d.window,
+                   help="turns kept by --memory window (default: %(default)s)")
     g.add_argument("--no-condense", action="store_true",
                    help="do not rewrite follow-up questions into standalone queries (same as --rewriter none)")
 
@@ -223,8 +244,9 @@ def read_options(path: Path | None) -> dict[str, Any]:
 
 
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
-    """The :class:`~rag.pipeline.PipelineConfig` of an ``ask`` / ``chat`` command line."""
-    rewriter = args.rewriter or ("none" if getattr(args, "no_condense", False) else "condense")
+    """The :class:`~rag.pipeline.PipelineConfig` of an ``ask`` / ``chat`` / ``serve`` command line."""
+    plugins, memory = PluginConfig(), MemoryConfig()
+    rewriter = args.rewriter or ("none" if getattr(args, "no_condense", False) else plugins.rewriter)
     return PipelineConfig(
         index=args.index,
         retrieval=retrieval_config(args),
@@ -234,7 +256,7 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
             n_gpu_layers=args.n_gpu_layers, temperature=args.temperature, seed=args.seed,
             max_tokens=args.max_tokens, min_relevance=args.min_relevance, answer_check=args.answer_check,
             context=args.context, evidence_pool=args.evidence_pool, evidence_budget=args.evidence_budget),
-        memory=MemoryConfig(kind=getattr(args, "memory", "buffer"), window=getattr(args, "window", 3)),
+        memory=MemoryConfig(kind=getattr(args, "memory", memory.kind), window=getattr(args, "window", memory.window)),
         plugins=PluginConfig(rewriter=rewriter, router=args.router,
                              rewriter_options=read_options(args.rewriter_config),
                              router_options=read_options(args.router_config)))

@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import socket
@@ -35,6 +34,7 @@ from typing import Any
 
 from rag.cli.common import (add_generation_args, add_index_args, add_plugin_args, add_retrieval_args,
                             non_negative_int, pipeline_config, positive_float, positive_int, store)
+from rag.net import is_loopback
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +46,6 @@ def port(value: str) -> int:
     if n > 65535:
         raise argparse.ArgumentTypeError(f"must be a port number in 0..65535, got {value!r}")
     return n
-
-
-def is_loopback(host: str) -> bool:
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(host: str, api_key: str | None) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 from rag.embedding.models import DEFAULT_EMBEDDER, default_cache_dir, resolve_model
 from rag.embedding.onnx_encoder import _OnnxEncoder, onnx_available
 from rag.embedding.onnx_export import UnsupportedModelError
+from rag.validate import positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +99,9 @@ class Embedder:
             raise ValueError(f"model must be a non-empty string, got {model!r}")
         if device not in (None, "cpu", "cuda", "mps") and not str(device).startswith("cuda:"):
             raise ValueError(f"device must be one of None, 'cpu', 'cuda', 'cuda:N', 'mps'; got {device!r}")
-        if not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if small_batch_threads is not None and (not isinstance(small_batch_threads, int) or small_batch_threads <= 0):
-            raise ValueError(f"small_batch_threads must be a positive integer or None, got {small_batch_threads!r}")
-        if threads is not None and (not isinstance(threads, int) or threads <= 0):
-            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        positive_int("batch_size", batch_size)
+        positive_int("small_batch_threads", small_batch_threads, optional=True)
+        positive_int("threads", threads, optional=True)
         requested = backend if backend is not None else os.environ.get(BACKEND_ENV, DEFAULT_BACKEND)
         self.requested_backend = _validate_backend(requested)
         if self.requested_backend.startswith("onnx") and device not in ("cpu", None):

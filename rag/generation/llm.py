@@ -19,6 +19,7 @@ import time
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 from rag.generation.models import DEFAULT_MODEL, REGISTRY, ModelSpec, resolve_model, spec_for_path
+from rag.validate import in_range, positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +85,8 @@ class ChatModel(Protocol):
 
 
 def _validate_generation(max_tokens: int, temperature: float) -> None:
-    if not isinstance(max_tokens, int) or max_tokens <= 0:
-        raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
-    if not isinstance(temperature, (int, float)) or not 0.0 <= temperature <= 2.0:
-        raise ValueError(f"temperature must be in [0, 2], got {temperature!r}")
+    positive_int("max_tokens", max_tokens)
+    in_range("temperature", temperature, 0, 2)
 
 
 def _plain_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
@@ -150,8 +149,7 @@ class LlamaCppLLM:
             raise ValueError(f"n_gpu_layers must be 'auto' or an integer >= -1, got {n_gpu_layers!r}")
         if not isinstance(seed, int):
             raise ValueError(f"seed must be an integer, got {seed!r}")
-        if n_threads is not None and (not isinstance(n_threads, int) or n_threads <= 0):
-            raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
+        positive_int("n_threads", n_threads, optional=True)
         self.path = resolve_model(model, models_dir)  # cheap: a file lookup; fails fast
         self.spec: ModelSpec | None = REGISTRY.get(model) or spec_for_path(self.path)
         self.model = model

@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 
 from rag.generation.llm import ChatModel
 from rag.generation.prompting import NOT_FOUND
+from rag.validate import positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +94,7 @@ class WindowMemory(BufferMemory):
     """
 
     def __init__(self, k: int = 3) -> None:
-        if not isinstance(k, int) or k <= 0:
-            raise ValueError(f"k (turns kept) must be a positive integer, got {k!r}")
+        positive_int("k (turns kept)", k)
         super().__init__()
         self.k = k
 
@@ -115,8 +115,7 @@ class SummaryMemory:
     """
 
     def __init__(self, llm: ChatModel, max_tokens: int = 96, max_chars: int = 800) -> None:
-        if not isinstance(max_tokens, int) or max_tokens <= 0:
-            raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        positive_int("max_tokens", max_tokens)
         if not isinstance(max_chars, int) or max_chars < 80:
             raise ValueError(f"max_chars must be an integer >= 80, got {max_chars!r}")
         self.llm = llm

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 from rag.generation.llm import ChatModel, ContextOverflowError, Message
 from rag.text import CHAT_TEMPLATE_RE, REFERRING, WORD_RE, content_terms
 from rag.types import Chunk
+from rag.validate import positive_int
 
 if TYPE_CHECKING:  # pragma: no cover
     from rag.answer.evidence import Passage
@@ -121,8 +122,7 @@ class PromptBuilder:
 
     def __init__(self, llm: ChatModel, max_tokens: int = 256, system_prompt: str = SYSTEM_PROMPT,
                  history_share: float = 0.25) -> None:
-        if not isinstance(max_tokens, int) or max_tokens <= 0:
-            raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        positive_int("max_tokens", max_tokens)
         if not 0.0 <= history_share < 1.0:
             raise ValueError(f"history_share must be in [0, 1), got {history_share!r}")
         if not system_prompt.strip():
@@ -345,10 +345,8 @@ class QueryCondenser:
     """
 
     def __init__(self, llm: ChatModel, max_tokens: int = 48, history_turns: int = 2) -> None:
-        if not isinstance(max_tokens, int) or max_tokens <= 0:
-            raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
-        if not isinstance(history_turns, int) or history_turns <= 0:
-            raise ValueError(f"history_turns must be a positive integer, got {history_turns!r}")
+        positive_int("max_tokens", max_tokens)
+        positive_int("history_turns", history_turns)
         self.llm = llm
         self.max_tokens = max_tokens
         self.history_turns = history_turns

@@ -21,6 +21,7 @@ import logging
 from typing import Any, Callable, Sequence
 
 from rag.types import Chunk, Document, content_hash
+from rag.validate import positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,7 @@ class Chunker:
     def __init__(self, chunk_size: int = DEFAULT_CHUNK_SIZE, chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
                  tokenizer: Any | None = None,
                  length_function: Callable[[str], int] | None = None) -> None:
-        if not isinstance(chunk_size, int) or chunk_size <= 0:
-            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        positive_int("chunk_size", chunk_size)
         if not isinstance(chunk_overlap, int) or not 0 <= chunk_overlap < chunk_size:
             raise ValueError(f"chunk_overlap must be an integer in [0, chunk_size={chunk_size}), "
                              f"got {chunk_overlap!r}")

@@ -37,6 +37,7 @@ from typing import Sequence
 from rag.generation.llm import ChatModel, ContextOverflowError, Message
 from rag.plugins.base import PluginContext, Rewrite, SearchQuery
 from rag.text import CHAT_TEMPLATE_RE, content_terms
+from rag.validate import positive_int
 from rag.generation.prompting import (Condensed, QueryCondenser, follow_up_fallback, is_plausible_rewrite,
                                      looks_like_follow_up)
 
@@ -153,8 +154,7 @@ class KeywordRewriter:
     name = "keyword"
 
     def __init__(self, min_terms: int = 2) -> None:
-        if not isinstance(min_terms, int) or min_terms <= 0:
-            raise ValueError(f"min_terms must be a positive integer, got {min_terms!r}")
+        positive_int("min_terms", min_terms)
         self.min_terms = min_terms
 
     @classmethod
@@ -194,8 +194,7 @@ class MultiQueryRewriter:
     def __init__(self, llm: ChatModel | None, n: int = 3, max_tokens: int = 64, original_weight: float = 1.0) -> None:
         if not isinstance(n, int) or not 1 <= n <= 8:
             raise ValueError(f"n must be an integer in [1, 8], got {n!r}")
-        if not isinstance(max_tokens, int) or max_tokens <= 0:
-            raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        positive_int("max_tokens", max_tokens)
         if not original_weight > 0:
             raise ValueError(f"original_weight must be > 0, got {original_weight!r}")
         self.llm = _need_llm(self.name, llm)
@@ -232,10 +231,8 @@ class HydeRewriter:
     name = "hyde"
 
     def __init__(self, llm: ChatModel | None, max_tokens: int = 96, min_words: int = 6) -> None:
-        if not isinstance(max_tokens, int) or max_tokens <= 0:
-            raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
-        if not isinstance(min_words, int) or min_words <= 0:
-            raise ValueError(f"min_words must be a positive integer, got {min_words!r}")
+        positive_int("max_tokens", max_tokens)
+        positive_int("min_words", min_words)
         self.llm = _need_llm(self.name, llm)
         self.max_tokens = max_tokens
         self.min_words = min_words
@@ -277,8 +274,7 @@ class DecomposeRewriter:
     def __init__(self, llm: ChatModel | None, max_sub: int = 3, max_tokens: int = 72) -> None:
         if not isinstance(max_sub, int) or not 1 <= max_sub <= 6:
             raise ValueError(f"max_sub must be an integer in [1, 6], got {max_sub!r}")
-        if not isinstance(max_tokens, int) or max_tokens <= 0:
-            raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        positive_int("max_tokens", max_tokens)
         self.llm = _need_llm(self.name, llm)
         self.max_sub = max_sub
         self.max_tokens = max_tokens

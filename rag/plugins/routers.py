@@ -30,6 +30,7 @@ import numpy as np
 
 from rag.generation.llm import ChatModel, ContextOverflowError, Message
 from rag.plugins.base import PluginContext, Route, Router, make_router, plugin_name
+from rag.validate import positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -285,8 +286,7 @@ class LLMRouter:
             raise ValueError("routes must not be empty: give {collection: description}")
         if DIRECT in routes:
             raise ValueError(f"{DIRECT!r} is reserved for answers without retrieval; rename that route")
-        if not isinstance(max_tokens, int) or max_tokens <= 0:
-            raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        positive_int("max_tokens", max_tokens)
         self.llm = llm
         self.routes = dict(routes)
         self.default = default

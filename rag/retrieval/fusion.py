@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Hashable, Mapping, Sequence, TypeVar
 
+from rag.validate import in_range, positive_int
+
 K = TypeVar("K", bound=Hashable)
 
 DEFAULT_RRF_K = 60
@@ -64,10 +66,8 @@ def agreement_weight(sparse: Sequence[K], dense: Sequence[K], depth: int = AGREE
         >>> agreement_weight(list("abcdefghij"), list("klmnopqrst"))  # none: the floor
         0.3
     """
-    if not isinstance(depth, int) or depth <= 0:
-        raise ValueError(f"agreement depth must be a positive integer, got {depth!r}")
-    if not 0.0 <= floor <= 1.0:
-        raise ValueError(f"dense weight floor must be in [0, 1], got {floor!r}")
+    positive_int("agreement depth", depth)
+    in_range("dense weight floor", floor, 0, 1)
     if not 0.0 < full_at <= 1.0:
         raise ValueError(f"full agreement must be in (0, 1], got {full_at!r}")
     m = min(depth, len(sparse), len(dense))

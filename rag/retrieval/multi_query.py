@@ -23,6 +23,7 @@ from rag.plugins.base import Rewrite, SearchQuery
 from rag.retrieval.fusion import DEFAULT_RRF_K, ranked, reciprocal_rank_fusion
 from rag.retrieval.retriever import Retriever
 from rag.types import Hit
+from rag.validate import non_negative_int, positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -88,12 +89,9 @@ class MultiQuerySearcher:
 
     def __init__(self, retriever: Retriever, rrf_k: int = DEFAULT_RRF_K, depth: int | None = None,
                  trace_hits: int = 10) -> None:
-        if not isinstance(rrf_k, int) or rrf_k < 0:
-            raise ValueError(f"rrf_k must be a non-negative integer, got {rrf_k!r}")
-        if depth is not None and (not isinstance(depth, int) or depth <= 0):
-            raise ValueError(f"depth must be a positive integer or None, got {depth!r}")
-        if not isinstance(trace_hits, int) or trace_hits < 0:
-            raise ValueError(f"trace_hits must be a non-negative integer, got {trace_hits!r}")
+        non_negative_int("rrf_k", rrf_k)
+        positive_int("depth", depth, optional=True)
+        non_negative_int("trace_hits", trace_hits)
         self.retriever = retriever
         self.rrf_k = rrf_k
         self.depth = depth
@@ -101,8 +99,7 @@ class MultiQuerySearcher:
 
     def search(self, rewrite: Rewrite, k: int, collection: str = "") -> Retrieved:
         """Top-``k`` merged hits for the rewrite's queries."""
-        if not isinstance(k, int) or k <= 0:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        positive_int("k", k)
         t0 = time.perf_counter()
         single = len(rewrite.queries) == 1
         n = k if single else max(k, self.depth or self.retriever.candidates)

@@ -13,14 +13,18 @@ from __future__ import annotations
 import logging
 from collections import ChainMap
 from dataclasses import replace
-from typing import Hashable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Hashable, Mapping, TypeVar
 
 from rag.embedding import DEFAULT_EMBEDDER, Embedder
-from rag.retrieval.fusion import DEFAULT_RRF_K, adaptive_rank_fusion, ranked
+from rag.retrieval.fusion import adaptive_rank_fusion, ranked
 from rag.index.base import SearchIndex, SearchResult
 from rag.index.errors import IndexMismatchError
 from rag.retrieval.rerank import Reranker
 from rag.types import Chunk, Fusion, Hit, RetrievalMode
+from rag.validate import in_range, non_negative_int, positive_int
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rag.pipeline import RetrievalConfig
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +33,22 @@ MODES: tuple[str, ...] = tuple(m.value for m in RetrievalMode)
 FUSIONS: tuple[str, ...] = tuple(f.value for f in Fusion)
 
 
+def _defaults() -> "RetrievalConfig":
+    """:class:`~rag.pipeline.RetrievalConfig`'s defaults (imported late: the pipeline builds on this module)."""
+    from rag.pipeline import RetrievalConfig  # noqa: PLC0415
+
+    return RetrievalConfig()
+
+
 class Retriever:
     """Ranked chunks for a query: the one place that chooses the searches for a mode, fuses and reranks.
 
     The index runs the searches (and the ``rrf``/``weighted`` fusion of both); the retriever never
     asks which backend it holds.  Adaptive fusion needs both rankings, so it is done here.
+
+    Every setting left as None takes :class:`~rag.pipeline.RetrievalConfig`'s default (the one
+    place the defaults live); what is given is checked here too, since the retriever is also used
+    directly.
 
     Args:
         index: a loaded :class:`~rag.index.base.SearchIndex`: the in-process
@@ -41,11 +56,11 @@ class Retriever:
             server runs the searches and the ``rrf``/``weighted`` fusion; same hits and scores out).
         mode: ``bm25``, ``dense`` or ``hybrid`` (a :class:`~rag.types.RetrievalMode` or its value).
         embedder: must match the index's embedder (checked); default: the packaged MiniLM.
-        fusion: for hybrid mode, ``adaptive`` (default: RRF whose dense weight drops from 1 to 0.3
+        fusion: for hybrid mode, ``adaptive`` (RRF whose dense weight drops from 1 to 0.3
             as the two rankings' top 10 disagree, :func:`~rag.retrieval.fusion.agreement_weight`),
             ``rrf`` (Reciprocal Rank Fusion, equal weights) or ``weighted`` (convex combination of
             normalised scores).
-        rrf_k: the RRF constant of ``rrf`` and ``adaptive`` (default 60, as in Cormack et al. 2009).
+        rrf_k: the RRF constant of ``rrf`` and ``adaptive`` (Cormack et al. 2009).
         alpha: dense weight for ``weighted`` fusion (BM25 gets ``1 - alpha``).
         candidates: hits fetched from each retriever before fusion/reranking.
         reranker: optional :class:`~rag.retrieval.rerank.Reranker`; skipped when None.
@@ -59,28 +74,22 @@ class Retriever:
         ValueError: retrieval mode must be one of bm25, dense, hybrid; got 'sparse'
     """
 
-    def __init__(self, index: SearchIndex, mode: RetrievalMode | str = RetrievalMode.HYBRID,
-                 embedder: Embedder | None = None, fusion: Fusion | str = Fusion.ADAPTIVE, rrf_k: int = DEFAULT_RRF_K,
-                 alpha: float = 0.5, candidates: int = 100, reranker: Reranker | None = None,
-                 rerank_candidates: int = 50) -> None:
-        mode = RetrievalMode.parse(mode)
-        fusion = Fusion.parse(fusion)
-        if not isinstance(rrf_k, int) or rrf_k < 0:
-            raise ValueError(f"rrf_k must be a non-negative integer, got {rrf_k!r}")
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        if not isinstance(candidates, int) or candidates <= 0:
-            raise ValueError(f"candidates must be a positive integer, got {candidates!r}")
-        if not isinstance(rerank_candidates, int) or rerank_candidates <= 0:
-            raise ValueError(f"rerank_candidates must be a positive integer, got {rerank_candidates!r}")
+    def __init__(self, index: SearchIndex, mode: RetrievalMode | str | None = None,
+                 embedder: Embedder | None = None, fusion: Fusion | str | None = None, rrf_k: int | None = None,
+                 alpha: float | None = None, candidates: int | None = None, reranker: Reranker | None = None,
+                 rerank_candidates: int | None = None) -> None:
+        d = _defaults()
+        mode = RetrievalMode.parse(d.mode if mode is None else mode)
+        self.fusion = Fusion.parse(d.fusion if fusion is None else fusion)
+        self.rrf_k = non_negative_int("rrf_k", d.rrf_k if rrf_k is None else rrf_k)
+        self.alpha = in_range("alpha", d.alpha if alpha is None else alpha, 0, 1)
+        self.candidates = positive_int("candidates", d.candidates if candidates is None else candidates)
+        self.rerank_candidates = positive_int("rerank_candidates",
+                                              d.rerank_candidates if rerank_candidates is None else rerank_candidates)
+        self.default_k = d.k
         self.index = index
         self.mode = mode
-        self.fusion = fusion
-        self.rrf_k = rrf_k
-        self.alpha = alpha
-        self.candidates = candidates
         self.reranker = reranker
-        self.rerank_candidates = rerank_candidates
         self.embedder = embedder
         if mode is not RetrievalMode.BM25:
             self.embedder = embedder or Embedder(DEFAULT_EMBEDDER)
@@ -95,14 +104,13 @@ class Retriever:
         name = f"hybrid-{self.fusion}" if self.mode is RetrievalMode.HYBRID else str(self.mode)
         return name + ("-rerank" if self.reranker is not None else "")
 
-    def retrieve(self, query: str, k: int = 5, *, dense_query: str | None = None) -> list[Hit]:
-        """Top-``k`` hits for ``query``, best first; empty for an empty index or query.
+    def retrieve(self, query: str, k: int | None = None, *, dense_query: str | None = None) -> list[Hit]:
+        """Top-``k`` hits for ``query`` (default: the config's ``k``), best first; empty for an empty index or query.
 
         ``dense_query`` replaces the query on the dense side only (HyDE's hypothetical passage);
         BM25 and the reranker keep ``query``.
         """
-        if not isinstance(k, int) or k <= 0:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        k = positive_int("k", self.default_k if k is None else k)
         if not query or not query.strip() or len(self.index) == 0:
             return []
         n = max(self.candidates, k)

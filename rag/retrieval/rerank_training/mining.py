@@ -44,6 +44,7 @@ from typing import Any, Sequence
 from rag.index.store import Index
 from rag.text import split_sentences, words
 from rag.types import Chunk
+from rag.validate import non_negative_int, positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -151,10 +152,8 @@ class PairMiner:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         for name, value in (("max_pairs", max_pairs), ("negatives", negatives), ("depth", depth),
                             ("min_words", min_words)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(skip_top, int) or skip_top < 0:
-            raise ValueError(f"skip_top must be a non-negative integer, got {skip_top!r}")
+            positive_int(name, value)
+        non_negative_int("skip_top", skip_top)
         if depth <= skip_top:
             raise ValueError(f"depth must be > skip_top={skip_top}, got {depth}")
         if not isinstance(max_words, int) or max_words < min_words:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from rag.retrieval.rerank_training.mining import TrainingPair
+from rag.validate import non_negative_int, positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -73,16 +74,13 @@ class CrossEncoderTrainer:
         if not isinstance(budget_minutes, (int, float)) or not budget_minutes > 0:
             raise ValueError(f"budget_minutes must be > 0, got {budget_minutes!r}")
         for name, value in (("epochs", epochs), ("batch_groups", batch_groups), ("max_length", max_length)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(name, value)
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr!r}")
         if not head_lr_scale > 0:
             raise ValueError(f"head_lr_scale must be > 0, got {head_lr_scale!r}")
-        if not isinstance(warmup_steps, int) or warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be a non-negative integer, got {warmup_steps!r}")
-        if train_layers is not None and (not isinstance(train_layers, int) or train_layers <= 0):
-            raise ValueError(f"train_layers must be a positive integer or None, got {train_layers!r}")
+        non_negative_int("warmup_steps", warmup_steps)
+        positive_int("train_layers", train_layers, optional=True)
         self.base_model = base_model
         self.budget_minutes = float(budget_minutes)
         self.epochs = epochs

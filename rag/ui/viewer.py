@@ -9,7 +9,8 @@ Framework-free, so the app (``ui/app.py``) only draws what these return and test
   from pdfium's text rectangles of the matched characters.
 * :func:`passage_context` rebuilds the text around a chunk from the index's own chunks of the same
   document (their offsets say where each sits), so it works for every format and even when the
-  file has since changed or moved; it also names the previous and next passage.
+  file has since changed or moved; it also names the previous and next passage, and
+  :func:`highlighted_context` writes it as inert Markdown with the passage highlighted.
 
 Example:
     >>> from rag.types import Chunk
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Sequence
 
 from rag.types import Chunk
+from rag.ui.text import md
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +121,38 @@ def passage_context(doc_chunks: Sequence[Chunk], chunk: Chunk, window: int = DEF
         after = _to_word(after)
     return PassageContext(before, text[a - base:b - base], after, i + 1, len(ordered),
                           ordered[i - 1] if i > 0 else None, ordered[i + 1] if i + 1 < len(ordered) else None)
+
+
+def highlighted_context(ctx: PassageContext) -> str:
+    """The passage in its surrounding text as inert Markdown, the passage itself highlighted (line by line).
+
+    Example:
+        >>> a = Chunk("a", "Intro.", "d", "n.md", None, 0, 6, 0)
+        >>> b = Chunk("b", "Open the *valve*.", "d", "n.md", None, 7, 24, 1)
+        >>> print(highlighted_context(passage_context([a, b], b)))
+        Intro\\. :orange-background[Open the \\*valve\\*\\.]
+    """
+    lines: list[list[tuple[str, bool]]] = [[]]
+    for text, mark in ((ctx.before, False), (ctx.passage, True), (ctx.after, False)):
+        for i, part in enumerate(text.split("\n")):
+            if i:
+                lines.append([])
+            if part.strip():
+                lines[-1].append((part, mark))
+    out: list[str] = []
+    for line in lines:
+        if not line:
+            if out and out[-1]:
+                out.append("")  # a blank line in the document: a paragraph break
+            continue
+        last = len(line) - 1
+        out.append("".join(
+            (f":orange-background[{md(t.strip())}]" if mark else md(t.strip()))
+            + (" " if j < last and (t.endswith(" ") or line[j + 1][0].startswith(" ")) else "")
+            for j, (t, mark) in enumerate(line)))
+    while out and not out[-1]:
+        out.pop()
+    return "".join(x + ("  \n" if i + 1 < len(out) and out[i + 1] else "\n\n") for i, x in enumerate(out) if x).rstrip()
 
 
 def _from_word(text: str) -> str:
