@@ -1,5 +1,7 @@
 # `make run`  : install into .venv and start the chat app on the embedded default model
 # `make test` : install into .venv and run the whole test suite (what CI runs)
+# `make test-fast`: the unit tests only, in about a minute: no `slow`, `milvus` or `model` tests, and a
+#               hashing embedder in place of MiniLM (RAG_TEST_FAKE_EMBEDDER=1, read by tests/conftest.py)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
@@ -11,7 +13,7 @@ LLAMA_REQ := $(shell grep -m1 '^llama-cpp-python==' requirements.txt)
 NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 LLAMA_CMAKE_ARGS ?= $(if $(filter x86_64,$(shell uname -m)),-DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)')
 
-.PHONY: install run test bench clean-venv
+.PHONY: install run test test-fast bench clean-venv
 
 install: $(VENV)/.installed
 
@@ -30,6 +32,11 @@ run: install
 
 test: install browser
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 RAGAS_DO_NOT_TRACK=true $(VENV)/bin/pytest
+
+# the quick loop while editing; `make test` stays the full suite
+test-fast: install
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 RAGAS_DO_NOT_TRACK=true RAG_TEST_FAKE_EMBEDDER=1 \
+	  $(VENV)/bin/pytest -m "not slow and not milvus and not model"
 
 bench: install
 	$(PY) bench/retrieval.py
