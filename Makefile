@@ -49,3 +49,9 @@ clean-venv:
 browser:
 	@command -v chromedriver >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+# the documentation site (mkdocs + material, pinned in requirements.txt) into site/, git-ignored; no network needed
+.PHONY: docs
+docs:
+	test -x $(VENV)/bin/mkdocs || $(PY) -m pip install $$(grep -E '^mkdocs(-material)?==' requirements.txt)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site

@@ -1,14 +1,14 @@
-"""Lock cost: rag.fs's fcntl locks against fasteners' ``InterProcessReaderWriterLock``, same run.
+"""Lock cost: rag.locks' fcntl locks against fasteners' ``InterProcessReaderWriterLock``, same run.
 
 Times one uncontended acquire + release, in microseconds, for each kind of lock the index store
-takes: *shared* (a reader's :func:`rag.fs.shared_lock` on a version directory; fasteners'
+takes: *shared* (a reader's :func:`rag.locks.shared_lock` on a version directory; fasteners'
 ``acquire_read_lock`` / ``release_read_lock``) and *exclusive* (the writer's
-:class:`rag.fs.WriteLock`, which also writes its holder record; fasteners' ``acquire_write_lock``
-/ ``release_write_lock``), plus the writer's non-waiting :func:`rag.fs.exclusive_now` check.
+:class:`rag.locks.WriteLock`, which also writes its holder record; fasteners' ``acquire_write_lock``
+/ ``release_write_lock``), plus the writer's non-waiting :func:`rag.locks.exclusive_now` check.
 The implementations take turns in each round, so a busy machine slows them alike; the table
 gives the median over all rounds.  Each lock is made anew per acquire, as the store does.
 
-Whether fasteners could replace rag.fs's locks is decided by the lock tests, not by this
+Whether fasteners could replace rag.locks is decided by the lock tests, not by this
 table: its POSIX ``lockf`` locks belong to the process, so the threads of one process (the
 app's sessions) do not exclude each other, and it cannot lock a directory.
 
@@ -32,7 +32,7 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag.fs import WriteLock, exclusive_now, shared_lock  # noqa: E402
+from rag.locks import WriteLock, exclusive_now, shared_lock  # noqa: E402
 
 try:
     import fasteners  # noqa: E402
@@ -107,7 +107,7 @@ def main() -> None:
         return
     print(f"median µs per acquire + release, {args.rounds} rounds, uncontended "
           f"(Python {env['python']}, fasteners {env['fasteners']}, {env['platform']})\n")
-    print("| lock | rag.fs (ours) | fasteners | fasteners / ours |")
+    print("| lock | rag.locks (ours) | fasteners | fasteners / ours |")
     print("|---|---:|---:|---:|")
     for kind, r in result.items():
         print(f"| {kind} | {r['ours']:.1f} | {r['fasteners']:.1f} | {r['fasteners'] / r['ours']:.2f}x |")

@@ -26,8 +26,7 @@ import os
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-# torch's OpenMP threads otherwise spin after each query embedding and starve llama.cpp on a
-# small CPU (prompt eval measured 4-8x slower); only effective before torch is imported.
+# torch's idle OpenMP threads busy-wait and starve llama.cpp on a small CPU (docs/design.md#running-on-a-small-cpu)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from rag.answer.answerer import Answerer  # noqa: E402

@@ -54,6 +54,11 @@ class JudgeOutputUnparseable(Exception):
 @functools.cache
 def _ragas() -> types.SimpleNamespace:
     """Import ragas (telemetry off, import-time warnings silenced) and define the adapters on its base classes."""
+    r = _import_ragas()
+    return types.SimpleNamespace(RagasJudge=_judge_class(r), RagasEmbeddings=_embeddings_class(r), **vars(r))
+
+
+def _import_ragas() -> types.SimpleNamespace:
     os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -69,8 +74,20 @@ def _ragas() -> types.SimpleNamespace:
         from ragas.metrics._context_recall import IDBasedContextRecall, LLMContextRecall, NonLLMContextRecall
         from ragas.metrics._faithfulness import Faithfulness
         from ragas.run_config import RunConfig
+    return types.SimpleNamespace(
+        Generation=Generation, LLMResult=LLMResult, BaseRagasLLM=BaseRagasLLM, BaseRagasEmbeddings=BaseRagasEmbeddings,
+        RunConfig=RunConfig, SingleTurnSample=SingleTurnSample, RagasOutputParserException=RagasOutputParserException,
+        Faithfulness=Faithfulness, ResponseRelevancy=ResponseRelevancy, SemanticSimilarity=SemanticSimilarity,
+        LLMContextPrecisionWithReference=LLMContextPrecisionWithReference,
+        LLMContextPrecisionWithoutReference=LLMContextPrecisionWithoutReference, LLMContextRecall=LLMContextRecall,
+        IDBasedContextPrecision=IDBasedContextPrecision, IDBasedContextRecall=IDBasedContextRecall,
+        NonLLMContextRecall=NonLLMContextRecall)
 
-    class RagasJudge(BaseRagasLLM):  # type: ignore[misc,valid-type]
+
+def _judge_class(r: types.SimpleNamespace) -> type:
+    Generation, LLMResult, RunConfig = r.Generation, r.LLMResult, r.RunConfig
+
+    class RagasJudge(r.BaseRagasLLM):  # type: ignore[misc,name-defined]
         """Ragas LLM adapter over a :class:`JudgeBackend`: serialised, always 'finished', deadline-bound."""
 
         def __init__(self, backend: JudgeBackend) -> None:
@@ -80,7 +97,7 @@ def _ragas() -> types.SimpleNamespace:
             self.last_output = ""
 
         def generate_text(self, prompt: Any, n: int = 1, temperature: float = 0.01, stop: Any = None,
-                          callbacks: Any = None) -> LLMResult:
+                          callbacks: Any = None) -> Any:
             text = prompt.to_string() if hasattr(prompt, "to_string") else str(prompt)
             outs = []
             for _ in range(max(1, n)):
@@ -91,14 +108,21 @@ def _ragas() -> types.SimpleNamespace:
                                            for o in outs]])
 
         async def agenerate_text(self, prompt: Any, n: int = 1, temperature: float | None = 0.01,
-                                 stop: Any = None, callbacks: Any = None) -> LLMResult:
+                                 stop: Any = None, callbacks: Any = None) -> Any:
             # a worker thread keeps the event loop free, so asyncio.wait_for can enforce the timeout
             return await asyncio.to_thread(self.generate_text, prompt, n, temperature or 0.0, stop, callbacks)
 
-        def is_finished(self, response: LLMResult) -> bool:
+        def is_finished(self, response: Any) -> bool:
             return True
 
-    class RagasEmbeddings(BaseRagasEmbeddings):  # type: ignore[misc,valid-type]
+    RagasJudge.__qualname__ = "RagasJudge"
+    return RagasJudge
+
+
+def _embeddings_class(r: types.SimpleNamespace) -> type:
+    RunConfig = r.RunConfig
+
+    class RagasEmbeddings(r.BaseRagasEmbeddings):  # type: ignore[misc,name-defined]
         """Ragas embeddings adapter over :class:`rag.embedding.Embedder` (the packaged MiniLM by default)."""
 
         def __init__(self, embedder: Any) -> None:
@@ -120,16 +144,8 @@ def _ragas() -> types.SimpleNamespace:
         async def aembed_query(self, text: str) -> list[float]:
             return self.embed_query(text)
 
-    RagasJudge.__qualname__ = "RagasJudge"
     RagasEmbeddings.__qualname__ = "RagasEmbeddings"
-    return types.SimpleNamespace(
-        RagasJudge=RagasJudge, RagasEmbeddings=RagasEmbeddings, RunConfig=RunConfig,
-        SingleTurnSample=SingleTurnSample, RagasOutputParserException=RagasOutputParserException,
-        Faithfulness=Faithfulness, ResponseRelevancy=ResponseRelevancy, SemanticSimilarity=SemanticSimilarity,
-        LLMContextPrecisionWithReference=LLMContextPrecisionWithReference,
-        LLMContextPrecisionWithoutReference=LLMContextPrecisionWithoutReference, LLMContextRecall=LLMContextRecall,
-        IDBasedContextPrecision=IDBasedContextPrecision, IDBasedContextRecall=IDBasedContextRecall,
-        NonLLMContextRecall=NonLLMContextRecall)
+    return RagasEmbeddings
 
 
 def __getattr__(name: str) -> Any:

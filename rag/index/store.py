@@ -22,7 +22,7 @@ With ``backend`` in the manifest (``rag ingest --backend milvus``), a version ho
 Consistency:
 
 * **Writers** (:meth:`IndexStore.writer`, used by :meth:`IndexStore.save`, the ingestor,
-  ``rag remove`` and the app) hold an exclusive OS lock on ``NAME/.lock`` (:class:`rag.fs.WriteLock`)
+  ``rag remove`` and the app) hold an exclusive OS lock on ``NAME/.lock`` (:class:`rag.locks.WriteLock`)
   for their whole read-modify-write; a second writer waits up to ``lock_timeout`` seconds,
   then fails with :class:`IndexLockedError`.  A new version is written to a temporary
   directory, renamed to ``v-...``, and published by replacing ``manifest.json`` with one
@@ -71,8 +71,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Mapping
 
-from rag.fs import (TMP_PREFIX, LockTimeout, WriteLock, atomic_directory, describe_holder, fsync_path, recover,
-                    recover_all, remove_tree, shared_lock, write_file_atomic)
+from rag.fs import TMP_PREFIX, atomic_directory, fsync_path, recover, recover_all, remove_tree, write_file_atomic
+from rag.locks import LockTimeout, WriteLock, describe_holder, shared_lock
 from rag.index.backends import open_version
 from rag.index.base import SearchIndex
 from rag.index.cleanup import TRASH_PREFIX, remove_stale

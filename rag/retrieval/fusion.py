@@ -19,8 +19,8 @@ K = TypeVar("K", bound=Hashable)
 
 DEFAULT_RRF_K = 60
 #: adaptive fusion (:func:`agreement_weight`): lists compared at this depth, the dense list's weight
-#: never below the floor, and full (1.0) once this share of the two top lists agree.  Chosen on the
-#: development sets (Cranfield, COVID-QA dev split); bench/fusion.py re-measures them.
+#: never below the floor, and full (1.0) once this share of the two top lists agree; chosen on
+#: Cranfield and COVID-QA's dev split (docs/design.md#retrieval).
 AGREEMENT_DEPTH = 10
 MIN_DENSE_WEIGHT = 0.3
 FULL_AGREEMENT = 0.5

@@ -2,7 +2,7 @@
 
 The sidebar starts every widget at :data:`DEFAULT_SETTINGS`, which is read from
 :class:`~rag.pipeline.PipelineConfig`'s dataclasses, never typed here; :func:`app_config` maps the
-settings back, so the defaults make exactly ``PipelineConfig(index=...)`` (``tests/test_config_defaults.py``).
+settings back, so the defaults make exactly ``PipelineConfig(index=...)`` (``tests/e2e/test_config_defaults.py``).
 
 Example:
     >>> from rag.pipeline import PipelineConfig

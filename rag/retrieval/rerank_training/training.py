@@ -132,10 +132,7 @@ class CrossEncoderTrainer:
         hf, tok = ce[0].model, ce.tokenizer
         torch.manual_seed(self.seed)
         params = self._trainable(hf)
-        head_ids = {id(p) for m in self._head(hf) for p in m.parameters()}
-        groups = [{"params": [p for p in params if id(p) not in head_ids], "scale": 1.0},
-                  {"params": [p for p in params if id(p) in head_ids], "scale": self.head_lr_scale}]
-        opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.lr, weight_decay=0.01)
+        opt = self._optimizer(hf, params)
         rng = random.Random(self.seed)
         steps_per_epoch = math.ceil(len(pairs) / self.batch_groups)
         max_steps = steps_per_epoch * self.epochs
@@ -158,16 +155,9 @@ class CrossEncoderTrainer:
                         stopped_by = "budget"
                         break
                     batch = [pairs[i] for i in order[s:s + self.batch_groups]]
-                    for g in opt.param_groups:
-                        g["lr"] = g["scale"] * self.lr * min(1.0, (step + 1) / (self.warmup_steps + 1))
-                    loss = self._loss(hf, tok, batch)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(params, 1.0)
-                    opt.step()
-                    opt.zero_grad(set_to_none=True)
+                    losses.append(self._step(hf, tok, opt, params, batch, step))
                     step += 1
                     seen += len(batch)
-                    losses.append(float(loss.detach()))
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
@@ -189,6 +179,28 @@ class CrossEncoderTrainer:
         logger.info("trained %d steps (%d groups) in %.1fs, stopped by %s; loss %.3f -> %.3f", step, seen,
                     seconds, stopped_by, result.loss_start, result.loss_end)
         return ce, result
+
+    def _optimizer(self, hf: Any, params: list[Any]) -> Any:
+        """AdamW over ``params``, the classifier head's at ``head_lr_scale`` times the rate."""
+        import torch
+
+        head_ids = {id(p) for m in self._head(hf) for p in m.parameters()}
+        groups = [{"params": [p for p in params if id(p) not in head_ids], "scale": 1.0},
+                  {"params": [p for p in params if id(p) in head_ids], "scale": self.head_lr_scale}]
+        return torch.optim.AdamW([g for g in groups if g["params"]], lr=self.lr, weight_decay=0.01)
+
+    def _step(self, hf: Any, tok: Any, opt: Any, params: list[Any], batch: Sequence[TrainingPair], step: int) -> float:
+        """One optimiser step on ``batch`` (linear warm-up); its loss."""
+        import torch
+
+        for g in opt.param_groups:
+            g["lr"] = g["scale"] * self.lr * min(1.0, (step + 1) / (self.warmup_steps + 1))
+        loss = self._loss(hf, tok, batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return float(loss.detach())
 
     def _trainable(self, hf: Any) -> list[Any]:
         """Freeze all but the top ``train_layers`` encoder layers (plus pooler and head)."""
