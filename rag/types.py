@@ -248,7 +248,7 @@ class Diagnostics:
     ``decision`` is what the answer decision said (``answer``, ``contradicted``, ``not found``;
     empty when none ran), ``decision_score`` the log-odds it rests on, held against
     ``decision_threshold``, and ``decision_rule`` which rule decided (a trained decision file, or
-    the answer check alone): :mod:`rag.answer.decision`.
+    the answer check alone), ``decision_signals`` every signal it read: :mod:`rag.answer.decision`.
     ``timings`` holds seconds per step (``retrieve_s``, ``generate_s``).
     """
 
@@ -276,6 +276,7 @@ class Diagnostics:
     decision_score: float | None = None
     decision_threshold: float | None = None
     decision_rule: str = ""
+    decision_signals: Mapping[str, float] = field(default_factory=dict)
     raw: str = ""
     timings: Mapping[str, float] = field(default_factory=dict)
 

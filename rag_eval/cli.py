@@ -28,7 +28,7 @@ from rag_eval.answers_cli import add_answers_command
 def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     from rag_eval.datasets import load_dataset
     from rag_eval.metrics import default_metrics, parse_metrics
-    from rag_eval.report import markdown_table, write_comparison
+    from rag_eval.report import markdown_table
     from rag_eval.retrieval import (CONFIGS, RERANK_CONFIG, CompareSettings, EvalSettings, compare_configs,
                                     parse_configs)
 
@@ -45,15 +45,7 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
         if not any(CONFIGS[c].get("rerank") for c in configs):
             configs.append(RERANK_CONFIG)
     rewriters = [r.strip() for r in (args.rewriters or "").split(",") if r.strip()]
-    llm = None
-    if rewriters:
-        from rag.plugins.base import available_rewriters
-
-        unknown = [r for r in rewriters if r not in available_rewriters()]
-        if unknown:
-            raise ValueError(f"unknown rewriter(s) {', '.join(unknown)}; available: {', '.join(available_rewriters())}")
-        if any(r not in ("none", "keyword", "condense") for r in rewriters):
-            llm = make_llm(GenerationConfig(model=args.llm))
+    llm = _rewriter_llm(rewriters, args.llm)
     milvus = None
     if args.backend == "milvus":
         from rag.index.milvus import MilvusConfig
@@ -71,14 +63,7 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
         if llm is not None:
             llm.close()
     if args.out:
-        paths = write_comparison(cmp, args.out)
-        if rewriters:
-            from rag_eval.rewriters import rewriter_table, write_traces
-
-            write_traces(cmp, args.out)
-            (Path(args.out) / "rewriters.md").write_text(rewriter_table(cmp), encoding="utf-8")
-            paths = {**paths, "traces": Path(args.out) / "traces.jsonl", "rewriters": Path(args.out) / "rewriters.md"}
-        print(f"wrote {len(paths)} files to {Path(args.out)}/", file=sys.stderr)
+        _write_retrieval_results(cmp, Path(args.out), bool(rewriters))
     if args.format == "json":
         print(json.dumps(cmp.means(with_latency=args.with_latency), indent=2))
     else:
@@ -88,6 +73,34 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
 
             print("\n" + rewriter_table(cmp), end="")
     return 0
+
+
+def _rewriter_llm(rewriters: list[str], model: str) -> Any:
+    """The chat model the named query rewriters need (None when none of them asks one)."""
+    if not rewriters:
+        return None
+    from rag.plugins.base import available_rewriters
+
+    unknown = [r for r in rewriters if r not in available_rewriters()]
+    if unknown:
+        raise ValueError(f"unknown rewriter(s) {', '.join(unknown)}; available: {', '.join(available_rewriters())}")
+    if any(r not in ("none", "keyword", "condense") for r in rewriters):
+        return make_llm(GenerationConfig(model=model))
+    return None
+
+
+def _write_retrieval_results(cmp: Any, out: Path, rewriters: bool) -> None:
+    """The comparison's files under ``out``, with the rewriters' traces and table when there were rewriters."""
+    from rag_eval.report import write_comparison
+
+    paths = write_comparison(cmp, out)
+    if rewriters:
+        from rag_eval.rewriters import rewriter_table, write_traces
+
+        write_traces(cmp, out)
+        (out / "rewriters.md").write_text(rewriter_table(cmp), encoding="utf-8")
+        paths = {**paths, "traces": out / "traces.jsonl", "rewriters": out / "rewriters.md"}
+    print(f"wrote {len(paths)} files to {out}/", file=sys.stderr)
 
 
 def _add_retrieval(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -155,14 +168,17 @@ def add_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser
     _add_train(esub)
 
 
-DECISION_FEATURES = "best_score,best_share,max_cos,max_coverage,top_dense,check,probe"
-EXTRACTIVE_FEATURES = "best_score,best_share,max_cos,max_coverage,top_dense"
+DECISION_FEATURES = "best_score,best_share,max_cos_window,max_coverage_window,check,probe"
+EXTRACTIVE_FEATURES = "best_score,best_share,max_cos_window,max_coverage_window"
 
 
 def cmd_eval_train(args: argparse.Namespace) -> int:
     """``rag eval train evidence|decision``: fit the answer stage's models on an extractive QA set."""
     import shlex
 
+    from dataclasses import asdict
+
+    from rag.answer.decision import DEFAULT_YES_NO
     from rag.answer.linear import MODELS_DIR
     from rag.embedding import Embedder
     from rag.pipeline import build_retriever
@@ -195,7 +211,8 @@ def cmd_eval_train(args: argparse.Namespace) -> int:
     features = [f.strip() for f in (args.features or (DECISION_FEATURES if generator else EXTRACTIVE_FEATURES)
                                      ).split(",") if f.strip()]
     model, probe = train_decision(train, dev, features, f"decision-{key}", keep=args.keep, c=args.c,
-                                  probe_c=args.probe_c, command=command, data=f"{ds.name} ({args.path})")
+                                  probe_c=args.probe_c, command=command, data=f"{ds.name} ({args.path})",
+                                  yes_no=asdict(DEFAULT_YES_NO) if generator else None)
     written = [str(model.save(out / f"{model.name}.json"))]
     if probe is not None:
         written.append(str(probe.save(out / f"{probe.name}.json")))
@@ -220,7 +237,7 @@ def _collect_decision_examples(args: argparse.Namespace, ds: Any, full: Any, ret
         prompts = PromptBuilder(llm, max_tokens=GenerationConfig().max_tokens, system_prompt=EVIDENCE_SYSTEM_PROMPT)
     selector = EvidenceSelector(embedder, budget=args.budget, count_tokens=llm.count_tokens if llm is not None else None)
     try:
-        for split, limit, name in ((args.train_split, args.train_limit, "train"), (args.dev_split, None, "dev")):
+        for split, limit, name in ((args.train_split, args.train_limit, "train"), (args.dev_split, args.dev_limit, "dev")):
             questions = select(ds, split, limit, seed=0 if limit else None)
             examples = list(decision_examples(questions, full, retriever_for, selector, llm, args.pool, prompts,
                                               show_progress=not args.quiet))
@@ -242,6 +259,8 @@ def _add_train(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     t.add_argument("--dev-split", default="dev")
     t.add_argument("--train-limit", type=positive_int, default=None,
                    help="a seeded sample of this many train questions (default: all)")
+    t.add_argument("--dev-limit", type=positive_int, default=None,
+                   help="a seeded sample of this many dev questions (default: all)")
     t.add_argument("--generator", default=GenerationConfig().model,
                    help="decision: the chat model whose check and hidden state it reads, or 'none' for the "
                         "extractive decision (default %(default)s)")

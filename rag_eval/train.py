@@ -161,7 +161,7 @@ def decision_examples(questions: Sequence[QAQuestion], full: Any, retriever_for:
     """Each question against the whole collection and against it without its article (and ~20 others)."""
     from tqdm import tqdm  # noqa: PLC0415
 
-    from rag.answer.decision import ANSWER_STARTS, model_signals, probe_input  # noqa: PLC0415
+    from rag.answer.decision import model_signals, probe_input  # noqa: PLC0415
 
     without = without_gold(full, questions)
     for q in tqdm(questions, desc="asking twice", disable=not show_progress, unit="q"):
@@ -178,8 +178,6 @@ def decision_examples(questions: Sequence[QAQuestion], full: Any, retriever_for:
                 tokens = prompt.prompt_tokens
                 features.update(model_signals(llm, prompt.messages))
                 hidden = probe_input(llm, prompt.messages)
-                start = llm.first_token_logprobs(prompt.messages, ANSWER_STARTS)
-                features["no_vs_yes"] = round(start["No"] - start["Yes"], 4)
             yield Example(q.qid, setting, features, hidden, setting == "answerable", tokens)
 
 
@@ -246,10 +244,12 @@ def fit_probe(examples: Sequence[Example], c: float, folds: int = 5) -> tuple[Li
 
 def train_decision(train: Sequence[Example], dev: Sequence[Example], features: Sequence[str], name: str,
                    keep: float = 0.92, c: float = 1.0, probe_c: float | None = None, command: str = "",
-                   data: str = "") -> tuple[LinearModel, LinearModel | None]:
+                   data: str = "", yes_no: Mapping[str, float] | None = None
+                   ) -> tuple[LinearModel, LinearModel | None]:
     """Fit the decision on ``train`` over ``features`` (with ``probe`` among them, the probe first,
     at ``probe_c``), pick the threshold keeping ``keep`` of the answerable ``dev`` examples, and
-    record the dev rates in the model's ``meta``."""
+    record the dev rates in the model's ``meta`` (with ``yes_no``, the
+    :class:`~rag.answer.decision.YesNoRule` a generator's decision reads)."""
     from .stats import keep_threshold  # noqa: PLC0415
 
     probe = None
@@ -278,6 +278,8 @@ def train_decision(train: Sequence[Example], dev: Sequence[Example], features: S
             "train": {"examples": len(train), **rates(list(train_scores), list(y), threshold)},
             "dev": {"examples": len(dev), "keep": keep, **rates(dev_scores, answerable, threshold)},
             "single_feature_dev_auc": {f: rates([r[f] for r in dev_rows], answerable, 0.0)["auc"] for f in features}}
+    if yes_no is not None:
+        meta["yes_no"] = dict(yes_no)
     model = LinearModel(model.name, model.features, model.coef, model.intercept, model.mean, model.scale,
                         threshold, meta)
     if probe is not None:

@@ -37,7 +37,7 @@ from rag.answer.gate import BASELINE_QUESTION, NO, YES, AnswerCheck, check_messa
 from rag.answer.linear import LinearModel, packaged
 from rag.generation.prompting import with_question
 from rag.types import Choice
-from rag.text import WORD_RE
+from rag.text import WORD_RE, flatten
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +45,65 @@ _AUXILIARIES = frozenset("is are was were am do does did can could will would sh
                          "might must isn't aren't wasn't weren't doesn't don't didn't can't couldn't won't "
                          "wouldn't shouldn't hasn't haven't".split())
 _CHOICE = re.compile(r"\bor\b", re.I)
-#: first tokens of the answer prompt's reply: "Yes"/"No" open a yes/no answer
-ANSWER_STARTS = ("Yes", "No")
+#: ends the verdict prompt's question; "Unknown" lets the model say the sources do not settle it
+POLARITY_SUFFIX = ("\n\nAnswer with one word from the sources only: Yes, No, or Unknown if they do not say. "
+                   "If a source says the opposite of the question, answer No.")
+#: worked examples before the question: without them the 1.5B model said Yes to 24 of 28 claims its
+#: evidence contradicted, with them to 19 (and still Yes to all 27 supported ones; docs/design.md#answers)
+VERDICT_EXAMPLES = (
+    ("[1] Doors are locked every night at 10 pm.", "Are the doors open at night?", "No"),
+    ("[1] Members may bring one guest per visit.", "Can a member bring a guest?", "Yes"),
+    ("[1] The pool is heated to 28 degrees.", "Is the gym open on Sundays?", "Unknown"),
+    ("[1] Bikes must be left outside; they are not allowed in the building.",
+     "Is it true that bikes can be brought inside?", "No"),
+)
+VERDICT_SYSTEM = "You check questions against sources. Reply with one word: Yes, No, or Unknown."
+VERDICT_PASSAGES = 3
+POLARITY = ("Yes", "No", "Unknown")
+
+
+@dataclass(frozen=True)
+class YesNoRule:
+    """How a yes/no question's verdict is read from the model's Yes / No / Unknown log-probabilities.
+
+    ``no``: answer "No" when log P(No) - log P(Yes) reaches it (else "Yes"), for a question the
+    decision lets through; ``unknown``: ...but decline it when log P(Unknown) beats both Yes and No
+    by this much (the model says its sources do not settle it; None: never); ``contradiction``: a
+    question the decision would decline is answered "No" (its premise contradicted) when log P(No)
+    beats both Yes and Unknown by this much and the evidence covers at least ``coverage`` of the
+    question; None: never.
+    """
+
+    no: float = 0.0
+    contradiction: float | None = None
+    coverage: float = 0.5
+    unknown: float | None = None
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> "YesNoRule | None":
+        rule = meta.get("yes_no")
+        if not isinstance(rule, Mapping):
+            return None
+        c, u = rule.get("contradiction"), rule.get("unknown")
+        return cls(float(rule.get("no", 0.0)), None if c is None else float(c), float(rule.get("coverage", 0.5)),
+                   None if u is None else float(u))
+
+
+#: the rule a trained generator decision records: a contradicted premise when No beats Yes and Unknown,
+#: not settled when Unknown beats both
+DEFAULT_YES_NO = YesNoRule(no=0.0, contradiction=0.0, coverage=0.5, unknown=0.0)
+
+
+def verdict_messages(question: str, passages: Sequence[str]) -> list[dict[str, str]]:
+    """The yes/no verdict's prompt: :data:`VERDICT_EXAMPLES` as earlier turns, then the first
+    :data:`VERDICT_PASSAGES` evidence passages and the question, ending in :data:`POLARITY_SUFFIX` (pure)."""
+    msgs = [{"role": "system", "content": VERDICT_SYSTEM}]
+    for source, q, reply in VERDICT_EXAMPLES:
+        msgs += [{"role": "user", "content": f"Sources:\n{source}\n\nQuestion: {q}{POLARITY_SUFFIX}"},
+                 {"role": "assistant", "content": reply}]
+    sources = "\n".join(f"[{i}] {flatten(t)}" for i, t in enumerate(passages[:VERDICT_PASSAGES], 1))
+    msgs.append({"role": "user", "content": f"Sources:\n{sources}\n\nQuestion: {question}{POLARITY_SUFFIX}"})
+    return msgs
 
 
 def is_yes_no(question: str) -> bool:
@@ -67,28 +124,30 @@ class Outcome(Choice):
 @dataclass(frozen=True)
 class Decision:
     """The outcome, the score it rests on (log-odds that the sources answer the question) and the
-    threshold it was held against, which rule made it, and every signal it read."""
+    threshold it was held against, which rule made it, every signal it read, and for a yes/no
+    question the verdict."""
 
     outcome: Outcome
     score: float | None = None
     threshold: float | None = None
     rule: str = ""
     signals: Mapping[str, float] = field(default_factory=dict)
+    #: "Yes" or "No" when a yes/no question is answered with the model's verdict; "" otherwise
+    polarity: str = ""
 
     @property
     def answers(self) -> bool:
         return self.outcome is not Outcome.NOT_FOUND
 
 
-def model_signals(llm: Any, messages: Sequence[Mapping[str, str]], probe: LinearModel | None = None,
-                  yes_no: bool = False) -> dict[str, float]:
+def model_signals(llm: Any, messages: Sequence[Mapping[str, str]], probe: LinearModel | None = None
+                  ) -> dict[str, float]:
     """What the generator itself says about the prompt (each skipped when the model cannot say).
 
     ``check``: Y/N log-odds that the sources answer the question, minus the same for
     :data:`~rag.answer.gate.BASELINE_QUESTION`; ``check_raw``: without that; ``probe``: the
-    ``probe`` model on the last hidden states (:func:`probe_input`); ``no_vs_yes`` (yes/no
-    questions): log P("No") - log P("Yes") as the answer's first token.  The baseline goes first
-    and the answer prompt last, so that generation, which shares the answer prompt, follows in
+    ``probe`` model on the last hidden states (:func:`probe_input`).  The baseline goes first and
+    the answer prompt last, so that generation, which shares the answer prompt, follows in
     llama.cpp's prefix cache.
     """
     out: dict[str, float] = {}
@@ -103,10 +162,6 @@ def model_signals(llm: Any, messages: Sequence[Mapping[str, str]], probe: Linear
         state = probe_input(llm, messages)
         if state is not None:
             out["probe"] = float(probe.scores(state.reshape(1, -1))[0])
-    if yes_no:
-        start = llm.first_token_logprobs(messages, ANSWER_STARTS)
-        if start is not None:
-            out["no_vs_yes"] = start["No"] - start["Yes"]
     return {k: round(float(v), 4) for k, v in out.items()}
 
 
@@ -121,7 +176,7 @@ def probe_input(llm: Any, messages: Sequence[Mapping[str, str]]) -> Any | None:
 
 
 class Decider:
-    """Decide whether to answer from the evidence.
+    """Decide whether to answer from the evidence, and for a yes/no question, with which word.
 
     Args:
         model: the trained decision (a :class:`~rag.answer.linear.LinearModel` whose ``threshold``
@@ -129,9 +184,8 @@ class Decider:
         probe: the hidden-state probe the model reads (``probe`` among its features).
         check: the calibrated answer check, the rule without a trained model (None: answer
             whenever the evidence is not empty).
-        contradiction: for a yes/no question the decision would decline, answer "No" when the
-            model's answer would begin with "No" by at least this log-odds and the evidence covers
-            at least ``contradiction_coverage`` of the question (None: never).
+        yes_no: how a yes/no question's verdict is read (:class:`YesNoRule`); None: a yes/no
+            question is answered like any other.
         threshold: overrides the model's own threshold (a user's setting).
 
     Example:
@@ -141,8 +195,8 @@ class Decider:
     """
 
     def __init__(self, model: LinearModel | None = None, probe: LinearModel | None = None,
-                 check: AnswerCheck | None = None, contradiction: float | None = None,
-                 contradiction_coverage: float = 0.5, threshold: float | None = None, note: str = "") -> None:
+                 check: AnswerCheck | None = None, yes_no: YesNoRule | None = None, threshold: float | None = None,
+                 note: str = "") -> None:
         if model is not None and model.threshold is None and threshold is None:
             raise ValueError(f"decision model {model.name!r} has no threshold; pass threshold=")
         if model is not None and "probe" in model.features and probe is None:
@@ -150,8 +204,7 @@ class Decider:
         self.model = model
         self.probe = probe
         self.check = check
-        self.contradiction = contradiction
-        self.contradiction_coverage = contradiction_coverage
+        self.yes_no = yes_no
         self.threshold = threshold if threshold is not None else (model.threshold if model is not None else None)
         self.note = note
 
@@ -165,9 +218,7 @@ class Decider:
         if model is None:
             return cls(None, check=check, note=f"no trained decision for {key}")
         probe = packaged(f"probe-{key}") if "probe" in model.features else None
-        contradiction = model.meta.get("contradiction")
-        return cls(model, probe, check, contradiction=None if contradiction is None else float(contradiction),
-                   threshold=threshold)
+        return cls(model, probe, check, yes_no=YesNoRule.from_meta(model.meta), threshold=threshold)
 
     @property
     def rule(self) -> str:
@@ -189,12 +240,11 @@ class Decider:
         chunks, so only the check can decide) whose prompt is ``messages``."""
         if evidence is not None and not evidence:
             return Decision(Outcome.NOT_FOUND, rule="no evidence")
-        yes_no = is_yes_no(question)
         signals: dict[str, float] = dict(evidence.features) if evidence is not None else {}
         asks = llm is not None and messages is not None
         if self.model is not None and evidence is not None:
             if asks and self.needs_model:
-                signals.update(model_signals(llm, messages, self.probe, yes_no and self.contradiction is not None))
+                signals.update(model_signals(llm, messages, self.probe))
             missing = [f for f in self.model.features if f not in signals]
             if missing:  # a model that cannot score (no log-probabilities) is not declined for it
                 logger.warning("decision %s lacks %s; answering", self.model.name, missing)
@@ -210,12 +260,26 @@ class Decider:
         else:
             return Decision(Outcome.ANSWER, rule=self.rule, signals=signals)
         outcome = Outcome.ANSWER if score >= threshold else Outcome.NOT_FOUND
-        if outcome is Outcome.NOT_FOUND and yes_no and self.contradiction is not None and asks:
-            if "no_vs_yes" not in signals:
-                start = llm.first_token_logprobs(messages, ANSWER_STARTS)
-                if start is not None:
-                    signals["no_vs_yes"] = round(start["No"] - start["Yes"], 4)
-            if (signals.get("no_vs_yes", float("-inf")) >= self.contradiction
-                    and signals.get("max_coverage", 0.0) >= self.contradiction_coverage):
-                outcome = Outcome.CONTRADICTED
-        return Decision(outcome, round(score, 4), round(threshold, 4), self.rule, signals)
+        polarity = ""
+        if self.yes_no is not None and asks and evidence is not None and is_yes_no(question):
+            outcome, polarity = self._yes_no(outcome, llm, question, evidence, signals)
+        return Decision(outcome, round(score, 4), round(threshold, 4), self.rule, signals, polarity)
+
+    def _yes_no(self, outcome: Outcome, llm: Any, question: str, evidence: Evidence,
+                signals: dict[str, float]) -> tuple[Outcome, str]:
+        """The verdict of a yes/no question from the model's Yes / No / Unknown (signals recorded)."""
+        rule = self.yes_no
+        verdict = llm.first_token_logprobs(verdict_messages(question, [p.text for p in evidence.passages]), POLARITY)
+        if verdict is None or rule is None:
+            return outcome, ""
+        signals["no_vs_yes"] = round(verdict["No"] - verdict["Yes"], 4)
+        signals["no_vs_unknown"] = round(verdict["No"] - verdict["Unknown"], 4)
+        if outcome is Outcome.ANSWER:
+            unsure = verdict["Unknown"] - max(verdict["Yes"], verdict["No"])
+            if rule.unknown is not None and unsure >= rule.unknown:
+                return Outcome.NOT_FOUND, ""
+            return outcome, "No" if signals["no_vs_yes"] >= rule.no else "Yes"
+        if (rule.contradiction is not None and min(signals["no_vs_yes"], signals["no_vs_unknown"]) >= rule.contradiction
+                and signals.get("max_coverage", 0.0) >= rule.coverage):
+            return Outcome.CONTRADICTED, "No"
+        return outcome, ""

@@ -254,13 +254,16 @@ class EvidenceSelector:
 def question_features(rows: Sequence[Mapping[str, float]], utility: np.ndarray, picked: Sequence[int],
                       hits: Sequence[Hit]) -> dict[str, float]:
     """Question-level signals for the answer decision: the best sentence score and how peaked
-    the scores are, the best cosine and coverage, and the best retrieved chunk's cosine (pure)."""
+    the scores are, the best cosine and coverage (of a sentence, and of a sentence with its
+    heading and neighbours: an FAQ's question is its heading), and the best retrieved chunk's
+    cosine (pure)."""
     top = int(np.argmax(utility))
     z = utility - utility.max()
     share = float(1.0 / np.exp(z).sum())
     dense = [float(h.scores["dense"]) for h in hits if "dense" in h.scores]
     return {"best_score": float(utility[top]), "best_share": share,
-            "max_cos": max(r["cos"] for r in rows), "max_coverage": max(r["coverage"] for r in rows),
+            "max_cos": max(r["cos"] for r in rows), "max_cos_window": max(r["cos_window"] for r in rows),
+            "max_coverage": max(r["coverage"] for r in rows),
             "max_coverage_window": max(r["coverage_window"] for r in rows),
             "top_cos": rows[top]["cos"], "top_coverage": rows[top]["coverage"],
             "top_dense": max(dense) if dense else max(r["cos"] for r in rows),

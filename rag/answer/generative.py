@@ -6,7 +6,10 @@ sentences; the relevant chunks when the planner selects no evidence):
 1. the sources numbered ``[1]..[n]`` in a prompt under the model's token budget;
 2. the :class:`~rag.answer.decision.Decider` (the model's Y/N check and the evidence's own
    scores): answer, answer "No" to a premise the sources contradict, or decline listing them;
-3. the model's answer, streamed; echoed prompt text stopped and cut;
+3. the model's answer, streamed; echoed prompt text stopped and cut.  A yes/no question gets the
+   model's own verdict (Yes / No / Unknown, read from its first-token log-probabilities) and the
+   evidence sentence it rests on: "No: Hidden files are skipped [1]." (a 1.5B model writing freely
+   said Yes to most claims its evidence contradicted);
 4. citation markers fixed (numbers that name no source are removed and listed in
    ``diagnostics.invalid_citations``) and every sentence mapped to its best-supporting source
    (:class:`~rag.answer.citecheck.SupportChecker`).  ``Answer.citations`` holds the sources the
@@ -21,12 +24,14 @@ measured on the dev split, sets how often answerable questions are declined.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, replace
 from typing import Iterator, Mapping, Sequence
 
 from rag.answer.citecheck import DEFAULT_SUPPORT_THRESHOLD, SupportChecker, fix_citations, strip_citations
-from rag.answer.decision import Decider, Decision
+from rag.answer.decision import Decider, Decision, is_yes_no
+from rag.answer.evidence import Passage
 from rag.answer.extractive import ExtractiveStrategy
 from rag.answer.gate import AnswerCheck
 from rag.answer.planner import History, Plan
@@ -43,8 +48,44 @@ from rag.types import Answer, AnswerMode, Citation
 
 logger = logging.getLogger(__name__)
 
+_POLARITY_START = re.compile(r"\s*(?:yes|no)[.,:;!]\s*", re.I)  # "No one ..." is not a polarity
 DECLINED_NOTE = ("The model did not answer from these passages, although they match the question, so the "
                  "passages that best match it are quoted instead.")
+
+
+def verdict_text(polarity: str, passage: Passage) -> str:
+    """A yes/no answer: the verdict, then the evidence sentence it rests on, cited (pure).
+
+    Example:
+        >>> from rag.types import Chunk
+        >>> c = Chunk("c", "Hidden files are skipped.", "d", "guide.md", None, 0, 25, 0)
+        >>> verdict_text("No", Passage(1, c, 0, 25, 2.0))
+        'No: Hidden files are skipped [1].'
+    """
+    sentence = passage.text.rstrip()
+    end = sentence[-1] if sentence and sentence[-1] in ".!" else "."
+    return f"{polarity}: {sentence.rstrip('.!')} [{passage.number}]{end}"
+
+
+def drop_stray_polarity(text: str, question: str) -> str:
+    """The answer without a leading "Yes"/"No" when the question does not ask yes or no (a small
+    model told to begin yes/no answers with Yes or No begins others so too) (pure).
+
+    Example:
+        >>> drop_stray_polarity("Yes. Plots are given out in March [1].", "When are plots given out?")
+        'Plots are given out in March [1].'
+        >>> drop_stray_polarity("Yes, in March [1].", "Are plots given out in March?")
+        'Yes, in March [1].'
+        >>> drop_stray_polarity("No one may run a sprinkler after 8 [1].", "Who may run a sprinkler?")
+        'No one may run a sprinkler after 8 [1].'
+    """
+    if is_yes_no(question):
+        return text
+    m = _POLARITY_START.match(text)
+    if m is None or m.end() >= len(text):
+        return text
+    rest = text[m.end():]
+    return rest[0].upper() + rest[1:]
 
 
 def repeats(text: str, previous: str, share: float = 0.8) -> bool:
@@ -150,6 +191,9 @@ class GenerativeStrategy:
                 logger.info("decision %s: %s; declining", run.decision.rule, run.decision.score)
                 yield NOT_FOUND
                 return
+            if run.decision.polarity and plan.evidence is not None:
+                yield verdict_text(run.decision.polarity, plan.evidence.passages[0])
+                return
             yield from self.llm.stream(list(prompt.messages), max_tokens=prompt.max_tokens,
                                        temperature=self.sampling.temperature, seed=self.sampling.seed,
                                        stop=ECHO_STOPS)
@@ -178,6 +222,7 @@ class GenerativeStrategy:
     def _finish(self, plan: Plan, raw: str, texts: Sequence[object], sources: tuple[Citation, ...],
                 timings: Mapping[str, float], fields: dict[str, object]) -> Answer:
         text, removed = strip_scaffolding(raw.strip())
+        text = drop_stray_polarity(text, plan.question)
         if removed:
             logger.info("cut %d characters of echoed prompt text from the answer", removed)
             fields = {**fields, "scaffolding_removed": removed}
@@ -229,7 +274,8 @@ class GenerativeStrategy:
         if quoted.declined or best is None or (plan.evidence is None and best < self.fallback_min_similarity):
             return None
         kept = {k: fields[k] for k in ("prompt_tokens", "scaffolding_removed", "answer_check", "decision",
-                                       "decision_score", "decision_threshold", "decision_rule") if k in fields}
+                                       "decision_score", "decision_threshold", "decision_rule", "decision_signals")
+                if k in fields}
         return replace(quoted, diagnostics=replace(
             quoted.diagnostics, timings={**quoted.diagnostics.timings, **timings}, unsupported_share=share,
             fallback=note, raw=str(fields.get("raw", "")), **kept))  # type: ignore[arg-type]

@@ -86,7 +86,8 @@ def decision_fields(decision: "Decision | None") -> dict[str, object]:
     if decision is None:
         return {}
     out: dict[str, object] = {"decision": str(decision.outcome), "decision_score": decision.score,
-                              "decision_threshold": decision.threshold, "decision_rule": decision.rule}
+                              "decision_threshold": decision.threshold, "decision_rule": decision.rule,
+                              "decision_signals": {k: round(float(v), 4) for k, v in decision.signals.items()}}
     if "check" in decision.signals:
         out["answer_check"] = round(float(decision.signals["check"]), 3)
     return out

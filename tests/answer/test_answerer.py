@@ -402,6 +402,14 @@ def test_echoed_prompt_text_is_cut_and_counted(retriever: Retriever) -> None:
     assert answer.diagnostics.scaffolding_removed > 0
 
 
+def test_a_stray_yes_before_an_answer_to_a_wh_question_is_dropped(retriever: Retriever) -> None:
+    llm = ScriptedLLM(["Yes. Open the bleed valve and fill the casing with water [1]."] * 2)
+    answer = make_answerer(retriever, llm).answer("How do I prime the centrifugal pump?")
+    assert answer.text.startswith("Open the bleed valve") and answer.diagnostics.raw.startswith("Yes.")
+    kept = make_answerer(retriever, llm).answer("Is the centrifugal pump primed with water?")
+    assert kept.text.startswith("Yes. Open"), "a yes/no question keeps its Yes"
+
+
 def test_generation_stops_at_echo_strings(retriever: Retriever) -> None:
     seen: dict[str, object] = {}
 

@@ -44,8 +44,8 @@ packaged (it downloads)                     (or succeed if the model is already 
                                             for this module; the reply must be a chat completion
 ``rag eval retrieval``                      ``--limit 5`` (the first 5 judged queries)
 ``rag eval answers``                        ``--limit 1`` (one question, asked with and without its article)
-``rag eval train``                          ``--help``: there is no size option for the dev split, which is
-                                            read whole (tens of minutes)
+``rag eval train``                          ``--help``: a decision needs both answers of tens of questions
+                                            from the model to fit its probe (tens of minutes)
 ``eval/claims.py``                          ``--limit 1``
 ``eval/own_words.py``                      ``--extractive`` (the same 19 questions, no language model)
 ``bench/retrieval.py``                      ``--sizes 300 --max-docs 150 --queries 5 --encode-chunks 4``

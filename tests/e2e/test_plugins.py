@@ -92,7 +92,8 @@ def test_entry_points_are_discovered_and_cannot_shadow_builtins(fake_entry_point
 # -- a real third-party package, installed with pip ------------------------------------------------------
 
 PUMP = "# Pump manual\n\nTo prime the centrifugal pump, open the bleed valve and fill the casing with water.\n"
-CAKE = "# Sponge cake\n\nBeat four eggs with sugar, fold in the flour and bake at 180 degrees for 25 minutes.\n"
+CAKE = ("# Sponge cake\n\nBeat four eggs with sugar, fold in the flour and bake at 180 degrees for 25 minutes.\n\n"
+        "## A sunken cake\n\nTo fix a cake that sank in the middle, bake the next one five minutes longer.\n")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pytest
 
-from rag.answer.decision import Decider, Outcome, is_yes_no, model_signals
+from rag.answer.decision import (POLARITY, POLARITY_SUFFIX, VERDICT_EXAMPLES, Decider, Outcome, YesNoRule, is_yes_no,
+                                 model_signals, verdict_messages)
 from rag.answer.evidence import Evidence, Passage
 from rag.answer.gate import BASELINE_QUESTION, CHECK_SUFFIX, AnswerCheck
 from rag.answer.linear import LinearModel, packaged
@@ -26,17 +27,19 @@ def prompt(question: str) -> list[dict[str, str]]:
             {"role": "user", "content": user_message(question, ["[1] guide.md\nHidden files are skipped."])}]
 
 
-def scripted(check: float, baseline: float = 0.0, no_vs_yes: float = -2.0,
+def scripted(check: float, baseline: float = 0.0, verdict: tuple[float, float, float] = (-0.1, -3.0, -3.0),
              hidden: Sequence[float] | None = None) -> ScriptedLLM:
-    """Y/N log-odds ``check`` for the question, ``baseline`` for the content-free one; the answer's
-    first token No vs Yes at ``no_vs_yes``."""
+    """Y/N log-odds ``check`` for the question, ``baseline`` for the content-free one; the yes/no
+    verdict's log-probabilities of Yes, No and Unknown."""
 
     def logprobs(msgs: Sequence[Mapping[str, str]]) -> dict[str, float]:
         last = msgs[-1]["content"]
         if last.endswith(CHECK_SUFFIX):
             odds = baseline if BASELINE_QUESTION in last else check
             return {"Y": -np.log1p(np.exp(-odds)), "N": -np.log1p(np.exp(odds))}
-        return {"Yes": 0.0, "No": no_vs_yes}
+        if last.endswith(POLARITY_SUFFIX):
+            return dict(zip(POLARITY, verdict))
+        return {"Yes": -0.1, "No": -3.0, "I": -5.0}
 
     return ScriptedLLM(["No, hidden files are skipped [1]."], logprobs=logprobs,
                        hidden=(lambda _m: hidden) if hidden is not None else None)
@@ -66,16 +69,40 @@ def test_a_users_threshold_overrides_the_models() -> None:
     assert decider.decide(EVIDENCE, "q?", scripted(1.5, 0.5), prompt("q?")).outcome is Outcome.NOT_FOUND
 
 
-def test_a_yes_no_question_the_evidence_contradicts_is_answered_no() -> None:
-    decider = Decider(decision_model(), contradiction=1.0)
+def test_a_yes_no_question_gets_the_models_verdict_and_a_contradicted_premise_a_no() -> None:
+    rule = YesNoRule(no=0.0, contradiction=1.0)
+    decider = Decider(decision_model(), yes_no=rule)
     q = "Is it true that hidden files are indexed?"
-    d = decider.decide(EVIDENCE, q, scripted(-1.0, 0.0, no_vs_yes=2.0), prompt(q))
-    assert d.outcome is Outcome.CONTRADICTED and d.answers and d.signals["no_vs_yes"] == pytest.approx(2.0)
-    unsure = decider.decide(EVIDENCE, q, scripted(-1.0, 0.0, no_vs_yes=0.5), prompt(q))
-    assert unsure.outcome is Outcome.NOT_FOUND, "a weak No is not a contradiction"
-    wh = decider.decide(EVIDENCE, "Which files are indexed?", scripted(-1.0, 0.0, no_vs_yes=5.0),
+    contradicted = decider.decide(EVIDENCE, q, scripted(-1.0, 0.0, verdict=(-3.0, -0.2, -2.5)), prompt(q))
+    assert contradicted.outcome is Outcome.CONTRADICTED and contradicted.polarity == "No" and contradicted.answers
+    assert contradicted.signals["no_vs_yes"] == pytest.approx(2.8)
+    unsure = decider.decide(EVIDENCE, q, scripted(-1.0, 0.0, verdict=(-3.0, -0.8, -0.6)), prompt(q))
+    assert unsure.outcome is Outcome.NOT_FOUND and not unsure.polarity, "Unknown beats No: not settled"
+    supported = decider.decide(EVIDENCE, "Are hidden files skipped?", scripted(1.5, 0.5, verdict=(-0.1, -3.0, -3.0)),
+                               prompt("Are hidden files skipped?"))
+    assert supported.outcome is Outcome.ANSWER and supported.polarity == "Yes"
+    unsettled = decider.decide(EVIDENCE, "Are hidden files skipped?",
+                               scripted(1.5, 0.5, verdict=(-1.5, -3.0, -0.4)), prompt("Are hidden files skipped?"))
+    assert unsettled.outcome is Outcome.ANSWER and unsettled.polarity == "Yes", "unknown=None: never declined for it"
+    strict = Decider(decision_model(), yes_no=YesNoRule(no=0.0, contradiction=1.0, unknown=0.0))
+    unsettled = strict.decide(EVIDENCE, "Are hidden files skipped?",
+                              scripted(1.5, 0.5, verdict=(-1.5, -3.0, -0.4)), prompt("Are hidden files skipped?"))
+    assert unsettled.outcome is Outcome.NOT_FOUND and not unsettled.polarity, "Unknown beats Yes and No: declined"
+    wh = decider.decide(EVIDENCE, "Which files are indexed?", scripted(-1.0, 0.0, verdict=(-3.0, -0.1, -3.0)),
                         prompt("Which files are indexed?"))
-    assert wh.outcome is Outcome.NOT_FOUND, "only a yes/no question can be answered No"
+    assert wh.outcome is Outcome.NOT_FOUND and not wh.polarity, "only a yes/no question is answered No"
+    assert YesNoRule.from_meta({"yes_no": {"no": 0.5, "contradiction": 1.5}}) == YesNoRule(0.5, 1.5)
+    assert YesNoRule.from_meta({"yes_no": {"unknown": 0.0}}) == YesNoRule(unknown=0.0)
+    assert YesNoRule.from_meta({}) is None
+
+
+def test_the_verdict_prompt_is_worked_examples_then_the_best_passages_and_the_question() -> None:
+    msgs = verdict_messages("Are hidden files indexed?", ["Hidden files\nare skipped.", "Two", "Three", "Four"])
+    assert [m["role"] for m in msgs] == ["system", *["user", "assistant"] * len(VERDICT_EXAMPLES), "user"]
+    assert {m["content"] for m in msgs if m["role"] == "assistant"} == set(POLARITY)
+    last = msgs[-1]["content"]
+    assert last.endswith(POLARITY_SUFFIX) and "Question: Are hidden files indexed?" in last
+    assert "[1] Hidden files are skipped." in last and "[3] Three" in last and "Four" not in last
 
 
 def test_the_probe_reads_the_hidden_state() -> None:
@@ -119,3 +146,4 @@ def test_the_packaged_decisions_load_with_their_probe_and_dev_numbers() -> None:
         assert model.meta["dev"]["declined_answerable"] <= 0.10 and "command" in model.meta
         decider = Decider.for_model(None if key == "extractive" else key)
         assert decider.model == model and ("probe" not in model.features or decider.probe is not None)
+        assert (decider.yes_no is None) == (key == "extractive"), "a generator's decision reads its yes/no verdict"
