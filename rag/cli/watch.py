@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,11 +40,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
         print(r.summary(), flush=True)
 
     watcher = FolderWatcher(ing, folder, debounce=args.debounce, on_report=report)
+    # Ctrl-C and a service manager's SIGTERM both end the watch cleanly (the index writes are atomic),
+    # also when SIGINT was inherited as ignored (a shell without job control starts `... &` so)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler)
     try:
         watcher.run(ready=lambda: print(f"watching {watcher.folder} for changes (index {args.index!r}); "
                                         "Ctrl-C stops", flush=True))
     except KeyboardInterrupt:  # the normal way to stop watching, not an error
-        print(f"stopped watching {watcher.folder}", file=sys.stderr)
+        pass
+    print(f"stopped watching {watcher.folder}", file=sys.stderr)
     return 0
 
 
