@@ -158,7 +158,7 @@ def test_the_student_fee_question_is_answered_from_the_fee_page(garden: Any) -> 
     assert all(c.chunk.page == 3 for c in answer.citations)
 
 
-@pytest.mark.xfail(strict=True, reason="open (issue 25): the 1.5B model reads the page but answers "
+@pytest.mark.xfail(strict=False, reason="open (issue 25): the 1.5B model reads the page but answers "
                    "'The plot fee for a student is 45 euros per season', not half of it")
 def test_the_student_fee_is_half_of_the_plot_fee(garden: Any) -> None:
     # before: declined, although page 3 says "The plot fee is 45 euros ... Students pay half the fee."
@@ -186,7 +186,7 @@ def test_a_premise_the_samples_contradict_is_answered_with_the_sentence_that_set
     assert cites(answer, source, words), [(c.chunk.source, c.quote) for c in answer.citations]
 
 
-@pytest.mark.xfail(strict=True, reason="open (issue 25): the 1.5B model's verdict over 'hidden files are skipped' "
+@pytest.mark.xfail(strict=False, reason="open (issue 25): the 1.5B model's verdict over 'hidden files are skipped' "
                    "and '100 MB are skipped' is Yes (log P(No) - log P(Yes) = -1.5 and -0.5); with worked examples it "
                    "said No to 9 of 28 contradicted COVID-QA claims (eval/claims.py)")
 @pytest.mark.parametrize(("question", "source", "words"), PREMISES)
