@@ -260,17 +260,21 @@ class Decider:
         else:
             return Decision(Outcome.ANSWER, rule=self.rule, signals=signals)
         outcome = Outcome.ANSWER if score >= threshold else Outcome.NOT_FOUND
-        polarity = ""
+        polarity, rule = "", self.rule
         if self.yes_no is not None and asks and evidence is not None and is_yes_no(question):
-            outcome, polarity = self._yes_no(outcome, llm, question, evidence, signals)
-        return Decision(outcome, round(score, 4), round(threshold, 4), self.rule, signals, polarity)
+            scored = outcome
+            outcome, polarity = self._yes_no(outcome, self.yes_no, llm, question, evidence, signals)
+            if outcome is not scored:  # the trace says why the score was overruled
+                rule += "; yes/no verdict: " + ("the sources do not settle it" if polarity == "" else
+                                                "the sources contradict its premise")
+        return Decision(outcome, round(score, 4), round(threshold, 4), rule, signals, polarity)
 
-    def _yes_no(self, outcome: Outcome, llm: Any, question: str, evidence: Evidence,
+    @staticmethod
+    def _yes_no(outcome: Outcome, rule: YesNoRule, llm: Any, question: str, evidence: Evidence,
                 signals: dict[str, float]) -> tuple[Outcome, str]:
         """The verdict of a yes/no question from the model's Yes / No / Unknown (signals recorded)."""
-        rule = self.yes_no
         verdict = llm.first_token_logprobs(verdict_messages(question, [p.text for p in evidence.passages]), POLARITY)
-        if verdict is None or rule is None:
+        if verdict is None:
             return outcome, ""
         signals["no_vs_yes"] = round(verdict["No"] - verdict["Yes"], 4)
         signals["no_vs_unknown"] = round(verdict["No"] - verdict["Unknown"], 4)

@@ -41,19 +41,8 @@ search on ``sparse``, ``hybrid`` one ``hybrid_search`` with ``RRFRanker(k)`` (``
 BM25 scores are reported as positive numbers: Milvus Lite returns them negated (as
 distances), the C++ engine positive; fusion never uses their sign, only the server's ranks.
 
-The server's address and settings are :mod:`rag.index.milvus_config` (re-exported here).
-
-Example:
-    >>> MilvusConfig(uri="localhost:19530")
-    Traceback (most recent call last):
-    ...
-    ValueError: Milvus URI must start with http:// or https://, got 'localhost:19530'
-    >>> MilvusConfig(uri="http://127.0.0.1:19530", index_type="DISKANN")
-    Traceback (most recent call last):
-    ...
-    ValueError: Milvus index type must be one of FLAT, IVF_FLAT, HNSW; got 'DISKANN'
-    >>> collection_name("my-notes.v2")
-    'rag_my_notes_v2'
+The server's address and settings are :mod:`rag.index.milvus_config` (re-exported here; its
+examples show the checks).
 """
 
 from __future__ import annotations

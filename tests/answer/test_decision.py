@@ -76,6 +76,7 @@ def test_a_yes_no_question_gets_the_models_verdict_and_a_contradicted_premise_a_
     contradicted = decider.decide(EVIDENCE, q, scripted(-1.0, 0.0, verdict=(-3.0, -0.2, -2.5)), prompt(q))
     assert contradicted.outcome is Outcome.CONTRADICTED and contradicted.polarity == "No" and contradicted.answers
     assert contradicted.signals["no_vs_yes"] == pytest.approx(2.8)
+    assert contradicted.rule.endswith("yes/no verdict: the sources contradict its premise"), contradicted.rule
     unsure = decider.decide(EVIDENCE, q, scripted(-1.0, 0.0, verdict=(-3.0, -0.8, -0.6)), prompt(q))
     assert unsure.outcome is Outcome.NOT_FOUND and not unsure.polarity, "Unknown beats No: not settled"
     supported = decider.decide(EVIDENCE, "Are hidden files skipped?", scripted(1.5, 0.5, verdict=(-0.1, -3.0, -3.0)),
@@ -88,6 +89,7 @@ def test_a_yes_no_question_gets_the_models_verdict_and_a_contradicted_premise_a_
     unsettled = strict.decide(EVIDENCE, "Are hidden files skipped?",
                               scripted(1.5, 0.5, verdict=(-1.5, -3.0, -0.4)), prompt("Are hidden files skipped?"))
     assert unsettled.outcome is Outcome.NOT_FOUND and not unsettled.polarity, "Unknown beats Yes and No: declined"
+    assert unsettled.rule.endswith("yes/no verdict: the sources do not settle it"), unsettled.rule
     wh = decider.decide(EVIDENCE, "Which files are indexed?", scripted(-1.0, 0.0, verdict=(-3.0, -0.1, -3.0)),
                         prompt("Which files are indexed?"))
     assert wh.outcome is Outcome.NOT_FOUND and not wh.polarity, "only a yes/no question is answered No"
