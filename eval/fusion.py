@@ -36,7 +36,8 @@ from rag_eval.retrieval import EvalSettings, build_index  # noqa: E402
 DATA = ROOT.parent / "shared" / "data"
 DEPTH = 200  # candidates per retriever, as in `rag eval retrieval`
 KS = (1, 3, 5, 10)
-CONFIGS = (("bm25", "bm25", None), ("dense", "dense", None), ("hybrid-rrf", "hybrid", "rrf"),
+CONFIGS = (("bm25", "bm25", None), ("dense", "dense", None), ("hybrid-zscore", "hybrid", "zscore"),
+           ("hybrid-rrf", "hybrid", "rrf"),
            ("hybrid-adaptive", "hybrid", "adaptive"), ("hybrid-weighted", "hybrid", "weighted"))
 
 

@@ -70,7 +70,7 @@ class RetrievalConfig:
     """
 
     mode: RetrievalMode = RetrievalMode.HYBRID
-    fusion: Fusion = Fusion.ADAPTIVE
+    fusion: Fusion = Fusion.ZSCORE
     rrf_k: int = DEFAULT_RRF_K
     alpha: float = 0.5
     candidates: int = 100

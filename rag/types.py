@@ -203,10 +203,11 @@ class RetrievalMode(Choice):
 
 
 class Fusion(Choice):
-    """How hybrid mode merges BM25 and dense: Reciprocal Rank Fusion with equal weights, RRF with the
-    dense weight set per query by how much the two rankings agree (the default), or a weighted sum of
-    normalised scores."""
+    """How hybrid mode merges BM25 and dense: the sum of each list's robust z-scores (the default),
+    Reciprocal Rank Fusion with equal weights, RRF with the dense weight set per query by how much
+    the two rankings agree, or a weighted sum of min-max normalised scores."""
 
+    ZSCORE = "zscore"
     RRF = "rrf"
     ADAPTIVE = "adaptive"
     WEIGHTED = "weighted"

@@ -207,7 +207,7 @@ def add_answers_command(esub: "argparse._SubParsersAction[argparse.ArgumentParse
                                     "faithfulness, answer relevancy, context precision/recall (LLM judge), "
                                     "ID-based context precision/recall from qrels, non-LLM context recall. "
                                     "A metric that cannot be scored is reported missing with its reason.")
-    a.add_argument("--dataset", default="cranfield", choices=(*DATASETS, "qa"))
+    a.add_argument("--dataset", default="cranfield", choices=DATASETS)
     a.add_argument("--path", default=None, help="benchmark folder (questions, qrels and corpus)")
     a.add_argument("--split", default="test",
                    help="BEIR qrels split, or the QA split: train, dev, test, all (default %(default)s)")

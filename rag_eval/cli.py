@@ -3,7 +3,7 @@
 Examples::
 
     rag eval retrieval --dataset cranfield --path ../shared/data/cranfield --configs bm25,dense,hybrid --format json
-    rag eval retrieval --dataset beir --path datasets/scifact --out results/scifact
+    rag eval retrieval --dataset beir --path data/cacm --out results/cacm
     rag eval retrieval --dataset cranfield --path ../shared/data/cranfield --configs hybrid \
         --rewriters none,keyword,multi-query,hyde,decompose --out results/rewriters
     rag eval answers --dataset cranfield --path ../shared/data/cranfield --limit 5 --out results/answers
@@ -113,7 +113,7 @@ def _add_retrieval(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     e.add_argument("--path", required=True, help="dataset folder (Cranfield files or a BEIR folder)")
     e.add_argument("--split", default="test", help="BEIR qrels split, qrels/SPLIT.tsv (default %(default)s)")
     e.add_argument("--configs", default=DEFAULT_CONFIGS,
-                   help="comma-separated: bm25, dense, hybrid(-adaptive), hybrid-rrf, hybrid-weighted, hybrid-rrf-rerank, "
+                   help="comma-separated: bm25, dense, hybrid(-zscore), hybrid-adaptive, hybrid-rrf, hybrid-weighted, hybrid-rrf-rerank, "
                         "hybrid-weighted-rerank (default %(default)s)")
     e.add_argument("--format", choices=("json", "markdown"), default="markdown",
                    help="stdout format; json prints only {config: {metric: mean}} (default %(default)s)")

@@ -3,6 +3,8 @@
 Loaders:
 
 * :func:`load_cranfield` - the Cranfield 1400 SMART files.
+* :func:`load_qa_retrieval` - an extractive QA folder (COVID-QA's ``documents/`` and
+  ``questions.jsonl``) as a retrieval collection: each question of the split judges its article.
 * :func:`load_beir` - any folder in the BEIR layout: ``corpus.jsonl`` (``_id``, ``title``,
   ``text``), ``queries.jsonl`` (``_id``, ``text``) and ``qrels/<split>.tsv`` with the header
   ``query-id corpus-id score``.
@@ -31,7 +33,7 @@ from typing import Callable, Iterator, Mapping
 
 logger = logging.getLogger(__name__)
 
-DATASETS: tuple[str, ...] = ("cranfield", "beir")
+DATASETS: tuple[str, ...] = ("cranfield", "beir", "qa")
 
 Qrels = Mapping[str, Mapping[str, int]]
 Run = Mapping[str, Mapping[str, float]]
@@ -251,17 +253,30 @@ def write_trec_run(run: Run, path: str | Path, tag: str = "rag") -> Path:
     return path
 
 
+def load_qa_retrieval(path: str | Path, split: str = "test") -> Dataset:
+    """An extractive QA folder as a retrieval collection: the split's questions as queries, each
+    judging its own article relevant (gain 1) and no other; ``split`` ``all`` takes every question."""
+    from rag_eval.qa import load_qa, select  # noqa: PLC0415 (qa builds on this module)
+
+    qa = load_qa(path)
+    questions = select(qa, split)
+    return Dataset(name=qa.name, documents=qa.documents, queries={q.qid: q.question for q in questions},
+                   qrels={q.qid: {q.doc_id: 1} for q in questions})
+
+
 def load_dataset(name: str, path: str | Path, split: str = "test") -> Dataset:
-    """Load a benchmark by format name (``cranfield`` or ``beir``) from ``path``.
+    """Load a benchmark by format name (``cranfield``, ``beir`` or ``qa``) from ``path``.
 
     Example:
         >>> load_dataset("msmarco", ".")
         Traceback (most recent call last):
         ...
-        ValueError: unknown dataset 'msmarco'; available: cranfield, beir
+        ValueError: unknown dataset 'msmarco'; available: cranfield, beir, qa
     """
     if name == "cranfield":
         return load_cranfield(path)
     if name == "beir":
         return load_beir(path, split=split)
+    if name == "qa":
+        return load_qa_retrieval(path, split=split)
     raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")

@@ -56,14 +56,15 @@ logger = logging.getLogger(__name__)
 CONFIGS: dict[str, dict[str, str]] = {
     "bm25": {"mode": "bm25"},
     "dense": {"mode": "dense"},
-    "hybrid": {"mode": "hybrid", "fusion": "adaptive"},
+    "hybrid": {"mode": "hybrid", "fusion": "zscore"},
+    "hybrid-zscore": {"mode": "hybrid", "fusion": "zscore"},
     "hybrid-adaptive": {"mode": "hybrid", "fusion": "adaptive"},
     "hybrid-rrf": {"mode": "hybrid", "fusion": "rrf"},
     "hybrid-weighted": {"mode": "hybrid", "fusion": "weighted"},
     "hybrid-rrf-rerank": {"mode": "hybrid", "fusion": "rrf", "rerank": "yes"},
     "hybrid-weighted-rerank": {"mode": "hybrid", "fusion": "weighted", "rerank": "yes"},
 }
-DEFAULT_CONFIGS = "bm25,dense,hybrid-adaptive,hybrid-rrf,hybrid-weighted"
+DEFAULT_CONFIGS = "bm25,dense,hybrid-zscore,hybrid-adaptive,hybrid-rrf,hybrid-weighted"
 RERANK_CONFIG = "hybrid-rrf-rerank"
 BASELINE = "bm25"
 
@@ -322,7 +323,7 @@ def retrieval_config(name: str, settings: EvalSettings) -> RetrievalConfig:
         ('hybrid', 'weighted', 0.7, 200)
     """
     spec = CONFIGS[name]
-    return RetrievalConfig(mode=spec["mode"], fusion=spec.get("fusion", "adaptive"), rrf_k=settings.rrf_k,
+    return RetrievalConfig(mode=spec["mode"], fusion=spec.get("fusion", "zscore"), rrf_k=settings.rrf_k,
                            alpha=settings.alpha, candidates=settings.candidates,
                            rerank_candidates=settings.rerank_candidates, k=settings.candidates)
 

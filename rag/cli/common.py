@@ -135,8 +135,8 @@ def add_retrieval_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mode", choices=MODES, default=str(d.mode), help="retrieval mode (default: %(default)s)")
     g.add_argument("-k", type=positive_int, default=d.k, help="hits kept (default: %(default)s)")
     g.add_argument("--fusion", choices=FUSIONS, default=str(d.fusion),
-                   help="hybrid fusion: adaptive (RRF, dense weight set by the two rankings' agreement), "
-                        "rrf (equal weights) or weighted (default: %(default)s)")
+                   help="hybrid fusion: zscore (each list's robust z-scores summed), adaptive (RRF, dense weight "
+                        "set by the two rankings' agreement), rrf (equal weights) or weighted (default: %(default)s)")
     g.add_argument("--rrf-k", type=non_negative_int, default=d.rrf_k, help="RRF constant (default: %(default)s)")
     g.add_argument("--alpha", type=unit_interval, default=d.alpha,
                    help="dense weight for --fusion weighted (default: %(default)s)")

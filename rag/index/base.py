@@ -57,8 +57,8 @@ class SearchIndex(Protocol):
     """A loaded index, whichever backend holds it: what the rest of rag reads and calls.
 
     Searches return the top ``n`` (``n`` > 0).  ``search_hybrid`` fuses with ``rrf`` or
-    ``weighted``; ``adaptive`` fusion sets its weight from both rankings, so the retriever asks
-    for :meth:`search_sparse` and :meth:`search_dense` and fuses them itself.  Writes never
+    ``weighted``; ``zscore`` and ``adaptive`` fusion need both scored lists whole, so the retriever
+    asks for :meth:`search_sparse` and :meth:`search_dense` and fuses them itself.  Writes never
     change the index they are called on: they return the index after the write, which the
     caller publishes with :meth:`rag.index.store.IndexWriter.save`.
     """

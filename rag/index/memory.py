@@ -135,8 +135,8 @@ class Index:
 
     def search_hybrid(self, query: str, vector: np.ndarray, fusion: Fusion, rrf_k: int, alpha: float,
                       n: int) -> SearchResult:
-        if fusion is Fusion.ADAPTIVE:
-            raise ValueError("adaptive fusion is the retriever's: search bm25 and dense here and fuse them")
+        if fusion in (Fusion.ADAPTIVE, Fusion.ZSCORE):
+            raise ValueError(f"{fusion} fusion is the retriever's: search bm25 and dense here and fuse them")
         per = {"bm25": self.search_sparse(query, n).fused, "dense": self.search_dense(vector, n).fused}
         if fusion is Fusion.RRF:
             fused = reciprocal_rank_fusion([list(per["bm25"]), list(per["dense"])], k=rrf_k)

@@ -365,8 +365,8 @@ class MilvusIndex:
                       n: int) -> SearchResult:
         """One ``hybrid_search``, fused by the server; ``per`` holds the dense cosines (from the returned vectors).
 
-        ``fusion`` is ``rrf`` or ``weighted`` here: adaptive fusion needs both rankings to set its
-        weight, so the :class:`~rag.retrieval.retriever.Retriever` asks for each and fuses them.
+        ``fusion`` is ``rrf`` or ``weighted`` here: zscore and adaptive fusion need both scored
+        lists, so the :class:`~rag.retrieval.retriever.Retriever` asks for each and fuses them.
         """
         from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
 
@@ -374,8 +374,8 @@ class MilvusIndex:
         terms = self.terms(query)
         if not terms:  # no query term survives analysis: only the dense side can match
             return self.search_dense(vector, n)
-        if fusion is Fusion.ADAPTIVE:
-            raise ValueError("adaptive fusion is the retriever's: search bm25 and dense here and fuse them")
+        if fusion in (Fusion.ADAPTIVE, Fusion.ZSCORE):
+            raise ValueError(f"{fusion} fusion is the retriever's: search bm25 and dense here and fuse them")
         if fusion is Fusion.RRF:
             if not 0 < rrf_k < 16384:
                 raise ValueError(f"Milvus' RRFRanker needs 0 < rrf_k < 16384, got {rrf_k}")

@@ -92,6 +92,50 @@ def adaptive_rank_fusion(sparse: Sequence[K], dense: Sequence[K], k: int = DEFAU
     return reciprocal_rank_fusion([sparse, dense], k=k, weights=(1.0, w)), w
 
 
+def robust_z_normalize(scores: Mapping[K, float]) -> dict[K, float]:
+    """Each score as ``(s - median) / (1.4826 * MAD)`` over this list: a z-score whose centre and
+    spread ignore the few top scores that matter most (the median absolute deviation, scaled to
+    the standard deviation of a normal distribution; Rousseeuw & Croux, JASA 1993).  Falls back to
+    the standard deviation, then to 1, when the spread is zero.
+
+    Example:
+        >>> {k: round(z, 4) for k, z in robust_z_normalize({"a": 3.0, "b": 2.0, "c": 1.0}).items()}
+        {'a': 0.6745, 'b': 0.0, 'c': -0.6745}
+    """
+    if not scores:
+        return {}
+    values = sorted(scores.values())
+    n = len(values)
+    median = (values[(n - 1) // 2] + values[n // 2]) / 2
+    deviations = sorted(abs(v - median) for v in values)
+    spread = 1.4826 * (deviations[(n - 1) // 2] + deviations[n // 2]) / 2
+    if spread <= 0:
+        mean = sum(values) / n
+        spread = (sum((v - mean) ** 2 for v in values) / n) ** 0.5 or 1.0
+    return {key: (s - median) / spread for key, s in scores.items()}
+
+
+def zscore_fusion(sparse: Mapping[K, float], dense: Mapping[K, float]) -> dict[K, float]:
+    """CombSUM of robust z-scores: ``z_bm25(d) + z_dense(d)``, each list normalised on its own
+    (:func:`robust_z_normalize`); a key missing from one list gets that list's lowest z.
+
+    Z-score normalisation before CombSUM (Montague & Aslam, "Relevance Score Normalization for
+    Metasearch", CIKM 2001; Fox & Shaw, TREC-2 1994) lets each retriever count by how far a hit
+    stands out from the rest of its own list, so neither side is assumed to be the robust one: a
+    query whose dense scores are flat gets its order from BM25, and the other way round.  Chosen
+    over RRF and agreement-weighted RRF on seven collections (docs/benchmarks.md#retrieval).
+
+    Example:
+        >>> fused = zscore_fusion({"a": 9.0, "b": 2.0, "c": 1.9}, {"b": 0.61, "c": 0.60, "d": 0.59})
+        >>> ranked(fused)
+        ['a', 'b', 'c', 'd']
+    """
+    zs, zd = robust_z_normalize(sparse), robust_z_normalize(dense)
+    floor_s, floor_d = min(zs.values(), default=0.0), min(zd.values(), default=0.0)
+    keys = list(dict.fromkeys([*zs, *zd]))
+    return {key: zs.get(key, floor_s) + zd.get(key, floor_d) for key in keys}
+
+
 def min_max_normalize(scores: Mapping[K, float], lower: float | None = None) -> dict[K, float]:
     """Scale scores to [0, 1]: ``(s - lo) / (max - lo)``.
 

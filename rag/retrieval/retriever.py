@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Hashable, Mapping, TypeVar
 
 from rag.embedding import DEFAULT_EMBEDDER, Embedder
-from rag.retrieval.fusion import adaptive_rank_fusion, ranked
+from rag.retrieval.fusion import adaptive_rank_fusion, ranked, zscore_fusion
 from rag.index.base import SearchIndex, SearchResult
 from rag.index.errors import IndexMismatchError
 from rag.retrieval.rerank import Reranker
@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 Key = TypeVar("Key", bound=Hashable)  # a chunk's position (embedded index) or id (server index)
 MODES: tuple[str, ...] = tuple(m.value for m in RetrievalMode)
 FUSIONS: tuple[str, ...] = tuple(f.value for f in Fusion)
+#: fusions that need both scored lists, so the retriever fuses them rather than the index
+RETRIEVER_FUSIONS = frozenset({Fusion.ZSCORE, Fusion.ADAPTIVE})
 
 
 def _defaults() -> "RetrievalConfig":
@@ -56,9 +58,10 @@ class Retriever:
             server runs the searches and the ``rrf``/``weighted`` fusion; same hits and scores out).
         mode: ``bm25``, ``dense`` or ``hybrid`` (a :class:`~rag.types.RetrievalMode` or its value).
         embedder: must match the index's embedder (checked); default: the packaged MiniLM.
-        fusion: for hybrid mode, ``adaptive`` (RRF whose dense weight drops from 1 to 0.3
-            as the two rankings' top 10 disagree, :func:`~rag.retrieval.fusion.agreement_weight`),
-            ``rrf`` (Reciprocal Rank Fusion, equal weights) or ``weighted`` (convex combination of
+        fusion: for hybrid mode, ``zscore`` (each list's scores as robust z-scores, summed:
+            :func:`~rag.retrieval.fusion.zscore_fusion`), ``adaptive`` (RRF whose dense weight
+            drops from 1 to 0.3 as the two rankings' top 10 disagree,
+            :func:`~rag.retrieval.fusion.agreement_weight`), ``rrf`` (Reciprocal Rank Fusion, equal weights) or ``weighted`` (convex combination of
             normalised scores).
         rrf_k: the RRF constant of ``rrf`` and ``adaptive`` (Cormack et al. 2009).
         alpha: dense weight for ``weighted`` fusion (BM25 gets ``1 - alpha``).
@@ -119,19 +122,22 @@ class Retriever:
         return self._finish(query, k, found.fused, found.per, label, found.chunks)
 
     def _search(self, query: str, dense_query: str, n: int) -> SearchResult:
-        """The index's top ``n`` for this retriever's mode; adaptive fusion is done here, from both rankings."""
+        """The index's top ``n`` for this retriever's mode; zscore and adaptive fusion are done here, from both lists."""
         if self.mode is RetrievalMode.BM25:
             return self.index.search_sparse(query, n)
         vector = self._encoder().encode([dense_query])[0]
         if self.mode is RetrievalMode.DENSE:
             return self.index.search_dense(vector, n)
-        if self.fusion is not Fusion.ADAPTIVE:
+        if self.fusion not in RETRIEVER_FUSIONS:
             return self.index.search_hybrid(query, vector, self.fusion, self.rrf_k, self.alpha, n)
         sparse, dense = self.index.search_sparse(query, n), self.index.search_dense(vector, n)
         per = {**sparse.per, **dense.per}
+        chunks = ChainMap(dense.chunks, sparse.chunks)
+        if self.fusion is Fusion.ZSCORE:
+            return SearchResult(per, zscore_fusion(per["bm25"], per["dense"]), chunks)  # type: ignore[arg-type]
         fused, weight = adaptive_rank_fusion(list(per["bm25"]), list(per["dense"]), k=self.rrf_k)
         logger.debug("adaptive fusion: dense weight %.2f for %r", weight, query)
-        return SearchResult(per, fused, ChainMap(dense.chunks, sparse.chunks))  # type: ignore[arg-type]
+        return SearchResult(per, fused, chunks)  # type: ignore[arg-type]
 
     def _encoder(self) -> Embedder:
         if self.embedder is None:  # pragma: no cover - __init__ guarantees one outside bm25 mode

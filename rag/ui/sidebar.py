@@ -57,10 +57,11 @@ def retrieval_settings() -> dict[str, Any]:
     s["k"] = st.slider("Passages (k)", 1, 10, d["k"], key="setting_k")
     s["fusion"] = st.selectbox("Fusion", FUSIONS, index=option_index(FUSIONS, d["fusion"]), key="setting_fusion",
                                disabled=s["mode"] != "hybrid",
-                               help="adaptive: RRF whose dense weight drops when the keyword and the semantic "
+                               help="zscore: each ranking counts by how far a passage stands out in it; "
+                                    "adaptive: RRF whose dense weight drops when the keyword and the semantic "
                                     "rankings disagree; rrf: equal weights; weighted: a blend of scores")
     s["rrf_k"] = int(st.number_input("RRF k", 1, 1000, d["rrf_k"], key="setting_rrf_k",
-                                     disabled=s["fusion"] == "weighted"))
+                                     disabled=s["fusion"] not in ("rrf", "adaptive")))
     s["alpha"] = st.slider("Dense weight (weighted fusion)", 0.0, 1.0, d["alpha"], 0.05, key="setting_alpha",
                            disabled=s["fusion"] != "weighted")
     s["rerank"] = st.checkbox("Rerank with a cross-encoder", value=d["rerank"], key="setting_rerank")

@@ -56,10 +56,12 @@ packaged (it downloads)                     (or succeed if the model is already 
 ``bench/generation.py``                     ``--runs 1 --questions 1 --max-tokens 8``
 ``bench/locks.py``                          ``--rounds 20``
 ``eval/fusion.py``                         ``--help``: no size option (about 5 minutes)
+``bench/peer_langchain.py``                 ``--limit 3``
 ``eval/embedders_qa.py``                   ``--help``: it downloads nomic's packaged weights (a network)
 ==========================================  ================================================================
 
-A line that reads ``../shared/data/NAME`` is skipped, with a warning that names the folder, only when
+A line that reads ``../shared/data/NAME``, or ``data/NAME`` (the collections ``eval/collections.py``
+builds in the repository, git-ignored), is skipped, with a warning that names the folder, only when
 that folder is absent.  A block of any other language fails: add its convention here first.
 """
 
@@ -102,6 +104,7 @@ TINY: dict[str, list[str]] = {
     "bench/locks.py": ["--rounds", "20"],
     "eval/own_words.py": ["--extractive"],
     "eval/claims.py": ["--limit", "1"],
+    "bench/peer_langchain.py": ["--limit", "3"],
 }
 HELP_ONLY = ("eval/fusion.py", "eval/embedders_qa.py")
 #: options whose value a substitution replaces rather than repeats
@@ -290,6 +293,9 @@ def missing_data(line: str) -> Path | None:
     for name in re.findall(r"\.\./shared/data/([\w.-]+)", line):
         if not (DATA / name).is_dir():
             return DATA / name
+    for name in re.findall(r"(?<![\w./-])data/([\w.-]+)", line):  # the repository's own, git-ignored collections
+        if not (REPO / "data" / name).is_dir():
+            return REPO / "data" / name
     return None
 
 

@@ -175,7 +175,7 @@ def test_eval_retrieval_compares_configs_and_writes_outputs(tmp_path: Path, monk
     code = main(["eval", "retrieval", "--dataset", "beir", "--path", str(root), "--out", str(out),
                  "--depth", "5", "--candidates", "10", "--resamples", "500", "--format", "json", "-q"])
     assert code == 0
-    configs = ["bm25", "dense", "hybrid-adaptive", "hybrid-rrf", "hybrid-weighted"]
+    configs = ["bm25", "dense", "hybrid-zscore", "hybrid-adaptive", "hybrid-rrf", "hybrid-weighted"]
     printed = json.loads(capsys.readouterr().out)
     assert list(printed) == configs
     assert all(set(v) == {"nDCG@10", "MAP", "Recall@5", "MRR@10"} for v in printed.values())

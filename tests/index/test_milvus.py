@@ -141,7 +141,8 @@ def test_ingest_samples_and_search_each_mode_like_the_embedded_backend(
     index = IndexStore(tmp_path / "idx").load("notes")
     assert type(index).__name__ == "MilvusIndex" and len(index) == manifest["counts"]["chunks"]
 
-    for mode, key in (("bm25", "bm25"), ("dense", "dense"), ("hybrid", "adaptive"), ("hybrid", "rrf")):
+    for mode, key in (("bm25", "bm25"), ("dense", "dense"), ("hybrid", "zscore"), ("hybrid", "adaptive"),
+                      ("hybrid", "rrf")):
         flags = ["--mode", mode, "-k", "3"] + (["--fusion", key] if mode == "hybrid" else [])
         hits = _search(capsys, tmp_path / "idx", *flags)  # no backend flag: from the manifest
         local = _search(capsys, tmp_path / "local", *flags)

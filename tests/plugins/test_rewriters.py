@@ -123,8 +123,8 @@ def test_single_query_is_exactly_the_retriever(retriever: Retriever) -> None:
     found = MultiQuerySearcher(retriever).search(Rewrite.single(Q), k=3, collection="docs")
     assert list(found.hits) == retriever.retrieve(Q, k=3)
     (t,) = found.retrievals
-    assert t.collection == "docs" and t.retriever == "hybrid-adaptive" and t.hits[0].location.endswith("]")
-    assert {"bm25", "dense", "adaptive"} <= set(t.hits[0].scores)
+    assert t.collection == "docs" and t.retriever == "hybrid-zscore" and t.hits[0].location.endswith("]")
+    assert {"bm25", "dense", "zscore"} <= set(t.hits[0].scores)
 
 
 def test_several_queries_are_merged_with_weighted_rrf(retriever: Retriever) -> None:

@@ -66,3 +66,33 @@ def test_adaptive_fusion_keeps_bm25_order_when_the_rankings_disagree() -> None:
     assert ranked(fused)[:2] == ["a", "c"]  # equal-weight RRF would tie "a" with "x"
     same, w_same = adaptive_rank_fusion(sparse, list(reversed(sparse)), k=1, depth=4)
     assert w_same == 1.0 and same == reciprocal_rank_fusion([sparse, list(reversed(sparse))], k=1)
+
+
+def test_robust_z_normalize_centres_on_the_median_and_ignores_the_top_outlier() -> None:
+    from rag.retrieval.fusion import robust_z_normalize
+
+    z = robust_z_normalize({"top": 100.0, "a": 3.0, "b": 2.0, "c": 1.0, "d": 0.0})
+    assert z["b"] == 0.0  # the median
+    assert z["a"] == -z["c"] > 0  # one MAD either side, whatever the outlier
+    assert z["top"] > 50 * z["a"]
+    # zero spread: the standard deviation, then 1, so nothing divides by zero
+    assert robust_z_normalize({"a": 1.0, "b": 1.0, "c": 1.0, "d": 5.0})["d"] > 0
+    assert robust_z_normalize({"only": 0.7}) == {"only": 0.0}
+    assert robust_z_normalize({}) == {}
+
+
+def test_zscore_fusion_is_symmetric_and_follows_the_list_whose_top_stands_out() -> None:
+    from rag.retrieval.fusion import ranked, zscore_fusion
+
+    flat = {"x": 0.52, "y": 0.51, "z": 0.50, "w": 0.49, "v": 0.48}     # no clear winner
+    sharp = {"w": 9.0, "v": 2.1, "x": 2.0, "y": 1.9, "z": 1.8}         # w stands out
+    # the sharp list decides the top, whichever side it is on (no side is assumed robust)
+    assert ranked(zscore_fusion(sharp, flat))[0] == "w"
+    assert ranked(zscore_fusion(flat, sharp))[0] == "w"
+    assert zscore_fusion(sharp, flat) == zscore_fusion(flat, sharp)
+    # a key in one list only gets the other list's lowest z: no bonus for being absent
+    fused = zscore_fusion({"a": 3.0, "b": 2.0, "c": 1.0}, {"b": 3.0, "c": 2.0, "d": 1.0})
+    assert ranked(fused) == ["b", "a", "c", "d"]
+    assert fused["a"] == pytest.approx(0.0)  # top of BM25 (+z) plus the dense list's lowest (-z)
+    # one side empty: the other side's order
+    assert ranked(zscore_fusion({}, flat)) == ranked(flat)

@@ -24,7 +24,8 @@ def index(store: IndexStore, embedder, docs_dir: Path):  # type: ignore[no-untyp
 
 
 @pytest.mark.parametrize("mode,fusion", [("bm25", "rrf"), ("dense", "rrf"), ("hybrid", "rrf"),
-                                         ("hybrid", "adaptive"), ("hybrid", "weighted")])
+                                         ("hybrid", "adaptive"), ("hybrid", "zscore"),
+                                         ("hybrid", "weighted")])
 def test_each_mode_finds_the_right_document(index, embedder, mode: str, fusion: str) -> None:  # type: ignore[no-untyped-def]
     r = Retriever(index, mode=mode, embedder=embedder, fusion=fusion)
     for query, target in QUERY_TARGETS:
@@ -34,7 +35,7 @@ def test_each_mode_finds_the_right_document(index, embedder, mode: str, fusion: 
         assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
 
 
-@pytest.mark.parametrize("fusion", ["adaptive", "rrf", "weighted"])
+@pytest.mark.parametrize("fusion", ["zscore", "adaptive", "rrf", "weighted"])
 def test_hybrid_records_per_retriever_scores(index, embedder, fusion: str) -> None:  # type: ignore[no-untyped-def]
     r = Retriever(index, mode="hybrid", embedder=embedder, fusion=fusion)
     hit = r.retrieve("prime the pump", k=1)[0]
@@ -43,11 +44,22 @@ def test_hybrid_records_per_retriever_scores(index, embedder, fusion: str) -> No
     assert r.label == f"hybrid-{fusion}"
 
 
-def test_hybrid_default_is_adaptive_and_follows_its_fusion_function(index, embedder) -> None:  # type: ignore[no-untyped-def]
-    from rag.retrieval.fusion import adaptive_rank_fusion, ranked
+def test_hybrid_default_is_zscore_and_follows_its_fusion_function(index, embedder) -> None:  # type: ignore[no-untyped-def]
+    from rag.retrieval.fusion import ranked, zscore_fusion
 
     r = Retriever(index, mode="hybrid", embedder=embedder)
-    assert str(r.fusion) == "adaptive"
+    assert str(r.fusion) == "zscore"
+    query = "how often should turbine blades be checked for cracks"
+    sparse = Retriever(index, mode="bm25", embedder=embedder).retrieve(query, k=100)
+    dense = Retriever(index, mode="dense", embedder=embedder).retrieve(query, k=100)
+    fused = zscore_fusion({h.chunk.id: h.score for h in sparse}, {h.chunk.id: h.score for h in dense})
+    assert [h.chunk.id for h in r.retrieve(query, k=5)] == ranked(fused)[:5]
+
+
+def test_adaptive_fusion_follows_its_fusion_function(index, embedder) -> None:  # type: ignore[no-untyped-def]
+    from rag.retrieval.fusion import adaptive_rank_fusion, ranked
+
+    r = Retriever(index, mode="hybrid", fusion="adaptive", embedder=embedder)
     query = "how often should turbine blades be checked for cracks"
     sparse = Retriever(index, mode="bm25", embedder=embedder).retrieve(query, k=100)
     dense = Retriever(index, mode="dense", embedder=embedder).retrieve(query, k=100)
@@ -98,7 +110,7 @@ def test_reranker_slot_reorders_by_cross_encoder(index, embedder, tmp_path: Path
     expected = reranker.score("pump", [h.chunk.text for h in hits])
     assert [h.score for h in hits] == pytest.approx(expected)
     assert expected == sorted(expected, reverse=True)
-    assert all("rerank" in h.scores and "adaptive" in h.scores for h in hits)
+    assert all("rerank" in h.scores and "zscore" in h.scores for h in hits)
 
 
 def test_langchain_adapter(index, embedder) -> None:  # type: ignore[no-untyped-def]
