@@ -50,7 +50,7 @@ from rag.generation.models import DEFAULT_MODEL, calibrated_answer_check, model_
 from rag.index.store import Index, IndexStore
 from rag.plugins.base import PluginContext, make_rewriter
 from rag.retrieval.fusion import DEFAULT_RRF_K
-from rag.retrieval.rerank import Reranker
+from rag.retrieval.rerank import LLMReranker, Reranker
 from rag.retrieval.retriever import Retriever
 from rag.types import AnswerMode, ContextMode, Fusion, RetrievalMode
 from rag.validate import in_range, non_negative_int, positive_int
@@ -58,6 +58,8 @@ from rag.validate import in_range, non_negative_int, positive_int
 logger = logging.getLogger(__name__)
 
 AUTO_RERANKER = "auto"
+#: ``RetrievalConfig.reranker`` value for the chat model as a pointwise reranker
+LLM_RERANKER = "llm"
 AUTO = "auto"  # a setting resolved from the model (GenerationConfig.answer_check)
 
 
@@ -66,7 +68,8 @@ class RetrievalConfig:
     """How to retrieve: mode, fusion, candidates, an optional reranker, and ``k`` hits kept.
 
     ``reranker`` is None (no second stage), ``"auto"`` (the index's own reranker from
-    ``rag reranker train``) or a CrossEncoder name or path.
+    ``rag reranker train``), ``"llm"`` (the chat model's Yes/No log-odds per candidate:
+    :class:`~rag.retrieval.rerank.LLMReranker`) or a CrossEncoder name or path.
     """
 
     mode: RetrievalMode = RetrievalMode.HYBRID
@@ -213,10 +216,16 @@ def make_llm(config: GenerationConfig) -> LlamaCppLLM:
                        models_dir=config.models_dir)
 
 
-def resolve_reranker(spec: str | None, index_dir: Path | None = None) -> Reranker | None:
-    """The reranker a :attr:`RetrievalConfig.reranker` names: None, the index's trained one (``auto``), or a model."""
+def resolve_reranker(spec: str | None, index_dir: Path | None = None, llm: ChatModel | None = None
+                     ) -> Reranker | LLMReranker | None:
+    """The reranker a :attr:`RetrievalConfig.reranker` names: None, the index's trained one (``auto``),
+    the chat model ``llm`` (``llm``), or a CrossEncoder."""
     if not spec:
         return None
+    if spec == LLM_RERANKER:
+        if llm is None:
+            raise ValueError("--reranker llm needs the chat model; it is not loaded in this setting")
+        return LLMReranker(llm)
     if spec == AUTO_RERANKER:
         from rag.retrieval.rerank_training.store import load_index_reranker
 
@@ -230,7 +239,7 @@ def resolve_reranker(spec: str | None, index_dir: Path | None = None) -> Reranke
 
 
 def build_retriever(config: RetrievalConfig, index: Index, embedder: Embedder | None = None,
-                    reranker: Reranker | None = None) -> Retriever:
+                    reranker: Reranker | LLMReranker | None = None) -> Retriever:
     """The :class:`~rag.retrieval.retriever.Retriever` for ``config`` over ``index``.
 
     ``reranker`` overrides ``config.reranker`` (pass a loaded, shared one); otherwise
@@ -320,7 +329,8 @@ def _plugins(plugins: PluginConfig, collection: str, embedder: Embedder, llm: Ch
 
 
 def build(config: PipelineConfig, store: IndexStore, *, index: Index | None = None,
-          embedder: Embedder | None = None, llm: ChatModel | None = None, reranker: Reranker | None = None,
+          embedder: Embedder | None = None, llm: ChatModel | None = None,
+          reranker: Reranker | LLMReranker | None = None,
           load_index: Callable[[str], Index] | None = None) -> Pipeline:
     """Assemble the answer pipeline for ``config``.
 
@@ -334,17 +344,17 @@ def build(config: PipelineConfig, store: IndexStore, *, index: Index | None = No
     index = index if index is not None else load(config.index)
     embedder = embedder or Embedder(DEFAULT_EMBEDDER)
     gen = config.generation
-    if reranker is None and config.retrieval.reranker:
-        reranker = resolve_reranker(config.retrieval.reranker,
-                                    store.path(index.name) if store.exists(index.name) else None)
-    retriever = build_retriever(config.retrieval, index, embedder, reranker)
-    collections = Collections(store, retriever, config.retrieval, load)
     owns_llm = False
-    if llm is None and not gen.extractive:
+    if llm is None and (not gen.extractive or config.retrieval.reranker == LLM_RERANKER):
         llm = make_llm(gen)
         owns_llm = True
     answer_llm = None if gen.extractive else llm
     try:
+        if reranker is None and config.retrieval.reranker:
+            reranker = resolve_reranker(config.retrieval.reranker,
+                                        store.path(index.name) if store.exists(index.name) else None, llm)
+        retriever = build_retriever(config.retrieval, index, embedder, reranker)
+        collections = Collections(store, retriever, config.retrieval, load)
         rewriter, router = _plugins(config.plugins, index.name, embedder, answer_llm, collections)
         selector = None
         if gen.context is ContextMode.EVIDENCE:

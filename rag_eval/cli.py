@@ -37,11 +37,13 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     settings = EvalSettings(chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap, depth=args.depth,
                             candidates=args.candidates, rrf_k=args.rrf_k, alpha=args.alpha,
                             rerank_candidates=args.rerank_candidates)
-    reranker = None
+    reranker: Any = None
+    reranker_llm = None
     if args.reranker:
-        from rag.retrieval.rerank import Reranker
+        from rag.pipeline import LLM_RERANKER, GenerationConfig, make_llm, resolve_reranker
 
-        reranker = Reranker(args.reranker)
+        reranker_llm = make_llm(GenerationConfig()) if args.reranker == LLM_RERANKER else None
+        reranker = resolve_reranker(args.reranker, llm=reranker_llm)
         if not any(CONFIGS[c].get("rerank") for c in configs):
             configs.append(RERANK_CONFIG)
     rewriters = [r.strip() for r in (args.rewriters or "").split(",") if r.strip()]
@@ -60,8 +62,9 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
                                   limit=args.limit, milvus=milvus)
         cmp = compare_configs(ds, compare, reranker=reranker, llm=llm, show_progress=not args.quiet)
     finally:
-        if llm is not None:
-            llm.close()
+        for model in (llm, reranker_llm):
+            if model is not None:
+                model.close()
     if args.out:
         _write_retrieval_results(cmp, Path(args.out), bool(rewriters))
     if args.format == "json":
@@ -113,8 +116,8 @@ def _add_retrieval(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     e.add_argument("--path", required=True, help="dataset folder (Cranfield files or a BEIR folder)")
     e.add_argument("--split", default="test", help="BEIR qrels split, qrels/SPLIT.tsv (default %(default)s)")
     e.add_argument("--configs", default=DEFAULT_CONFIGS,
-                   help="comma-separated: bm25, dense, hybrid(-zscore), hybrid-adaptive, hybrid-rrf, hybrid-weighted, hybrid-rrf-rerank, "
-                        "hybrid-weighted-rerank (default %(default)s)")
+                   help="comma-separated: bm25, dense, hybrid(-zscore), hybrid-adaptive, hybrid-rrf, hybrid-weighted, "
+                        "hybrid-rerank, hybrid-rrf-rerank, hybrid-weighted-rerank (default %(default)s)")
     e.add_argument("--format", choices=("json", "markdown"), default="markdown",
                    help="stdout format; json prints only {config: {metric: mean}} (default %(default)s)")
     e.add_argument("--out", default=None, help="write tables (md/csv/json), TREC runs and a bar chart here")
@@ -135,7 +138,8 @@ def _add_retrieval(esub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     e.add_argument("--alpha", type=unit_interval, default=d.alpha,
                    help="dense weight of hybrid-weighted (default %(default)s)")
     e.add_argument("--reranker", default=None,
-                   help="CrossEncoder name or path; adds the hybrid-rrf-rerank config")
+                   help="CrossEncoder name or path, or llm (the default chat model judging each candidate); adds "
+                        "the hybrid-rerank config")
     e.add_argument("--rerank-candidates", type=positive_int, default=d.rerank_candidates,
                    help="chunks the reranker rescores")
     e.add_argument("--baseline", default=BASELINE, help="config the others are tested against (default %(default)s)")

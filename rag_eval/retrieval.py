@@ -41,7 +41,7 @@ from rag.index.store import Index, IndexStore
 from rag.ingest.ingestor import Ingestor
 from rag.ingest.loaders import LoadedFile, doc_id_for
 from rag.plugins.base import PluginContext, QueryRewriter, make_rewriter
-from rag.retrieval.rerank import Reranker
+from rag.retrieval.rerank import LLMReranker, Reranker
 from rag.pipeline import RetrievalConfig, build_retriever
 from rag.retrieval.retriever import Retriever
 from rag.types import Document, Hit
@@ -61,11 +61,12 @@ CONFIGS: dict[str, dict[str, str]] = {
     "hybrid-adaptive": {"mode": "hybrid", "fusion": "adaptive"},
     "hybrid-rrf": {"mode": "hybrid", "fusion": "rrf"},
     "hybrid-weighted": {"mode": "hybrid", "fusion": "weighted"},
+    "hybrid-rerank": {"mode": "hybrid", "fusion": "zscore", "rerank": "yes"},
     "hybrid-rrf-rerank": {"mode": "hybrid", "fusion": "rrf", "rerank": "yes"},
     "hybrid-weighted-rerank": {"mode": "hybrid", "fusion": "weighted", "rerank": "yes"},
 }
 DEFAULT_CONFIGS = "bm25,dense,hybrid-zscore,hybrid-adaptive,hybrid-rrf,hybrid-weighted"
-RERANK_CONFIG = "hybrid-rrf-rerank"
+RERANK_CONFIG = "hybrid-rerank"
 BASELINE = "bm25"
 
 
@@ -390,7 +391,7 @@ class CompareSettings:
 
 
 def compare_configs(ds: Dataset, settings: CompareSettings, *, embedder: Embedder | None = None,
-                    reranker: Reranker | None = None, llm: Any | None = None,
+                    reranker: Reranker | LLMReranker | None = None, llm: Any | None = None,
                     show_progress: bool = False) -> Comparison:
     """Run every config of ``settings`` over the dataset's judged queries and test each against the baseline.
 

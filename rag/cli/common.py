@@ -143,7 +143,8 @@ def add_retrieval_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--candidates", type=positive_int, default=d.candidates,
                    help="hits per retriever before fusion (default: %(default)s)")
     g.add_argument("--reranker", default=d.reranker,
-                   help="CrossEncoder name or path, or 'auto' for the index's trained reranker (default: none)")
+                   help="CrossEncoder name or path, 'auto' for the index's trained reranker, or 'llm' for the chat "
+                        "model's Yes/No judgement of each candidate (slow on a CPU) (default: none)")
     g.add_argument("--rerank-candidates", type=positive_int, default=d.rerank_candidates,
                    help="fused hits the reranker rescores (default: %(default)s)")
 

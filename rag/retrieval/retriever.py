@@ -19,7 +19,7 @@ from rag.embedding import DEFAULT_EMBEDDER, Embedder
 from rag.retrieval.fusion import adaptive_rank_fusion, ranked, zscore_fusion
 from rag.index.base import SearchIndex, SearchResult
 from rag.index.errors import IndexMismatchError
-from rag.retrieval.rerank import Reranker
+from rag.retrieval.rerank import LLMReranker, Reranker
 from rag.types import Chunk, Fusion, Hit, RetrievalMode
 from rag.validate import in_range, non_negative_int, positive_int
 
@@ -61,12 +61,13 @@ class Retriever:
         fusion: for hybrid mode, ``zscore`` (each list's scores as robust z-scores, summed:
             :func:`~rag.retrieval.fusion.zscore_fusion`), ``adaptive`` (RRF whose dense weight
             drops from 1 to 0.3 as the two rankings' top 10 disagree,
-            :func:`~rag.retrieval.fusion.agreement_weight`), ``rrf`` (Reciprocal Rank Fusion, equal weights) or ``weighted`` (convex combination of
-            normalised scores).
+            :func:`~rag.retrieval.fusion.agreement_weight`), ``rrf`` (Reciprocal Rank Fusion,
+            equal weights) or ``weighted`` (convex combination of normalised scores).
         rrf_k: the RRF constant of ``rrf`` and ``adaptive`` (Cormack et al. 2009).
         alpha: dense weight for ``weighted`` fusion (BM25 gets ``1 - alpha``).
         candidates: hits fetched from each retriever before fusion/reranking.
-        reranker: optional :class:`~rag.retrieval.rerank.Reranker`; skipped when None.
+        reranker: optional :class:`~rag.retrieval.rerank.Reranker` (a cross-encoder) or
+            :class:`~rag.retrieval.rerank.LLMReranker` (the chat model); skipped when None.
         rerank_candidates: how many fused hits the reranker rescores; deeper hits keep their
             fused order below the reranked ones.
 
@@ -79,7 +80,8 @@ class Retriever:
 
     def __init__(self, index: SearchIndex, mode: RetrievalMode | str | None = None,
                  embedder: Embedder | None = None, fusion: Fusion | str | None = None, rrf_k: int | None = None,
-                 alpha: float | None = None, candidates: int | None = None, reranker: Reranker | None = None,
+                 alpha: float | None = None, candidates: int | None = None,
+                 reranker: Reranker | LLMReranker | None = None,
                  rerank_candidates: int | None = None) -> None:
         d = _defaults()
         mode = RetrievalMode.parse(d.mode if mode is None else mode)

@@ -240,3 +240,16 @@ def test_the_benchmark_keeps_rows_as_they_come(tmp_path: Path) -> None:
 def test_question_dataclass_span() -> None:
     q = QAQuestion("1", "q?", "13 bar", "103", 10, "test")
     assert q.answer_end == 16 and not q.context_dependent
+
+
+def test_a_qa_folder_is_a_retrieval_collection_where_each_question_judges_its_article(tmp_path: Path) -> None:
+    from rag_eval.datasets import load_dataset
+
+    root = write_dataset(tmp_path / "qa", QUESTIONS)
+    ds = load_dataset("qa", root, split="test")
+    assert ds.queries == {"1": QUESTIONS[0]["question"], "2": QUESTIONS[1]["question"], "3": QUESTIONS[2]["question"]}
+    assert ds.qrels == {"1": {"102": 1}, "2": {"101": 1}, "3": {"103": 1}}
+    assert [d.doc_id for d in ds.documents] == ["101", "102", "103"]
+    assert set(load_dataset("qa", root, split="all").queries) == {"1", "2", "3", "4"}
+    with pytest.raises(ValueError, match="unknown split 'dev'"):
+        load_dataset("qa", root, split="dev")
