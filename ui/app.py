@@ -34,7 +34,7 @@ from rag.index.store import Index, IndexStore, default_index_root, validate_name
 from rag.ingest.ingestor import Ingestor, IngestReport  # noqa: E402
 from rag.ingest.loaders import SUPPORTED_EXTENSIONS  # noqa: E402
 from rag.ingest.watcher import active_watches  # noqa: E402
-from rag.pipeline import build  # noqa: E402
+from rag.pipeline import AUTO_RERANKER, LLM_RERANKER, build, resolve_reranker  # noqa: E402
 from rag.types import Answer  # noqa: E402
 from rag.ui.access import access_granted  # noqa: E402
 from rag.ui.answer_view import render_answer, stream_inert  # noqa: E402
@@ -241,8 +241,11 @@ def show_answer(answer: Answer, index: Index | None, key: str, meta: dict[str, A
 def build_chat(index: Index, s: dict[str, Any]) -> ChatSession:
     config = app_config(index.name, s)
     extractive = config.generation.extractive
-    reranker = get_reranker(config.retrieval.reranker) if config.retrieval.reranker else None
-    llm = None if extractive else get_llm(config.generation)
+    spec = config.retrieval.reranker
+    llm = None if extractive and spec != LLM_RERANKER else get_llm(config.generation)
+    reranker = (resolve_reranker(spec, store().path(index.name), llm) if spec in (LLM_RERANKER, AUTO_RERANKER)
+                else get_reranker(spec) if spec else None)
+    llm = None if extractive else llm
     pipeline = build(config, store(), index=index, embedder=get_embedder(), llm=llm, reranker=reranker,
                      load_index=load_index)
     ss = state()

@@ -64,9 +64,11 @@ def retrieval_settings() -> dict[str, Any]:
                                      disabled=s["fusion"] not in ("rrf", "adaptive")))
     s["alpha"] = st.slider("Dense weight (weighted fusion)", 0.0, 1.0, d["alpha"], 0.05, key="setting_alpha",
                            disabled=s["fusion"] != "weighted")
-    s["rerank"] = st.checkbox("Rerank with a cross-encoder", value=d["rerank"], key="setting_rerank")
-    s["reranker_path"] = st.text_input("Cross-encoder name or path", value=d["reranker_path"], key="reranker_path",
-                                       disabled=not s["rerank"])
+    s["rerank"] = st.checkbox("Rerank the passages", value=d["rerank"], key="setting_rerank")
+    s["reranker_path"] = st.text_input("Reranker", value=d["reranker_path"], key="reranker_path",
+                                       disabled=not s["rerank"],
+                                       help="a cross-encoder's name or folder, auto (this collection's trained one), "
+                                            "or llm (the language model judges each passage: slow without a GPU)")
     return s
 
 
