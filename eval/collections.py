@@ -59,7 +59,6 @@ time 423 / 82 / 321 (about 1 s for all four).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -72,6 +71,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from rag.fs import file_sha256  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -137,13 +140,6 @@ def read_text(path: Path) -> str:
     """A raw file's text; the originals are ASCII, anything else is replaced rather than fatal."""
     return path.read_text(encoding="utf-8", errors="replace")
 
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def as_int(token: str, where: str) -> int:
@@ -458,7 +454,7 @@ def verify(collection: Collection, raw_dir: Path) -> None:
             raise FileNotFoundError(f"{raw_dir / raw.name}: missing raw file of {collection.name}; "
                                     f"{fix_hint(collection, raw)}")
     for raw in collection.source.files:
-        actual = sha256_of(raw_dir / raw.name)
+        actual = file_sha256(raw_dir / raw.name)
         if actual != raw.sha256:
             raise ChecksumError(f"{raw_dir / raw.name}: sha256 mismatch (expected {raw.sha256}, got {actual}); "
                                 f"{fix_hint(collection, raw)}")
@@ -535,8 +531,6 @@ def write_beir(out: Path, docs: Sequence[Mapping[str, Any]], queries: Mapping[st
 
 def check_loads(out: Path, counts: Counts) -> None:
     """Read the folder back with ``rag_eval.datasets.load_beir`` and compare the counts."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     from rag_eval.datasets import load_beir
 
     ds = load_beir(out, split="test")

@@ -27,6 +27,7 @@ The locks that serialise writers and protect readers are in :mod:`rag.locks`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -258,3 +259,12 @@ def library_versions(packages: Iterable[str]) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[pkg] = "unknown"
     return out
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of the file at ``path``, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

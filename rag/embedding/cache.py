@@ -26,6 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from rag.fs import file_sha256
 from rag.embedding.models import _PACKAGE
 from rag.embedding.onnx_export import _QUANTIZATION, OnnxExporter
 
@@ -50,13 +51,6 @@ def _versions() -> dict[str, str]:
             out[name] = "-"
     return out
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class OnnxCache:
@@ -111,7 +105,7 @@ class OnnxCacheEntry:
             meta = json.loads(meta_file.read_text(encoding="utf-8"))
             if meta.get("key") != self.key:
                 raise ValueError("key mismatch")
-            if _sha256(model) != meta.get("sha256"):
+            if file_sha256(model) != meta.get("sha256"):
                 raise ValueError("checksum mismatch")
         except (OSError, ValueError) as exc:  # missing file, bad JSON, wrong key or checksum: rebuild
             logger.warning("embedder cache %s is unusable (%s: %s); rebuilding it", self.path, type(exc).__name__, exc)
@@ -136,7 +130,7 @@ class OnnxCacheEntry:
             logger.info("exporting %s to ONNX (%s), once, into %s", self.model_id, self.variant, self.path)
             meta = OnnxExporter(self.target, quantize=self.quantize).export(tmp / _ONNX_FILE, tokenizer_dir=tmp)
             meta.update(key=self.key, model_id=self.model_id, variant=self.variant, versions=_versions(),
-                        sha256=_sha256(tmp / _ONNX_FILE), created_at=time.time())
+                        sha256=file_sha256(tmp / _ONNX_FILE), created_at=time.time())
             (tmp / _META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
             try:
                 os.rename(tmp, self.path)
