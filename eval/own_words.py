@@ -38,7 +38,7 @@ OWN_WORDS_ANSWERED: dict[str, str] = {
     "What does the app do when it doesn't know the answer?": r"says so|instead of guessing|could not find",
     "Where are collections kept on disk?": r"indexes",
     "Which model runs by default?": r"Qwen2\.5-Coder-1\.5B",
-    "How are the two search methods combined?": r"Reciprocal Rank Fusion|RRF",
+    "How are the two search methods combined?": r"z-score",
     "Does it work with Word files?": r"\byes\b|\.docx",
     "What is a faster model for old laptops?": r"SmolLM2",
     "Are hidden files included?": r"\bno\b|skipped",
