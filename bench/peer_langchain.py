@@ -56,6 +56,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from rag.embedding import DEFAULT_EMBEDDER_ID, packaged_embedder_path  # noqa: E402
+from rag.index.manifest import with_title  # noqa: E402
 from rag_eval.datasets import DATASETS, Dataset, load_dataset  # noqa: E402
 from rag_eval.metrics import evaluate  # noqa: E402
 
@@ -73,21 +74,6 @@ DOC_KEY = "doc_id"
 
 def log(msg: str) -> None:
     print(f"[peer-langchain {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def with_title(title: str, chunk: str) -> str:
-    """``title\\nchunk`` unless the chunk already starts with the title (``rag.index.manifest.indexed_text``).
-
-    Example:
-        >>> with_title("Pumps", "Priming a pump.")
-        'Pumps\\nPriming a pump.'
-        >>> with_title("Pumps", "Pumps are machines.")
-        'Pumps are machines.'
-    """
-    title = " ".join(title.split())
-    if title and not " ".join(chunk[: len(title) + 64].split()).startswith(title):
-        return f"{title}\n{chunk}"
-    return chunk
 
 
 def chunk_documents(ds: Dataset, chunk_size: int = CHUNK_SIZE, chunk_overlap: int = CHUNK_OVERLAP) -> list[Any]:

@@ -61,11 +61,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -74,7 +72,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from rag.fs import file_sha256  # noqa: E402
+from rag.fs import file_sha256, write_file_atomic  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -495,29 +493,9 @@ def log_dropped(name: str, dangling: Sequence[str], repeated: int) -> None:
 
 # ---------------------------------------------------------------------------------------------------- writing
 
-def file_mode() -> int:
-    """The mode a plain ``open(..., "w")`` would give (mkstemp's files are 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, then move it into place with ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_lines(path: Path, lines: Iterable[str]) -> None:
-    write_atomic(path, "".join(lines).encode("utf-8"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_file_atomic(path, "".join(lines))
 
 
 def write_beir(out: Path, docs: Sequence[Mapping[str, Any]], queries: Mapping[str, str],
@@ -574,7 +552,9 @@ def extract_from_mirror(collection: Collection, mirror_root: Path, raw_root: Pat
         result = subprocess.run(["git", f"--git-dir={git_dir}", "show", spec], capture_output=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"git --git-dir={git_dir} show {spec}: {result.stderr.decode(errors='replace').strip()}")
-        write_atomic(raw_root / collection.name / raw.name, result.stdout)
+        target = raw_root / collection.name / raw.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_file_atomic(target, result.stdout)
     logger.info("%s: %d raw files extracted from %s", collection.name, len(collection.source.files), git_dir)
 
 

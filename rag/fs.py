@@ -204,8 +204,9 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def write_file_atomic(path: Path, text: str) -> None:
-    """Replace file ``path`` with ``text`` atomically: a reader opens the old or the new file, never a mix.
+def write_file_atomic(path: Path, text: str | bytes) -> None:
+    """Replace file ``path`` with ``text`` (UTF-8 ``str``, or ``bytes`` as they are) atomically: a
+    reader opens the old or the new file, never a mix.
 
     The text goes to a temporary sibling ``.tmp-NAME-XXXXXXXX`` that is flushed to disk and
     ``os.replace``-d over ``path``; on any error the temporary file is removed.
@@ -220,7 +221,7 @@ def write_file_atomic(path: Path, text: str) -> None:
     path = Path(path)
     tmp = _sibling(path, TMP_PREFIX)
     try:
-        with open(tmp, "x", encoding="utf-8") as fh:
+        with (open(tmp, "xb") if isinstance(text, bytes) else open(tmp, "x", encoding="utf-8")) as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

@@ -214,13 +214,24 @@ class IndexSettings:
                         stopwords=bool(self.analyzer.get("stopwords", True)))
 
 
+def with_title(title: str, text: str) -> str:
+    """``title`` (whitespace squashed) on a line before ``text``, unless ``text`` already begins with it (pure).
+
+    Example:
+        >>> with_title("Pumps", "Priming a pump.")
+        'Pumps\\nPriming a pump.'
+        >>> with_title("Pumps", "Pumps are machines.")
+        'Pumps are machines.'
+    """
+    flat = " ".join(title.split())
+    if flat and not " ".join(text[: len(title) + 64].split()).startswith(flat):
+        return f"{flat}\n{text}"
+    return text
+
+
 def indexed_text(chunk: Chunk, title_prefix: bool) -> str:
     """The text that BM25 and the embedder see for a chunk (title prefixed if enabled)."""
-    if title_prefix and chunk.title:
-        title = " ".join(chunk.title.split())
-        if title and not " ".join(chunk.text[: len(chunk.title) + 64].split()).startswith(title):
-            return f"{title}\n{chunk.text}"
-    return chunk.text
+    return with_title(chunk.title, chunk.text) if title_prefix else chunk.text
 
 
 def parse_documents(path: Path) -> dict[str, DocRecord]:

@@ -18,6 +18,7 @@ import logging
 import threading
 from typing import Any, Sequence
 
+from rag.answer.gate import yes_log_odds
 from rag.types import Hit
 
 logger = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ class LLMReranker:
             if lp is None:
                 raise ValueError("the chat model cannot score a Yes/No reply (a GGUF without a chat template); "
                                  "use --reranker with a CrossEncoder path instead of llm")
-            scores.append(_log_odds(lp))
+            scores.append(yes_log_odds(lp, YES, NO))
         return scores
 
     def rerank(self, query: str, hits: Sequence[Hit], k: int | None = None) -> list[Hit]:
@@ -150,13 +151,3 @@ class LLMReranker:
         if not hits:
             return []
         return reorder(hits, self.score(query, [h.chunk.text for h in hits]), k)
-
-
-def _log_odds(logprobs: dict[str, float]) -> float:
-    """``log P(yes-like) - log P(no-like)`` over the first-token log-probabilities of each form."""
-    import math  # noqa: PLC0415
-
-    def total(forms: Sequence[str]) -> float:
-        return math.log(sum(math.exp(logprobs[f]) for f in forms if f in logprobs) or 1e-30)
-
-    return total(YES) - total(NO)

@@ -27,7 +27,8 @@ class KeywordModel:
         if not self.can_score:
             return None
         p = 0.9 if self.word in messages[-1]["content"] else 0.1
-        return {"Yes": math.log(p), "No": math.log(1 - p)}
+        # like LlamaCppLLM: a log-probability for every choice asked for (each spelling alike here)
+        return {c: math.log(p if c.lower() == "yes" else 1 - p) for c in choices}
 
 
 def hit(text: str, rank: int) -> Hit:
