@@ -285,8 +285,10 @@ def move_paths(argv: list[str], ws: Workspace) -> list[str]:
 
 def apply_moves(line: str, ws: Workspace) -> str:
     for old in sorted(ws.moved, key=len, reverse=True):  # whole paths only: eval-results/qa is not eval-results/qa-dev
-        # a whole path only: not the tail of another (../shared/data is not the moved data)
-        line = re.sub(r"(?<![\w./-])" + re.escape(old) + r"(?=$|[/\s'\"])", lambda _m, new=ws.moved[old]: new, line)
+        # a whole path only: not the tail of another (../shared/data is not the moved data); a port (":19530")
+        # follows its host, so only its end is bounded
+        start = "" if old.startswith(":") else r"(?<![\w./-])"
+        line = re.sub(start + re.escape(old) + r"(?=$|[/\s'\"])", lambda _m, new=ws.moved[old]: new, line)
     return line
 
 
