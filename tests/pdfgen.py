@@ -37,3 +37,15 @@ def write_pdf(path: Path, pages: list[str], rotate: int = 0) -> Path:
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     path.write_bytes(bytes(out))
     return path
+
+
+def encrypt_pdf(path: Path, user_password: str, owner_password: str = "owner-secret") -> Path:
+    """Encrypt the PDF at ``path`` in place with pypdf (RC4-128: needs no crypto package); an empty
+    ``user_password`` makes an owner-password-only PDF, which readers open without asking."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter(clone_from=str(path))
+    writer.encrypt(user_password=user_password, owner_password=owner_password, algorithm="RC4-128")
+    with open(path, "wb") as f:
+        writer.write(f)
+    return path

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,21 @@ def add_index_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     else:
         p.add_argument("--index", default=DEFAULT_INDEX, help="index (collection) name (default: %(default)s)")
     add_index_dir_arg(p)
+
+
+PDF_PASSWORD_ENV = "RAG_PDF_PASSWORD"
+
+
+def add_pdf_password_arg(p: argparse.ArgumentParser) -> None:
+    """``--pdf-password`` of ``ingest`` and ``watch``: opens encrypted PDFs."""
+    p.add_argument("--pdf-password", default=None, metavar="PASSWORD",
+                   help=f"password of encrypted PDFs (default: ${PDF_PASSWORD_ENV}; prefer it: arguments are "
+                        f"visible to other users). Never logged or written to the index")
+
+
+def pdf_password(args: argparse.Namespace) -> str | None:
+    """``--pdf-password``, else ``$RAG_PDF_PASSWORD``, else ``None``."""
+    return args.pdf_password or os.environ.get(PDF_PASSWORD_ENV) or None
 
 
 def add_retrieval_args(p: argparse.ArgumentParser) -> None:

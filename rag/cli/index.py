@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rag.cli.common import CommandError, add_index_args, add_index_dir_arg, positive_float, positive_int, store
+from rag.cli.common import (CommandError, add_index_args, add_index_dir_arg, add_pdf_password_arg, pdf_password,
+                            positive_float, positive_int, store)
 from rag.index.store import IndexError_
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                    chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
                    title_prefix=not args.no_title_prefix, faiss_kind=args.faiss, stemmer=args.stemmer,
                    max_file_mb=args.max_file_mb, show_progress=not args.quiet, lock_timeout=args.wait,
-                   backend=args.backend, milvus=milvus)
+                   backend=args.backend, milvus=milvus, pdf_password=pdf_password(args))
     report = ing.ingest(args.paths, rebuild=args.rebuild, prune=not args.no_prune)
     print(report.summary())
     return 0 if report.ok else 1
@@ -142,6 +143,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--stemmer", choices=("english", "none"), default="english", help="BM25 stemmer")
     p.add_argument("--embedder", default="default", help="sentence-transformers model name or path")
     p.add_argument("--max-file-mb", type=positive_float, default=DEFAULT_MAX_FILE_MB, help="skip larger files")
+    add_pdf_password_arg(p)
     p.add_argument("--rebuild", action="store_true", help="re-create the index from scratch")
     p.add_argument("--no-prune", action="store_true", help="keep documents whose files were deleted")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rag.cli.common import CommandError, add_index_args, positive_float, store
+from rag.cli.common import CommandError, add_index_args, add_pdf_password_arg, pdf_password, positive_float, store
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -34,7 +34,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.folder} is not a folder; give the folder to watch, e.g. `rag watch ~/notes "
                            f"--index {args.index}`", code=2)
     ing = Ingestor(args.index, store=store(args), embedder=Embedder(args.embedder), show_progress=not args.quiet,
-                   lock_timeout=args.wait)
+                   lock_timeout=args.wait, pdf_password=pdf_password(args))
 
     def report(r: Any) -> None:
         print(r.summary(), flush=True)
@@ -65,6 +65,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--debounce", type=positive_float, default=DEFAULT_DEBOUNCE, metavar="SECONDS",
                    help="seconds of quiet before a batch of changes is indexed (default %(default)s)")
     p.add_argument("--embedder", default="default", help="sentence-transformers model name or path (as for ingest)")
+    add_pdf_password_arg(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--wait", type=non_negative_float, default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
                    help="seconds to wait while another writer holds the index, then skip that batch "

@@ -89,6 +89,7 @@ class Ingestor:
         faiss_kind: ``flat`` (exact), ``hnsw`` or ``ivf`` for large corpora.
         stemmer: BM25 analyzer stemmer, ``english`` or ``none``.
         max_file_mb: refuse larger files with a clear error.
+        pdf_password: the password of encrypted PDFs (memory only: never logged or put in the manifest).
         lock_timeout: seconds to wait for another writer of the same index (default: the store's).
         backend: where the chunks live: ``None`` (the index's recorded backend; embedded for a
             new index), ``"local"`` (embedded FAISS + BM25 files) or ``"milvus"`` (a Milvus server,
@@ -111,7 +112,7 @@ class Ingestor:
                  title_prefix: bool = True, faiss_kind: str = "flat", stemmer: str = "english",
                  max_file_mb: float = DEFAULT_MAX_FILE_MB, show_progress: bool | None = None,
                  lock_timeout: float | None = None, backend: str | None = None,
-                 milvus: MilvusConfig | None = None) -> None:
+                 milvus: MilvusConfig | None = None, pdf_password: str | None = None) -> None:
         self.index_name = validate_name(index)
         if backend not in (None, "local", BACKEND):
             raise ValueError(f"backend must be one of local, {BACKEND}; got {backend!r}")
@@ -133,7 +134,7 @@ class Ingestor:
         self.title_prefix = title_prefix
         self.faiss_kind = validate_kind(faiss_kind)
         self.analyzer = Analyzer(stemmer=stemmer)
-        self.loader = DocumentLoader(max_file_mb=max_file_mb)
+        self.loader = DocumentLoader(max_file_mb=max_file_mb, pdf_password=pdf_password)
         self.show_progress = (logger.getEffectiveLevel() <= logging.INFO) if show_progress is None else show_progress
         self._chunker: Chunker | None = None
 

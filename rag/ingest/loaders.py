@@ -1,7 +1,7 @@
 """Ingestion stage 1: turn files into :class:`~rag.types.Document` records.
 
 Supported: ``.txt``, ``.md``/``.markdown``, ``.pdf`` (pypdf, one Document per page,
-1-based page numbers), ``.html``/``.htm`` (text only; scripts and styles dropped) and
+1-based page numbers; encrypted ones with ``pdf_password``), ``.html``/``.htm`` (text only; scripts and styles dropped) and
 ``.docx`` (python-docx; paragraphs and tables).
 
 Every problem with a file raises :class:`LoadError` carrying the path and a one-line,
@@ -32,7 +32,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from rag.types import Document, content_hash
 
@@ -302,6 +302,8 @@ class DocumentLoader:
         max_file_mb: files larger than this are refused with a clear error.
         encoding_fallback: codec for text files that are not UTF-8 (``None`` makes
             them an error instead); the fallback is reported as a warning.
+        pdf_password: opens encrypted PDFs (those with only an owner password open without
+            one). Kept in memory only: never logged, shown in ``repr`` or written anywhere.
 
     Example:
         >>> DocumentLoader(max_file_mb=0)
@@ -311,7 +313,7 @@ class DocumentLoader:
     """
 
     def __init__(self, max_file_mb: float = DEFAULT_MAX_FILE_MB,
-                 encoding_fallback: str | None = "cp1252") -> None:
+                 encoding_fallback: str | None = "cp1252", pdf_password: str | None = None) -> None:
         if not max_file_mb > 0:
             raise ValueError(f"max_file_mb must be > 0, got {max_file_mb}")
         if encoding_fallback is not None:
@@ -323,6 +325,7 @@ class DocumentLoader:
                                  "use a Python codec name such as 'cp1252' or None") from None
         self.max_file_mb = max_file_mb
         self.encoding_fallback = encoding_fallback
+        self._pdf_password = pdf_password or None
         self._readers: dict[str, Callable[[Path, bytes], tuple[list[tuple[int | None, str]], str, list[str]]]] = {
             ".txt": self._read_text, ".md": self._read_markdown, ".markdown": self._read_markdown,
             ".pdf": self._read_pdf, ".html": self._read_html, ".htm": self._read_html,
@@ -383,10 +386,7 @@ class DocumentLoader:
         try:
             reader = PdfReader(io.BytesIO(data))
             if reader.is_encrypted:
-                try:
-                    reader.decrypt("")
-                except Exception:  # noqa: BLE001 - pypdf raises several types here
-                    raise LoadError(path, "PDF is password-protected; decrypt it first") from None
+                self._decrypt(reader, path)
             pages = [(i + 1, page.extract_text() or "") for i, page in enumerate(reader.pages)]
             meta_title = ""
             try:
@@ -398,6 +398,25 @@ class DocumentLoader:
         except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
             raise LoadError(path, f"corrupt or unreadable PDF ({type(exc).__name__}: {exc})") from None
         return pages, meta_title, []
+
+    def _decrypt(self, reader: Any, path: Path) -> None:
+        """Open an encrypted PDF: with the empty user password (owner-password-only PDFs), else
+        with ``pdf_password``; a :class:`LoadError` says which one is missing or wrong."""
+        from pypdf.errors import DependencyError
+
+        try:
+            if reader.decrypt(""):
+                return
+            if self._pdf_password and reader.decrypt(self._pdf_password):
+                return
+        except DependencyError:
+            raise LoadError(path, "encrypted PDF uses AES; install the 'cryptography' package to "
+                                  "decrypt it") from None
+        except Exception as exc:  # noqa: BLE001 - pypdf raises several types for damaged encryption
+            raise LoadError(path, f"encrypted PDF that cannot be decrypted ({type(exc).__name__})") from None
+        if self._pdf_password:
+            raise LoadError(path, "encrypted PDF: wrong password (the --pdf-password given does not open it)")
+        raise LoadError(path, "encrypted PDF: needs a password; give it with --pdf-password")
 
     def _read_html(self, path: Path, data: bytes) -> tuple[list[tuple[int | None, str]], str, list[str]]:
         from bs4 import BeautifulSoup

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rag.ingest.loaders import DocumentLoader, LoadError, iter_files, scan_files
-from tests.pdfgen import write_pdf
+from tests.pdfgen import encrypt_pdf, write_pdf
 
 
 @pytest.fixture()
@@ -98,6 +98,59 @@ def test_pdf_without_text_says_it_needs_ocr(tmp_path: Path, loader: DocumentLoad
     write_pdf(tmp_path / "scan.pdf", [""])
     with pytest.raises(LoadError, match="OCR"):
         loader.load(tmp_path / "scan.pdf")
+
+
+def test_encrypted_pdf_needs_its_password_and_opens_with_it(tmp_path: Path) -> None:
+    pdf = encrypt_pdf(write_pdf(tmp_path / "locked.pdf", ["Pumps are primed first."]), "s3cret")
+    with pytest.raises(LoadError) as err:
+        DocumentLoader().load(pdf)
+    assert str(err.value) == f"{pdf}: encrypted PDF: needs a password; give it with --pdf-password"
+    with pytest.raises(LoadError, match="encrypted PDF: wrong password") as err:
+        DocumentLoader(pdf_password="guess").load(pdf)
+    assert "guess" not in str(err.value) and "\n" not in str(err.value)
+    assert "Pumps are primed" in DocumentLoader(pdf_password="s3cret").load(pdf).documents[0].text
+
+
+def test_pdf_with_only_an_owner_password_loads_as_is(tmp_path: Path) -> None:
+    pdf = encrypt_pdf(write_pdf(tmp_path / "owner.pdf", ["Valves are checked weekly."]), "")
+    assert "Valves are checked" in DocumentLoader().load(pdf).documents[0].text
+    assert "Valves are checked" in DocumentLoader(pdf_password="unrelated").load(pdf).documents[0].text
+
+
+def test_cli_pdf_password_opens_the_pdf_and_is_never_logged_or_stored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    import argparse
+    import logging
+
+    from rag.cli import watch
+    from rag.cli.main import main
+    from rag.index.store import IndexStore
+
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "idx"))
+    monkeypatch.delenv("RAG_PDF_PASSWORD", raising=False)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    pdf = encrypt_pdf(write_pdf(docs / "locked.pdf", ["Pumps are primed first."]), "Pa55-unique-word")
+    assert main(["ingest", str(docs), "--index", "t", "-q"]) == 1
+    out = capsys.readouterr().out
+    assert f"  error: {pdf}: encrypted PDF: needs a password; give it with --pdf-password\n" in out + "\n", out
+    assert "corrupt" not in out and "FileNotDecryptedError" not in out
+
+    caplog.set_level(logging.DEBUG)
+    assert main(["ingest", str(docs), "--index", "t", "-q", "--pdf-password", "Pa55-unique-word"]) == 0
+    out = capsys.readouterr().out
+    assert "1 added" in out and "0 failed" in out, out
+    assert any("Pumps are primed" in c.text for c in IndexStore(tmp_path / "idx").load("t").chunks)
+    assert "Pa55-unique-word" not in out + caplog.text
+    stored = [p for p in (tmp_path / "idx").rglob("*") if p.is_file()]
+    assert stored and not any(b"Pa55-unique-word" in p.read_bytes() for p in stored)
+
+    monkeypatch.setenv("RAG_PDF_PASSWORD", "Pa55-unique-word")  # the environment serves as well, also for watch
+    assert main(["ingest", str(docs), "--index", "t2", "-q"]) == 0
+    sub = argparse.ArgumentParser(prog="rag").add_subparsers()
+    watch.add_commands(sub)
+    assert sub.choices["watch"].parse_args([str(docs), "--index", "t", "--pdf-password", "x"]).pdf_password == "x"
 
 
 def test_large_file_is_refused_with_the_limit(tmp_path: Path) -> None:
