@@ -4,7 +4,9 @@ Upload names come from the browser and are untrusted. :func:`safe_filename` keep
 last path component, normalises it (NFKC), keeps letters, marks and digits of any script
 plus ``space . _ -``, replaces everything else (controls, bidi overrides, ``/ \\ : * ? < >``)
 with ``_``, strips leading and trailing dots and spaces (no hidden files) and shortens the
-stem, never the extension, to :data:`MAX_NAME_BYTES` UTF-8 bytes. :func:`save_uploads` never
+stem, never the extension, to :data:`MAX_NAME_BYTES` UTF-8 bytes. A name with an extension but
+no stem (``" .txt"``) is saved as ``upload.txt``; one of only dots and spaces is refused as an
+empty file name. :func:`save_uploads` never
 overwrites a different upload: a name already taken by other bytes gets ``-2``, ``-3``, ...
 
 Example:
@@ -38,10 +40,31 @@ class UploadError(ValueError):
     """An uploaded file that is refused; the message names the file and what to do."""
 
 
-def _base_name(name: str) -> str:
-    """The last path component, NFKC-normalised, without leading/trailing dots and spaces."""
-    base = unicodedata.normalize("NFKC", name).replace("\\", "/").split("/")[-1]
-    return base.strip(" .")
+def _last_component(name: str) -> str:
+    """The last path component, NFKC-normalised."""
+    return unicodedata.normalize("NFKC", name).replace("\\", "/").split("/")[-1]
+
+
+def _stem_and_extension(name: str) -> tuple[str, str]:
+    """``(stem, extension)`` of an upload's name, each without leading/trailing dots and spaces.
+
+    The extension is read before the stem's dots are stripped, so ``" .txt"`` is an empty stem
+    with the extension ``.txt`` (not a file named ``txt``).
+
+    Example:
+        >>> _stem_and_extension(" .txt"), _stem_and_extension("..."), _stem_and_extension(".report.md ")
+        (('', '.txt'), ('', ''), ('report', '.md'))
+    """
+    base = _last_component(name).rstrip(" .")
+    stem, dot, ext = base.rpartition(".")
+    if dot and _EXTENSION.fullmatch(dot + ext):
+        return stem.strip(" ."), dot + ext
+    return base.strip(" ."), ""
+
+
+def _empty_name(name: str) -> UploadError:
+    return UploadError(f"empty file name {name!r} (only dots and spaces) is not usable; rename the file and "
+                       "upload it again")
 
 
 def _clean(text: str) -> str:
@@ -73,11 +96,11 @@ def safe_filename(name: str) -> str:
         >>> long.endswith(".pdf"), len(long.encode()) <= MAX_NAME_BYTES
         (True, True)
     """
-    stem, ext = _split(_base_name(name))
+    stem, ext = _stem_and_extension(name)
     stem = _clean(stem).strip(" .")
-    if not stem:
-        raise UploadError(f"file name {name!r} is not usable; rename the file and upload it again")
-    return _fit(stem, ext)
+    if not stem and not ext:
+        raise _empty_name(name)
+    return _fit(stem or "upload", ext)
 
 
 def safe_upload_path(upload_dir: Path, name: str) -> Path:
@@ -90,8 +113,11 @@ def safe_upload_path(upload_dir: Path, name: str) -> Path:
 
 
 def check_upload(name: str, size: int, max_mb: float = DEFAULT_UPLOAD_MB) -> None:
-    """Raise :class:`UploadError` for an unsupported type or an oversized file."""
-    ext = Path(_base_name(name)).suffix.lower()
+    """Raise :class:`UploadError` for an empty name, an unsupported type or an oversized file."""
+    stem, ext = _stem_and_extension(name)
+    ext = ext.lower()
+    if not stem and not ext:
+        raise _empty_name(name)
     if ext not in SUPPORTED_EXTENSIONS:
         raise UploadError(f"{name}: unsupported file type {ext or '(none)'!r}; "
                           f"supported: {', '.join(SUPPORTED_EXTENSIONS)}")

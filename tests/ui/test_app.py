@@ -330,6 +330,22 @@ def test_after_uploading_into_a_new_collection_it_stays_selected(app_env: Path, 
     assert {Path(s).name for s in IndexStore(app_env / "idx").load("manuals").documents} == {"valve.md"}
 
 
+def test_an_upload_named_only_dots_and_spaces_is_renamed_or_refused_as_an_empty_name(app_env: Path) -> None:
+    at = _app()  # no collection yet: uploads go to "documents"
+    at.run()
+    at.file_uploader[0].upload(" .txt", b"The Zephyr-9 valve is tightened to 12 Nm.\n", "text/plain")
+    at.file_uploader[0].upload("...", b"no name at all\n", "application/octet-stream")
+    at.run()
+    at.button(key="add_files").click().run()
+    assert not at.exception
+    assert any("Indexed 1 file\\(s\\)" in s.value for s in at.sidebar.success)
+    errors = " ".join(e.value for e in at.sidebar.error)
+    assert "empty file name" in errors and "unsupported" not in errors, errors
+    from rag.index.store import IndexStore
+
+    assert {Path(s).name for s in IndexStore(app_env / "idx").load("documents").documents} == {"upload.txt"}
+
+
 # -- readable sources, the passage on its page, starter questions, models, watching --------------------
 def _ask_extractive(at, question: str):  # type: ignore[no-untyped-def]
     at.radio[0].set_value("extractive").run()

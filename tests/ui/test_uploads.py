@@ -108,6 +108,21 @@ def test_without_hard_links_the_name_is_reserved_then_filled(tmp_path: Path, mon
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-2.md", "a.md"]
 
 
+def test_a_name_of_only_dots_and_spaces_is_an_empty_name_not_an_unsupported_type(tmp_path: Path) -> None:
+    for bare, safe in ((" .txt", "upload.txt"), (".md", "upload.md"), ("..txt", "upload.txt"),
+                       (" . .pdf ", "upload.pdf")):
+        check_upload(bare, 10)  # the extension is there: the upload is accepted, renamed
+        assert safe_filename(bare) == safe
+    for empty in ("...", " . ", "", "dir/.. "):
+        for refuse in (lambda n: check_upload(n, 10), safe_filename):
+            with pytest.raises(UploadError) as err:
+                refuse(empty)
+            assert "empty file name" in str(err.value) and "unsupported" not in str(err.value)
+    saved, errors = save_uploads([(" .txt", b"one"), ("...", b"two"), (".txt", b"three")], tmp_path)
+    assert [(p.name, p.read_bytes()) for p in saved] == [("upload.txt", b"one"), ("upload-2.txt", b"three")]
+    assert [n for n, _ in errors] == ["..."] and "empty file name '...'" in errors[0][1]
+
+
 def test_upload_safety(tmp_path: Path) -> None:
     up = tmp_path / "up"
     assert safe_upload_path(up, "../../etc/passwd.md") == (up / "passwd.md").absolute()
