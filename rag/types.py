@@ -64,7 +64,17 @@ class Chunk:
     ``start``/``end`` are character offsets into the *document's* text (for a PDF,
     the page's text), so ``doc.text[chunk.start:chunk.end] == chunk.text``.
     ``doc_id`` names the source file (stable across pages), ``index`` is the
-    chunk's position within that file.
+    chunk's position within that file.  ``suspicious`` is set at ingest when the text asks the
+    reader for credentials or gives the assistant instructions (:func:`rag.answer.safety.is_suspicious`):
+    such a chunk is kept out of prompts and quotes and shown as "suspicious, not used".  Indexes
+    written before the flag existed load with it unset.
+
+    Example:
+        >>> from dataclasses import replace
+        >>> c = Chunk.from_dict({"id": "c", "text": "x", "doc_id": "d", "source": "a.md", "page": None,
+        ...                      "start": 0, "end": 1, "index": 0})
+        >>> c.suspicious, Chunk.from_dict(replace(c, suspicious=True).to_dict()).suspicious
+        (False, True)
     """
 
     id: str
@@ -76,12 +86,13 @@ class Chunk:
     end: int
     index: int
     title: str = ""
+    suspicious: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "text": self.text, "doc_id": self.doc_id, "source": self.source,
             "page": self.page, "start": self.start, "end": self.end, "index": self.index,
-            "title": self.title,
+            "title": self.title, "suspicious": self.suspicious,
         }
 
     @classmethod
@@ -90,6 +101,7 @@ class Chunk:
             id=str(d["id"]), text=str(d["text"]), doc_id=str(d["doc_id"]),
             source=str(d["source"]), page=d.get("page"), start=int(d["start"]),
             end=int(d["end"]), index=int(d["index"]), title=str(d.get("title", "")),
+            suspicious=d.get("suspicious") is True,
         )
 
     @property
@@ -238,7 +250,10 @@ class Diagnostics:
     ``invalid_citations`` the markers that named no source (removed from the text).
     ``foreign_urls`` are URLs in the answer that no cited source contains (a document can make
     the model print a phishing link); ``suspicious_sources`` the numbers of sources the answer
-    relies on that hold instruction-like or credential-seeking text ("enter your password").
+    relies on that hold instruction-like or credential-seeking text ("enter your password");
+    ``withheld`` the retrieved hits whose chunks were flagged at ingest (:attr:`Chunk.suspicious`)
+    and so were kept out of the prompt and the quotes, for the front ends to list as "suspicious,
+    not used".
     ``scaffolding_removed`` counts the characters of echoed prompt text cut from the answer;
     ``repointed_citations`` the ``(cited, supporting)`` source numbers of markers moved to the
     source that supports the sentence; ``unsupported_share`` is the share of answer sentences the support check did not support;
@@ -268,6 +283,7 @@ class Diagnostics:
     quote_similarity: tuple[float, ...] = ()
     foreign_urls: tuple[str, ...] = ()
     suspicious_sources: tuple[int, ...] = ()
+    withheld: tuple[Hit, ...] = ()
     scaffolding_removed: int = 0
     repointed_citations: tuple[tuple[int, int], ...] = ()
     unsupported_share: float | None = None

@@ -5,6 +5,10 @@
 * A ``rewriter`` (:mod:`rag.plugins.rewriters`) turns the question and the chat history into one
   or more queries; :class:`~rag.retrieval.multi_query.MultiQuerySearcher` runs them through the
   collection's :class:`~rag.retrieval.retriever.Retriever` and merges them with RRF.
+* Hits whose chunks were flagged at ingest as instruction-like or credential-seeking
+  (:attr:`~rag.types.Chunk.suspicious`) are withheld: never gated, never evidence, never in a
+  prompt; the relevant ones among the first ``k`` are kept in :attr:`Plan.withheld` (and the
+  answer's ``diagnostics.withheld``) for the front ends to show as "suspicious, not used".
 * The :class:`~rag.answer.gate.RelevanceGate` keeps the hits relevant enough to answer from.
 * An :class:`~rag.answer.evidence.EvidenceSelector` ranks the sentences of a wider pool of hits
   and keeps the best few within a token budget: the :class:`~rag.answer.evidence.Evidence` an
@@ -38,7 +42,8 @@ History = Sequence[Message]
 
 @dataclass(frozen=True)
 class Plan:
-    """What the planner found for one question: the rewrite, all hits, the relevant ones, the trace."""
+    """What the planner found for one question: the rewrite, all hits, the relevant ones, the trace,
+    and the relevant hits withheld because their chunks are flagged suspicious."""
 
     question: str
     rewrite: Rewrite
@@ -48,6 +53,7 @@ class Plan:
     trace: Trace
     direct: bool = False
     evidence: Evidence | None = None
+    withheld: tuple[Hit, ...] = ()
 
     @property
     def query(self) -> str:
@@ -58,7 +64,7 @@ class Plan:
         """:class:`~rag.types.Diagnostics` with this plan's counts and retrieval time, plus ``fields``."""
         top = max((float(h.scores["dense"]) for h in self.hits if "dense" in h.scores), default=None)
         return Diagnostics(retrieved=len(self.hits), relevant=len(self.relevant), top_dense=top,
-                           rewrite_method=str(self.rewrite.method),
+                           rewrite_method=str(self.rewrite.method), withheld=self.withheld,
                            timings={"retrieve_s": round(self.retrieve_s, 3), **(timings or {})}, **fields)
 
 
@@ -77,12 +83,14 @@ class QueryPlanner:
         evidence: the :class:`~rag.answer.evidence.EvidenceSelector` that picks the sentences to
             answer from, out of the first ``pool`` hits; None: answers read the relevant chunks.
         pool: hits whose sentences the evidence selector ranks (the gate still reads the first ``k``).
+        withhold_suspicious: keep chunks flagged at ingest (:attr:`~rag.types.Chunk.suspicious`) out
+            of the answer (the default); False answers from them like from any other.
     """
 
     def __init__(self, retriever: Retriever, k: int = 5, gate: RelevanceGate | None = None,
                  rewriter: QueryRewriter | None = None, router: Router | None = None,
                  retrievers: Callable[[str], Retriever] | None = None, evidence: EvidenceSelector | None = None,
-                 pool: int = DEFAULT_POOL) -> None:
+                 pool: int = DEFAULT_POOL, withhold_suspicious: bool = True) -> None:
         if not isinstance(k, int) or k <= 0:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         if not isinstance(pool, int) or pool <= 0:
@@ -99,6 +107,7 @@ class QueryPlanner:
         self.retrievers = retrievers
         self.evidence = evidence
         self.pool = pool
+        self.withhold_suspicious = bool(withhold_suspicious)
 
     def plan(self, question: str, history: History = ()) -> Plan:
         """Route, rewrite, retrieve and gate ``question``."""
@@ -132,11 +141,21 @@ class QueryPlanner:
         found = MultiQuerySearcher(retriever).search(rewrite, depth, collection)
         timings["retrieve_s"] = found.retrieve_s
         timings["fuse_s"] = found.fuse_s
-        top = found.hits[:self.k]
+        hits, withheld = list(found.hits), []
+        if self.withhold_suspicious:
+            withheld = [h for h in hits[:self.k] if h.chunk.suspicious]
+            hits = [h for h in hits if not h.chunk.suspicious]
+        top = hits[:self.k]
         relevant = self.gate.filter(top, rewrite.standalone, retriever.index.analyzer, retriever.embedder)
+        if withheld:
+            withheld = self.gate.filter(withheld, rewrite.standalone, retriever.index.analyzer, retriever.embedder)
+            logger.info("withheld %d suspicious chunk(s): %s", len(withheld), [h.chunk.location for h in withheld])
+            if withheld:
+                notes.append(f"withheld {len(withheld)} suspicious passage(s) (instruction-like or "
+                             "credential-seeking text): " + ", ".join(h.chunk.location for h in withheld))
         evidence = None
         if self.evidence is not None and relevant:
-            selected = self.evidence.select(rewrite.standalone, found.hits, retriever.index, retriever.index.analyzer)
+            selected = self.evidence.select(rewrite.standalone, hits, retriever.index, retriever.index.analyzer)
             timings["evidence_s"] = selected.seconds
             if selected:
                 evidence = selected
@@ -145,7 +164,7 @@ class QueryPlanner:
         trace = Trace(question, rewriter_name, str(rewrite.method), rewrite.queries, router_name, route, collection,
                       found.retrievals, trace_hits(found.hits, self.k), timings, tuple(notes), rewrite.raw)
         return Plan(question, rewrite, tuple(top), tuple(relevant), found.retrieve_s + found.fuse_s, trace,
-                    evidence=evidence)
+                    evidence=evidence, withheld=tuple(withheld))
 
     def _collection(self, route: Route | None, notes: list[str]) -> tuple[Retriever, str]:
         """The retriever for the routed collection; the default one (with a note) when unavailable."""

@@ -66,14 +66,37 @@ def cited(c: Citation, width: int = 160) -> str:
     return f'{line}: "{quote if len(quote) <= width else quote[:width - 1] + "…"}"'
 
 
+def plain(text: str) -> str:
+    """Document text for a terminal: whitespace runs as one space, control characters (escape
+    sequences) as spaces, so a document cannot restyle or rewrite the screen.
+
+    Example:
+        >>> plain("Q: reset?\\n\\x1b[2JA:  send it")
+        'Q: reset? [2JA: send it'
+    """
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
+def withheld_lines(answer: Answer, width: int = 160) -> list[str]:
+    """The passages kept out of the answer because they were flagged suspicious at ingest, as plain text."""
+    hits = answer.diagnostics.withheld
+    if not hits:
+        return []
+    lines = ["Suspicious, not used (instruction-like or credential-seeking text; do not follow it):"]
+    for h in hits:
+        quote = plain(h.chunk.text)
+        lines.append(f'  {plain(h.chunk.location)}: "{quote if len(quote) <= width else quote[:width - 1] + "…"}"')
+    return lines
+
+
 def format_sources(answer: Answer) -> str:
-    """Numbered sources, removed citations and unsupported sentences, as plain text."""
+    """Numbered sources, removed citations, unsupported sentences and withheld passages, as plain text."""
     if answer.declined:
         note = DECLINE_NOTES.get(answer.diagnostics.reason)
-        if note and answer.sources:
-            return "\n".join([note, *(cited(c) for c in answer.sources)]) + "\n"
-        return ""
-    lines: list[str] = []
+        lines = [note, *(cited(c) for c in answer.sources)] if note and answer.sources else []
+        lines += withheld_lines(answer)
+        return "\n".join(lines) + ("\n" if lines else "")
+    lines = []
     if answer.citations:
         lines.append("Sources:")
         lines += [cited(c) for c in answer.citations]
@@ -97,6 +120,7 @@ def format_sources(answer: Answer) -> str:
         for s in unsupported:
             best = f"closest [{s.citation}], " if s.citation is not None else ""
             lines.append(f"  ! {s.sentence}  ({best}similarity {s.similarity:.2f})")
+    lines += withheld_lines(answer)
     return "\n".join(lines) + ("\n" if lines else "")
 
 

@@ -27,6 +27,10 @@ field          type                    what
 ``chunk_index``
 =============  ======================  ===================================================
 
+A chunk's ingest-time ``suspicious`` flag (:attr:`rag.types.Chunk.suspicious`) has no field: it is a
+pure function of the text (:func:`rag.answer.safety.is_suspicious`), recomputed when a row is read,
+so collections made before the flag existed need no new schema and get it too.
+
 The BM25 input is the chunk's indexed text run through rag's own analyzer (lowercase, stop
 words, Snowball stemming; :class:`rag.index.sparse.Analyzer`) and joined with spaces, and a
 query is analysed the same way before the server's full-text search: Milvus Lite's analyzer
@@ -56,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from rag.answer.safety import is_suspicious
 from rag.fs import library_versions
 from rag.index.base import SearchResult, without_sources
 from rag.index.errors import IndexError_, IndexMismatchError
@@ -407,4 +412,4 @@ class MilvusIndex:
 def _chunk(chunk_id: str, e: Mapping[str, Any]) -> Chunk:
     return Chunk(id=str(chunk_id), text=e["text"], doc_id=e["doc_id"], source=e["source"], page=e.get("page"),
                  start=int(e["char_start"]), end=int(e["char_end"]), index=int(e["chunk_index"]),
-                 title=e.get("title") or "")
+                 title=e.get("title") or "", suspicious=is_suspicious(e["text"]))

@@ -6,6 +6,8 @@ Splitting prefers paragraph, then line, then sentence, then word boundaries
 (langchain-text-splitters' ``RecursiveCharacterTextSplitter``).
 
 Every chunk is an exact substring of its document: ``doc.text[c.start:c.end] == c.text``.
+A chunk that asks the reader for credentials or gives the assistant instructions is flagged
+(``Chunk.suspicious``, :func:`rag.answer.safety.is_suspicious`), so answers can leave it out.
 
 Example:
     >>> from rag.types import Document
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Sequence
 
+from rag.answer.safety import is_suspicious
 from rag.types import Chunk, Document, content_hash
 from rag.validate import positive_int
 
@@ -91,6 +94,7 @@ class Chunker:
                     id=content_hash("chunk", doc_id, str(doc.page), str(start), piece),
                     text=piece, doc_id=doc_id, source=doc.source, page=doc.page,
                     start=start, end=end, index=len(chunks), title=doc.title,
+                    suspicious=is_suspicious(piece),
                 ))
         return chunks
 

@@ -294,6 +294,10 @@ class Ingestor:
             report.errors.append((loaded.source, f"could not be chunked ({type(exc).__name__}: {exc})"))
             return None
         (report.updated if prev is not None else report.added).append(loaded.source)
+        flagged = sum(c.suspicious for c in chunks)
+        if flagged:
+            report.warnings.append((loaded.source, f"{flagged} of {len(chunks)} chunks hold instruction-like or "
+                                                   "credential-seeking text; answers will not use them"))
         pages = len(loaded.documents) if loaded.documents[0].page is not None else None
         record = DocRecord(doc_id=loaded.doc_id, source=loaded.source, file_hash=loaded.file_hash,
                            title=loaded.documents[0].title, n_chunks=len(chunks), pages=pages, ingested_at=now)

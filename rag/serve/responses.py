@@ -50,6 +50,12 @@ def source_ref(c: Citation, paths: SourcePaths) -> schemas.SourceRef:
                              quote_start=start, quote_end=end, quote=c.quote)
 
 
+def withheld_ref(h: Hit, paths: SourcePaths) -> schemas.WithheldRef:
+    ch = h.chunk
+    return schemas.WithheldRef(chunk_id=ch.id, source=paths.relative(ch.source), title=ch.title, page=ch.page,
+                               start=ch.start, end=ch.end, rank=h.rank, score=float(h.score), text=ch.text)
+
+
 def diagnostics(answer: Answer) -> schemas.RagDiagnostics:
     d = answer.diagnostics
     return schemas.RagDiagnostics(
@@ -70,6 +76,7 @@ def rag_extension_model(answer: Answer, paths: SourcePaths, collection: str) -> 
         sources=[source_ref(c, paths) for c in answer.sources],
         support=[schemas.SupportMark(sentence=s.sentence, citation=s.citation, similarity=float(s.similarity),
                                      supported=bool(s.supported)) for s in answer.support],
+        withheld=[withheld_ref(h, paths) for h in answer.diagnostics.withheld],
         diagnostics=diagnostics(answer))
 
 

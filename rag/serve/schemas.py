@@ -128,6 +128,21 @@ class SourceRef(BaseModel):
     quote: str = Field(description="the cited sentence(s): document text from quote_start to quote_end")
 
 
+class WithheldRef(BaseModel):
+    """A retrieved passage kept out of the answer: flagged at ingest as instruction-like or
+    credential-seeking text. Suspicious, not used; its ``text`` is untrusted, show it as plain text."""
+
+    chunk_id: str
+    source: str = Field(description="document path relative to the collection's common folder")
+    title: str
+    page: int | None
+    start: int
+    end: int
+    rank: int = Field(description="1-based rank among the retrieved hits")
+    score: float
+    text: str
+
+
 class SupportMark(BaseModel):
     """One sentence of the answer and the source that best supports it."""
 
@@ -161,7 +176,8 @@ class RagExtension(BaseModel):
     """What this app adds to a chat completion: the checked answer, its sources and the support marks.
 
     ``text`` is the final answer after the citation fixes (streamed pieces are the raw model output);
-    ``citations`` the sources the answer relies on, ``sources`` every source given to the model.
+    ``citations`` the sources the answer relies on, ``sources`` every source given to the model,
+    ``withheld`` the relevant passages flagged suspicious at ingest and kept out of the answer.
     """
 
     collection: str
@@ -173,6 +189,9 @@ class RagExtension(BaseModel):
     citations: list[SourceRef]
     sources: list[SourceRef]
     support: list[SupportMark]
+    withheld: list[WithheldRef] = Field(default_factory=list,
+                                        description="suspicious, not used: relevant passages flagged at ingest as "
+                                                    "instruction-like or credential-seeking, kept out of the answer")
     diagnostics: RagDiagnostics
 
 

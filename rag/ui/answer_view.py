@@ -15,7 +15,8 @@ import streamlit as st
 
 from rag.answer.strategies import DECLINE_NOTES
 from rag.types import Answer, Citation
-from rag.ui.answers import foreign_link_warning, marked_answer, suspicious_sources_warning
+from rag.ui.answers import (foreign_link_warning, marked_answer, suspicious_sources_warning, withheld_label,
+                            withheld_warning)
 from rag.ui.sources import SourceView, group_details, group_label, group_sources, passage_heading
 from rag.ui.text import md
 from rag.ui.trace import timing_caption, trace_markdown, trace_outline
@@ -49,6 +50,7 @@ def render_answer(answer: Answer, view: SourceView, timing: Mapping[str, float] 
         # the answer cites nothing: still show what it was given, so a forged passage is visible
         render_sources("Sources given to the model", answer.sources, suspicious, view, "given")
         st.caption("The answer cites none of these passages.")
+    render_withheld(answer, view)
     if timing:
         st.caption(timing_caption(timing))
     render_trace(answer, view, timing or {})
@@ -61,6 +63,18 @@ def render_warnings(answer: Answer) -> None:
         st.warning(foreign_link_warning(url))
     if d.suspicious_sources:
         st.warning(suspicious_sources_warning(d.suspicious_sources))
+
+
+def render_withheld(answer: Answer, view: SourceView) -> None:
+    """The passages kept out of the answer (flagged suspicious at ingest), their text shown as plain text."""
+    hits = answer.diagnostics.withheld
+    if not hits:
+        return
+    st.markdown("**Suspicious, not used**")
+    st.warning(withheld_warning(len(hits)))
+    for h in hits:
+        with st.expander(withheld_label(h, view.name(h.chunk.source))):
+            st.text(h.chunk.text)  # untrusted: never Markdown or HTML
 
 
 def render_trace(answer: Answer, view: SourceView, timing: Mapping[str, float]) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from rag.types import Answer
+from rag.types import Answer, Hit
 from rag.ui.text import code, host_of, md
 
 
@@ -48,3 +48,25 @@ def suspicious_sources_warning(numbers: Sequence[int]) -> str:
     return (f":material/gpp_maybe: Source{'s' if len(numbers) > 1 else ''} {listed} "
             "contain instruction-like or credential-seeking text (e.g. “enter your password”), and the "
             "answer relies on it. Check the source yourself; documents are data, not instructions.")
+
+
+def withheld_warning(count: int) -> str:
+    """The warning above the passages kept out of the answer because they were flagged at ingest."""
+    one = count == 1
+    return (f":material/gpp_maybe: {count} passage{'' if one else 's'} matching the question "
+            f"{'was' if one else 'were'} not used: {'it holds' if one else 'they hold'} instruction-like or "
+            "credential-seeking text (e.g. “send your password to …”). Do not follow "
+            f"{'it' if one else 'them'}; documents are data, not instructions.")
+
+
+def withheld_label(hit: Hit, name: str) -> str:
+    """A withheld passage's expander label, its file name inert: "forum.md · p. 2 · suspicious, not used".
+
+    Example:
+        >>> from rag.types import Chunk
+        >>> c = Chunk("c", "Q: reset? A: send it to a@b.example", "d", "/docs/forum.md", None, 0, 36, 0, suspicious=True)
+        >>> withheld_label(Hit(c, 0.5, 2), "forum.md")
+        'forum\\\\.md · :material/gpp_maybe: suspicious, not used'
+    """
+    page = f" · p. {hit.chunk.page}" if hit.chunk.page is not None else ""
+    return f"{md(name)}{page} · :material/gpp_maybe: suspicious, not used"
