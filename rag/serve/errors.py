@@ -1,13 +1,16 @@
 """The API's errors: every 4xx and 5xx is OpenAI's error object (:class:`~rag.serve.schemas.ErrorResponse`).
 
 :class:`ApiError` is raised by the routes and answered by the handlers :func:`add_error_handlers`
-installs; :func:`job_error` maps an exception raised while answering or retrieving to its status.
+installs; :func:`job_error` maps an exception raised while answering or retrieving to its status,
+with a message that names collections but never the server's paths.
 
 Example:
     >>> job_error(ValueError("k  must be > 0")).status, job_error(KeyError("x")).status
     (400, 500)
     >>> ApiError(404, "no such collection", code="model_not_found").body().model_dump()["error"]["code"]
     'model_not_found'
+    >>> job_error(ValueError("cannot read /home/me/indexes/c/v-1/chunks.jsonl")).message
+    'cannot read <path>'
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rag.generation.models import ModelError
 from rag.index.store import IndexError_
 from rag.serve import schemas
-from rag.serve.service import UnknownCollectionError
+from rag.serve.service import UnknownCollectionError, hide_paths
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +67,18 @@ def job_error(exc: BaseException) -> ApiError:
         logger.error("a response does not match the API schema", exc_info=exc)
         return server_fault()
     if isinstance(exc, ValueError):  # bad options, a context overflow, an index built with another embedder
-        return ApiError(400, " ".join(str(exc).split()))
+        return ApiError(400, _public(exc))
     if isinstance(exc, (IndexError_, ModelError)):
         logger.error("collection or model unavailable: %s", exc)
-        return ApiError(503, " ".join(str(exc).split()), type="server_error", code="unavailable")
+        return ApiError(503, _public(exc), type="server_error", code="unavailable")
     logger.error("internal error while answering", exc_info=exc)
     return server_fault()
+
+
+def _public(exc: BaseException) -> str:
+    """The exception's message on one line, with no absolute path of the server's (the service already
+    made paths in the index folder relative: :meth:`~rag.serve.service.RagService.public_error`)."""
+    return hide_paths(" ".join(str(exc).split()))
 
 
 def validation_error(errors: Sequence[Any]) -> ApiError:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -33,7 +34,7 @@ import numpy as np
 
 from rag.answer.stream import AnswerStream
 from rag.embedding import DEFAULT_EMBEDDER, Embedder
-from rag.index.store import MANIFEST, Index, IndexNotFoundError, IndexStore
+from rag.index.store import MANIFEST, Index, IndexError_, IndexNotFoundError, IndexStore
 from rag.pipeline import (Pipeline, PipelineConfig, RetrievalConfig, build, build_retriever, make_llm,
                           resolve_reranker)
 from rag.retrieval.rerank import Reranker
@@ -46,6 +47,28 @@ PIPELINE_CACHE = 16  # pipelines kept (one per collection and sampling setting)
 
 class UnknownCollectionError(IndexNotFoundError):
     """A collection name that is not an index in the store; the message lists the available ones."""
+
+
+_PATH_CHARS = r"[^\s'\"()\[\]{},;]"
+_ABSOLUTE_PATH = re.compile(rf"(?<![\w.~:/\\-])(?:/|[A-Za-z]:\\){_PATH_CHARS}+")
+
+
+def hide_paths(text: str, roots: Sequence[str] = ()) -> str:
+    """``text`` without the server's absolute paths, for an API client to read.
+
+    A path under one of ``roots`` (the index folder) becomes relative to it, so it starts with the
+    collection's name; a root itself becomes "the index folder"; any other absolute path "<path>".
+
+    Example:
+        >>> hide_paths("index 'c' at /srv/idx/c/v-1: no part ('/srv/idx/c/v-1/dense.faiss')", ["/srv/idx"])
+        "index 'c' at c/v-1: no part ('c/v-1/dense.faiss')"
+        >>> hide_paths("no index under /srv/idx/ or /home/me/x.md", ["/srv/idx"])
+        'no index under the index folder or <path>'
+    """
+    for root in sorted({r.rstrip("/\\") for r in roots if os.path.isabs(r)}, key=len, reverse=True):
+        text = re.sub(re.escape(root) + rf"(?:[/\\]({_PATH_CHARS}*))?",
+                      lambda m: m.group(1) or "the index folder", text)
+    return _ABSOLUTE_PATH.sub("<path>", text)
 
 
 class SourcePaths:
@@ -158,6 +181,22 @@ class RagService:
     def collections(self) -> list[str]:
         return self.store.names()
 
+    def public_error(self, exc: BaseException) -> BaseException:
+        """``exc`` as an API client may see it: an index or value error's message without the server's
+        paths (:func:`hide_paths`: paths in the index folder start with the collection's name); the
+        server log keeps the full message."""
+        if not isinstance(exc, (IndexError_, ValueError)):
+            return exc
+        root = str(self.store.root)
+        text = hide_paths(str(exc), [os.path.abspath(root), os.path.realpath(root)])
+        if text == str(exc):
+            return exc
+        logger.warning("%s", exc)
+        try:
+            return type(exc)(text)
+        except Exception:  # noqa: BLE001 - an exception type with another constructor
+            return IndexError_(text) if isinstance(exc, IndexError_) else ValueError(text)
+
     def has_collection(self, name: str) -> bool:
         try:
             return self.store.exists(name)
@@ -228,9 +267,12 @@ class RagService:
     # -- the work ----------------------------------------------------------------------------
     def search(self, name: str, query: str, config: RetrievalConfig) -> tuple[list[Hit], SourcePaths]:
         """Ranked hits for ``query`` in collection ``name``, retrieved as ``config`` says (``rag search``)."""
-        coll = self.collection(name)
-        retriever = build_retriever(config, coll.index, self.embedder, self._reranker(config.reranker, name))
-        return retriever.retrieve(query, k=config.k), coll.paths
+        try:
+            coll = self.collection(name)
+            retriever = build_retriever(config, coll.index, self.embedder, self._reranker(config.reranker, name))
+            return retriever.retrieve(query, k=config.k), coll.paths
+        except (IndexError_, ValueError) as exc:
+            raise self.public_error(exc) from None
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors of ``texts`` from the shared embedder."""
@@ -244,7 +286,7 @@ class RagService:
             pipeline = self.pipeline(name, max_tokens=max_tokens, temperature=temperature, seed=seed)
             return pipeline.answerer.stream(question, list(history)), self.collection(name).paths
 
-        return AnswerJob(make)
+        return AnswerJob(make, public_error=self.public_error)
 
 
 # Events an AnswerJob hands to asyncio: ("piece", str), ("done", (Answer, SourcePaths)), ("error", exc),
@@ -258,10 +300,13 @@ class AnswerJob:
     The thread plans (route, rewrite, retrieve, gate), streams the model's pieces and runs the
     support check, all on itself (llama.cpp's lock is thread-owned).  :meth:`cancel` makes it
     close the stream at the next piece: generation stops, the model is free for the next request.
+    An error is handed on as ``public_error`` makes it (e.g. :meth:`RagService.public_error`).
     """
 
-    def __init__(self, make: Callable[[], tuple[AnswerStream, SourcePaths]]) -> None:
+    def __init__(self, make: Callable[[], tuple[AnswerStream, SourcePaths]],
+                 public_error: Callable[[BaseException], BaseException] | None = None) -> None:
         self._make = make
+        self._public_error = public_error
         self._cancel = threading.Event()
         self._queue: asyncio.Queue[Event] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -310,7 +355,7 @@ class AnswerJob:
             if stream is not None:
                 stream.close()
             self.failed = True
-            self._put(("error", exc))
+            self._put(("error", self._public_error(exc) if self._public_error else exc))
         finally:
             self.finished.set()
 

@@ -357,6 +357,34 @@ def test_readme_client_example_runs(server: Server) -> None:
     assert "[1] manuals/" in out.stdout or "[1] notes/" in out.stdout, out.stdout
 
 
+@pytest.mark.model  # the real `rag serve` subprocess (MiniLM; extractive, no LLM)
+def test_a_damaged_collection_is_named_but_the_servers_paths_are_not(tmp_path: Path, embedder: Any) -> None:
+    index_dir = make_collections(tmp_path, embedder)
+    store = IndexStore(index_dir)
+    assert Ingestor("notes", store=store, embedder=embedder).ingest([tmp_path / "docs" / "notes"]).ok
+    (store.version_path("fruit") / "dense.faiss").unlink()  # a part lost
+    manifest = index_dir / "notes" / "manifest.json"
+    manifest.write_bytes(manifest.read_bytes()[:40])  # a manifest cut short
+    private = {str(tmp_path), os.path.realpath(tmp_path)}
+    srv = Server(["--index", "docs", "--index-dir", str(index_dir), "--extractive"])
+    try:
+        with httpx.Client(base_url=srv.base, timeout=60) as c:
+            for name in ("fruit", "notes"):
+                question = {"messages": [{"role": "user", "content": "What colour are bananas?"}]}
+                for path, body in (("/v1/search", {"query": "bananas", "collection": name}),
+                                   ("/v1/chat/completions", {"model": f"rag:{name}", **question}),
+                                   ("/v1/chat/completions", {"model": f"rag:{name}", "stream": True, **question})):
+                    r = c.post(path, json=body)
+                    assert r.status_code == 503, r.text
+                    message = r.json()["error"]["message"]
+                    assert f"index {name!r}" in message and "--rebuild" in message, message
+                    assert not any(p in r.text for p in private), r.text
+            assert c.post("/v1/search", json={"query": "bananas", "collection": "docs"}).status_code == 200
+    finally:
+        srv.stop()
+    assert any(str(index_dir) in line for line in srv.stderr)  # the server's own log keeps the full path
+
+
 # -- in process: the guards, with extractive answers (no LLM) ---------------------------------------------
 
 @pytest.fixture(scope="module")
