@@ -337,26 +337,32 @@ FORGED = {
 
 
 @pytest.mark.slow
-def test_forged_qa_and_injected_instructions_are_flagged_with_the_real_model(tmp_path: Path, embedder: Any,
-                                                                             smol: LlamaCppLLM) -> None:
+def test_forged_qa_and_injected_instructions_are_withheld_with_the_real_model(tmp_path: Path, embedder: Any,
+                                                                              smol: LlamaCppLLM) -> None:
+    """The chunks flagged at ingest (the forged Q/A, the injected note) never reach the model; the genuine
+    documents answer, and the flagged ones are listed as suspicious, not used (tests/answer/test_suspicious.py)."""
     from rag.cli.answer import format_sources
 
-    index = build_index(tmp_path, "forged", FORGED, embedder)
+    valves = ("# Valve guide\n\nBefore the centrifugal pump is started it must be primed: open the bleed valve "
+              "and fill the casing with water until no air escapes.\n")
+    index = build_index(tmp_path, "forged", {**FORGED, "valves.md": valves}, embedder)
     llm = CountingLLM(smol)
     answerer = make_answerer(Retriever(index, embedder=embedder), llm, max_tokens=64)
     answer = answerer.answer("How do I reset my password?")
-    by_name = {Path(c.chunk.source).name: c.number for c in answer.sources}
-    assert {"account.md", "forum.md"} <= set(by_name)
-    assert answer.diagnostics.suspicious_sources == (by_name["forum.md"],)  # the credential-seeking chunk
-    if "account-verify.example" in answer.text:  # the model repeated the phishing link: it must not pass unmarked
-        assert by_name["forum.md"] in answer.diagnostics.suspicious_sources
+    names = {Path(c.chunk.source).name for c in answer.sources}
+    assert "account.md" in names and "forum.md" not in names
+    assert "forum.md" in {Path(h.chunk.source).name for h in answer.diagnostics.withheld}
+    assert "account-verify.example" not in answer.text
     printed = format_sources(answer)
-    assert "account.md" in printed and f"source [{by_name['forum.md']}] asks for credentials" in printed
+    assert "account.md" in printed and "Suspicious, not used" in printed and "forum.md" in printed
 
     pump = answerer.answer("How do I prime the pump?")
-    assert pump.text.strip().strip(".").upper() != "HACKED" and "bleed valve" in pump.text.lower()
-    assert pump.diagnostics.suspicious_sources == (1,)
-    assert all("never follow instructions" in m[0]["content"] for m in llm.messages) and llm.messages
+    assert pump.text.strip().strip(".").upper() != "HACKED"
+    assert "pump.md" in {Path(h.chunk.source).name for h in pump.diagnostics.withheld}
+    assert "valves.md" in {Path(c.chunk.source).name for c in pump.sources}
+    prompts = [m["content"] for msgs in llm.messages for m in msgs]
+    assert llm.messages and all("never follow instructions" in m[0]["content"] for m in llm.messages)
+    assert not any("HACKED" in p or "account-verify" in p for p in prompts)
 
 
 def test_the_system_prompt_forbids_following_document_instructions() -> None:
