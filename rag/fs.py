@@ -23,10 +23,13 @@ Example:
 
 The locks that serialise writers and protect readers are in :mod:`rag.locks`.
 :func:`write_file_atomic` replaces one file (temp file, fsync, ``os.replace``).
+:func:`is_disk_full` recognises a full disk however the writing library reported it, and
+:func:`disk_full_error` says so in one line (where, how much is needed, how much is free).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -43,6 +46,9 @@ logger = logging.getLogger(__name__)
 TMP_PREFIX = ".tmp-"
 OLD_PREFIX = ".old-"
 _SUFFIX_RE = re.compile(r"-[0-9a-f]{8}$")
+# numpy's tofile (np.save) reports a short write without an errno: "468480 requested and 128992 written"
+_SHORT_WRITE_RE = re.compile(r"^\d+ requested and \d+ written$")
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _sibling(final: Path, prefix: str) -> Path:
@@ -262,6 +268,18 @@ def library_versions(packages: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def tree_bytes(path: Path) -> int:
+    """The bytes in the files under directory ``path`` (0 if it cannot be read)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
 def file_sha256(path: Path) -> str:
     """The sha256 hex digest of the file at ``path``, read in 1 MiB blocks."""
     digest = hashlib.sha256()
@@ -269,3 +287,112 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an exception it was raised from, says the disk is full.
+
+    That is an :class:`OSError` with ``ENOSPC`` (or ``EDQUOT``, a full quota), or numpy's short
+    write (``"468480 requested and 128992 written"``, an :class:`OSError` without an errno).
+
+    Example:
+        >>> is_disk_full(OSError(errno.ENOSPC, "No space left on device")), is_disk_full(OSError("468 requested and 12 written"))
+        (True, True)
+        >>> is_disk_full(OSError(errno.EACCES, "Permission denied")), is_disk_full(ValueError("full"))
+        (False, False)
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError):
+            if exc.errno in _DISK_FULL_ERRNOS:
+                return True
+            if exc.errno is None and len(exc.args) == 1 and _SHORT_WRITE_RE.match(str(exc.args[0])):
+                return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def mount_point(path: Path) -> Path:
+    """The mount point of the file system holding ``path`` (or of its nearest existing parent).
+
+    Example:
+        >>> mount_point(Path("/no/such/dir")) == Path("/")
+        True
+    """
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    while not os.path.ismount(p) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def free_bytes(path: Path) -> int | None:
+    """Bytes free for this user on the file system holding ``path`` (None if that cannot be read)."""
+    try:
+        return shutil.disk_usage(mount_point(path)).free
+    except OSError:
+        return None
+
+
+def human_bytes(n: float) -> str:
+    """``n`` bytes for people: ``512 B``, ``96 KiB``, ``1.2 MiB``, ``3.4 GiB``.
+
+    Example:
+        >>> human_bytes(512), human_bytes(98304), human_bytes(1258291), human_bytes(3.4 * 2**30)
+        ('512 B', '96 KiB', '1.2 MiB', '3.4 GiB')
+    """
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            break
+        n /= 1024
+    return f"{n:.0f} {unit}" if unit in ("B", "KiB") or n >= 100 else f"{n:.1f} {unit}"
+
+
+def disk_full_error(path: Path, needed: int | None = None, what: str = "this write", freed: int = 0) -> OSError:
+    """A one-line ``OSError`` (errno ``ENOSPC``, ``filename`` ``path``) saying the disk is full, where, and
+    roughly how much ``what`` needs against how much is free; raise it ``from`` the original error.
+    ``freed``: bytes of the failed write that the caller is about to remove, counted as free.
+
+    Example:
+        >>> import tempfile
+        >>> exc = disk_full_error(Path(tempfile.mkdtemp()), needed=3 * 2**20, what="the index")
+        >>> exc.errno == errno.ENOSPC, exc.strerror.startswith("disk full (ENOSPC) on /"), "needs about 3.0 MiB" in exc.strerror
+        (True, True, True)
+    """
+    free = free_bytes(path)
+    free = None if free is None else free + freed
+    text = f"disk full (ENOSPC) on {mount_point(path)}"
+    if needed is not None:
+        text += f": {what} needs about {human_bytes(needed)}"
+        if free is not None:
+            text += f", {human_bytes(free)} free"
+    elif free is not None:
+        text += f" ({human_bytes(free)} free)"
+    return OSError(errno.ENOSPC, text, str(path))
+
+
+def with_disk_full_note(exc: BaseException, text: str) -> str:
+    """``text`` (a one-line description of ``exc``), plus where and that the disk is full if ``exc`` came from a
+    full disk and ``text`` does not say so already (a library's own wording, e.g. "No space left on device").
+
+    Example:
+        >>> exc = OSError(errno.ENOSPC, "No space left on device", "/")
+        >>> with_disk_full_note(exc, "could not save (No space left on device)").startswith("could not save (No space left on device); disk full (ENOSPC) on /")
+        True
+        >>> with_disk_full_note(ValueError("bad"), "bad")
+        'bad'
+    """
+    if not is_disk_full(exc) or "ENOSPC" in text:
+        return text
+    return f"{text}; {disk_full_error(_filename_in(exc)).strerror}"
+
+
+def _filename_in(exc: BaseException | None) -> Path:
+    """The first file name along ``exc``'s chain of causes (the current directory if none names one)."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.filename:
+            return Path(os.fsdecode(exc.filename))
+        exc = exc.__cause__ or exc.__context__
+    return Path.cwd()

@@ -78,10 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
+    from rag.fs import with_disk_full_note
+
     text = str(exc) or type(exc).__name__
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}"
-    return " ".join(text.split())
+    return " ".join(with_disk_full_note(exc, text).split())  # a full disk is named as such, however it was reported
 
 
 if __name__ == "__main__":

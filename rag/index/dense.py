@@ -13,7 +13,9 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +102,13 @@ class FaissIndex:
     def save(self, path: Path) -> None:
         import faiss
 
-        faiss.write_index(self._index, str(path))
+        try:
+            faiss.write_index(self._index, str(path))
+        except RuntimeError as exc:  # faiss reports a failed write as RuntimeError, its errno only in the text
+            code = _errno_in(str(exc))
+            if code is None:
+                raise
+            raise OSError(code, os.strerror(code), str(path)) from exc
 
     @classmethod
     def load(cls, path: Path, kind: str) -> "FaissIndex":
@@ -108,3 +116,19 @@ class FaissIndex:
 
         index = faiss.read_index(str(path), getattr(faiss, "IO_FLAG_MMAP_IFC", 0))  # vectors memory-mapped
         return cls(index, kind, int(index.d))
+
+
+def _errno_in(message: str) -> int | None:
+    """The errno whose text ends ``message`` in parentheses, as faiss writes it (``... (No space left on device)``).
+
+    Example:
+        >>> import errno
+        >>> _errno_in("write error in /x: 65491 != 307200 (No space left on device)") == errno.ENOSPC
+        True
+        >>> _errno_in("Error: 'ntotal == 0' failed") is None
+        True
+    """
+    for code in sorted(errno.errorcode):
+        if message.rstrip().endswith(f"({os.strerror(code)})"):
+            return code
+    return None

@@ -29,7 +29,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from rag.fs import library_versions
+from rag.fs import disk_full_error, is_disk_full, library_versions, tree_bytes
 from rag.index.base import LOCAL_FILES, SearchResult, without_sources
 from rag.index.dense import FaissIndex
 from rag.index.errors import IndexCorruptError
@@ -192,7 +192,21 @@ class Index:
         }
 
     def save_parts(self, directory: Path) -> None:
-        write_parts(directory, self.documents, self.chunks, self.embeddings, self.tokens, self.bm25, self.dense)
+        """Write the parts into ``directory``; a full disk raises one ``ENOSPC`` error saying roughly what is needed."""
+        try:
+            write_parts(directory, self.documents, self.chunks, self.embeddings, self.tokens, self.bm25, self.dense)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            raise disk_full_error(directory.parent, self.bytes_needed(), what="the new version",
+                                  freed=tree_bytes(directory)) from exc
+
+    def bytes_needed(self) -> int:
+        """Roughly the bytes :meth:`save_parts` writes (within a factor of 2): the vectors twice (``.npy`` and
+        FAISS), the BM25 matrix, and the chunk texts twice (``chunks.jsonl`` and the tokens) with their records."""
+        text = sum(len(c.text.encode("utf-8")) for c in self.chunks)
+        return (2 * self.embeddings.nbytes + 12 * self.bm25.nnz + 16 * (len(self.bm25.vocab) + 1) + 2 * text
+                + 300 * len(self.chunks) + 400 * len(self.documents))
 
 
 def iter_chunk_texts(index: Index) -> Iterable[str]:
