@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from rag.index.base import LOCAL_FILES, SearchIndex
-from rag.index.manifest import IndexSettings, backend_kind, read_documents
+from rag.index.manifest import IndexSettings, backend_kind, read_documents, verify_digests
 from rag.index.memory import Index
 from rag.index.milvus import MilvusIndex
 from rag.index.milvus_config import MilvusConfig, describe
@@ -25,6 +25,7 @@ from rag.index.milvus_config import MilvusConfig, describe
 
 def _open_milvus(name: str, manifest: Mapping[str, Any], settings: IndexSettings, d: Path) -> SearchIndex:
     """A Milvus-backed index: the file records from ``d``, the chunks on the server the manifest names."""
+    verify_digests(name, manifest, d)
     return MilvusIndex.open(name, settings, manifest, read_documents(name, d))
 
 

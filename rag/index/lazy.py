@@ -37,7 +37,8 @@ class LazyPartError(ValueError):
     """A part turned out to be unreadable when it was first used (names the file and line)."""
 
 
-def _map(path: Path) -> mmap.mmap | bytes:
+def map_file(path: Path) -> mmap.mmap | bytes:
+    """The bytes of the file at ``path``, memory-mapped (still readable after the file is removed)."""
     with open(path, "rb") as fh:
         size = fh.seek(0, 2)
         if size == 0:
@@ -61,7 +62,7 @@ class JsonlRows(_ListLike[T], Generic[T]):
     """The non-empty lines of a JSONL file as a read-only sequence, each parsed by ``convert`` on first access."""
 
     def __init__(self, path: Path, convert: Callable[[Any], T], label: str) -> None:
-        self._buf = _map(path)
+        self._buf = map_file(path)
         self._convert = convert
         self._label = label
         raw = np.frombuffer(self._buf, dtype=np.uint8) if len(self._buf) else np.zeros(0, np.uint8)
@@ -110,18 +111,24 @@ class LazyJsonList(_ListLike[T], Generic[T]):
     """``json.load(path)[key]``, a list of ``length`` items, parsed on first access.
 
     ``length`` comes from the manifest, so ``len()`` needs no parsing; a file whose list has
-    another length raises :class:`LazyPartError` when it is first read.
+    another length raises :class:`LazyPartError` when it is first read.  ``check``, if given, is
+    called with the file's bytes before they are parsed (the sha256 check of
+    :func:`rag.index.manifest.digest_check`) and raises if they are not the ones written.
     """
 
-    def __init__(self, path: Path, key: str, length: int, label: str) -> None:
-        self._buf = _map(path)
+    def __init__(self, path: Path, key: str, length: int, label: str,
+                 check: Callable[[Any], None] | None = None) -> None:
+        self._buf = map_file(path)
         self._key = key
         self._length = length
         self._label = label
+        self._check = check
         self._items: list[T] | None = None
 
     def _load(self) -> list[T]:
         if self._items is None:
+            if self._check is not None:
+                self._check(self._buf)  # the file's bytes, before they are parsed (raises if they are not)
             try:
                 items = json.loads(bytes(self._buf))[self._key]
             except (ValueError, KeyError, TypeError) as exc:

@@ -16,18 +16,24 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
+from rag.fs import file_sha256
 from rag.index.dense import INDEX_KINDS, validate_kind
 from rag.index.errors import IndexCorruptError, IndexMismatchError
 from rag.index.sparse import Analyzer
 from rag.types import Chunk
+
+logger = logging.getLogger(__name__)
 
 #: written by this version: immutable version directories named by ``parts_dir`` in manifest.json
 FORMAT_VERSION = 2
@@ -45,6 +51,11 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_INDEX_ROOT = "indexes"
 #: distributions whose versions go into the manifest
 LIBRARIES: tuple[str, ...] = ("rag-local", "faiss-cpu", "rank-bm25", "sentence-transformers", "numpy")
+#: the manifest field holding the sha256 (hex) of each local part by file name, recorded when the version
+#: is written and checked when it is read; absent in versions written before rag recorded them
+DIGESTS = "sha256"
+_PART_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 #: the only server backend a manifest can name (``backend.kind``); absent means the in-process index
 REMOTE_BACKENDS: tuple[str, ...] = ("milvus",)
 
@@ -146,7 +157,104 @@ def validate_manifest(name: str, manifest: Any) -> dict[str, Any]:
             raise corrupt(f"gives a negative count of {key} ({manifest['counts'][key]})")
     if version >= 2 and not VERSION_RE.match(manifest["parts_dir"]):
         raise corrupt(f"names parts directory {manifest['parts_dir']!r}, not a version like 'v-YYYYmmdd-HHMMSS-XXXXXXXX'")
+    digests = manifest.get(DIGESTS)
+    if digests is not None:
+        if not isinstance(digests, dict):
+            raise corrupt(f"field {DIGESTS!r} must be an object, got {_json_type(digests)}")
+        for part, digest in digests.items():
+            if not _PART_NAME_RE.match(part) or not isinstance(digest, str) or not _SHA256_RE.match(digest):
+                raise corrupt(f"field {DIGESTS!r} has entry {part!r}: {digest!r}, not a part file name and a "
+                              f"sha256 of 64 hex digits")
     return manifest
+
+
+def part_digests(directory: Path) -> dict[str, str]:
+    """The sha256 of every part written into version ``directory``, by file name (``manifest.json`` excluded).
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / "chunks.jsonl").write_text("")
+        >>> part_digests(d)
+        {'chunks.jsonl': 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'}
+    """
+    return {p.name: file_sha256(p) for p in sorted(directory.iterdir()) if p.name != MANIFEST and p.is_file()}
+
+
+def tampered(name: str, part: str) -> IndexCorruptError:
+    """The error for a part whose bytes are not those its version recorded (edited, damaged, or swapped)."""
+    return IndexCorruptError(f"index {name!r}: part {part} does not match the sha256 recorded in manifest.json "
+                             f"when the index was written (it was changed or damaged since); {rebuild_hint(name)}")
+
+
+def _digest_or_error(path: Path) -> str | OSError:
+    try:
+        return file_sha256(path)
+    except OSError as exc:
+        return exc
+
+
+def verify_digests(name: str, manifest: Mapping[str, Any], directory: Path, skip: tuple[str, ...] = ()) -> None:
+    """Check the parts in ``directory`` against the sha256s ``manifest`` records; one-line :class:`IndexCorruptError`.
+
+    The files are read in 1 MiB blocks, a few at a time (hashlib releases the GIL).  Parts named
+    in ``skip`` are the caller's to check when it first reads them (:func:`digest_check`).  A
+    version written before rag recorded digests is not checked (a debug log says so).
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / "chunks.jsonl").write_text("")
+        >>> m = {DIGESTS: part_digests(d)}
+        >>> verify_digests("notes", m, d)
+        >>> _ = (d / "chunks.jsonl").write_text("{}")
+        >>> verify_digests("notes", m, d)
+        Traceback (most recent call last):
+        ...
+        rag.index.errors.IndexCorruptError: index 'notes': part chunks.jsonl does not match the sha256 recorded in manifest.json when the index was written (it was changed or damaged since); rebuild it with `rag ingest DIR --index notes --rebuild`
+    """
+    digests = manifest.get(DIGESTS)
+    if digests is None:
+        logger.debug("index %r: manifest.json records no part digests (written by an older rag); parts in %s "
+                     "not verified", name, directory)
+        return
+    parts = sorted(p for p in digests if p not in skip)
+    if len(parts) > 1:
+        with ThreadPoolExecutor(max_workers=min(len(parts), os.cpu_count() or 1, 4)) as pool:
+            actual = dict(zip(parts, pool.map(_digest_or_error, [directory / p for p in parts])))
+    else:
+        actual = {p: _digest_or_error(directory / p) for p in parts}
+    for part in parts:
+        found = actual[part]
+        if isinstance(found, OSError):
+            raise IndexCorruptError(f"index {name!r} at {directory}: missing or unreadable part {part} "
+                                    f"({' '.join(str(found).split())[:300]}); {rebuild_hint(name)}")
+        if found != digests[part]:
+            raise tampered(name, part)
+
+
+def digest_check(name: str, manifest: Mapping[str, Any], part: str) -> Callable[[Any], None] | None:
+    """A check of ``part``'s bytes (a buffer) against the recorded sha256, for a part read on first use.
+
+    None when the manifest records no digest for ``part``.
+
+    Example:
+        >>> check = digest_check("notes", {DIGESTS: {"bm25.json": hashlib.sha256(b"{}").hexdigest()}}, "bm25.json")
+        >>> check(b"{}")
+        >>> check(b"[]")
+        Traceback (most recent call last):
+        ...
+        rag.index.errors.IndexCorruptError: index 'notes': part bm25.json does not match the sha256 recorded in manifest.json when the index was written (it was changed or damaged since); rebuild it with `rag ingest DIR --index notes --rebuild`
+    """
+    expected = (manifest.get(DIGESTS) or {}).get(part)
+    if expected is None:
+        return None
+
+    def check(buffer: Any) -> None:
+        if hashlib.sha256(buffer).hexdigest() != expected:
+            raise tampered(name, part)
+
+    return check
 
 
 def backend_kind(manifest: Mapping[str, Any]) -> str | None:

@@ -40,6 +40,12 @@ Consistency:
   without the BM25 matrix parts (rag before they existed: no ``bm25.matrix`` in the manifest)
   has its BM25 rebuilt in memory from ``bm25.json`` on load; the next write stores the parts.
 
+Integrity: the writer records each part's sha256 in the manifest (``sha256``); a load checks them
+(:func:`rag.index.manifest.verify_digests`; ``bm25.json`` and ``dense.faiss`` when first used) and,
+where the manifest says the embedder gives unit vectors (``faiss.normalized``), their length, so an
+edited, damaged or swapped part fails in one line naming the part and the fix.  A version written
+before the digests is loaded unchecked (a debug log says so); the next write records them.
+
 Loading is cheap at any size: the embeddings, the FAISS vectors and the BM25 arrays are memory-mapped,
 ``chunks.jsonl`` is memory-mapped and each line parsed when first used, and ``bm25.json``
 is parsed only when a writer needs the tokens (:mod:`rag.index.lazy`).
@@ -78,9 +84,10 @@ from rag.index.base import SearchIndex
 from rag.index.cleanup import TRASH_PREFIX, remove_stale
 from rag.index.errors import (IndexCorruptError, IndexError_, IndexLockedError, IndexMismatchError,
                               IndexNotFoundError, IndexWriteError)
-from rag.index.manifest import (DEFAULT_INDEX_ROOT, FLAT_FORMAT_VERSION, FORMAT_VERSION, LIBRARIES, MANIFEST,
+from rag.index.manifest import (DEFAULT_INDEX_ROOT, DIGESTS, FLAT_FORMAT_VERSION, FORMAT_VERSION, LIBRARIES, MANIFEST,
                                 NAME_RE, PARTS, READABLE_FORMAT_VERSIONS, VERSION_PREFIX, DocRecord, IndexSettings,
-                                default_index_root, indexed_text, rebuild_hint, validate_manifest, validate_name)
+                                default_index_root, indexed_text, part_digests, rebuild_hint, validate_manifest,
+                                validate_name)
 from rag.index.memory import Index, iter_chunk_texts
 
 __all__ = [
@@ -362,10 +369,12 @@ class IndexWriter:
         if index.name != self.name:
             raise ValueError(f"this writer holds index {self.name!r}, not {index.name!r}")
         version = _new_version_id()
-        text = json.dumps({**index.manifest(), "parts_dir": version}, indent=2)
+        manifest = {**index.manifest(), "parts_dir": version}
         try:
             with atomic_directory(self.dir / version) as tmp:
                 index.save_parts(tmp)
+                # each part's sha256, checked on load (rag.index.manifest.verify_digests)
+                text = json.dumps({**manifest, DIGESTS: part_digests(tmp)}, indent=2)
                 # the manifest goes last: a version directory without one is incomplete
                 (tmp / MANIFEST).write_text(text, encoding="utf-8")
             fsync_path(self.dir)

@@ -30,6 +30,14 @@ def _index(name: str = "col", n: int = 3, embedder_id: str = "emb/x") -> Index:
     return Index(name, settings, chunks, vecs, [["text", str(i)] for i in range(n)], docs)
 
 
+def _forget_digests(store: IndexStore, name: str = "col") -> None:
+    """Drop the parts' sha256s from the manifests, as rag wrote them before it recorded them (not verified)."""
+    for path in (store.path(name) / "manifest.json", store.version_path(name) / "manifest.json"):
+        m = json.loads(path.read_text())
+        del m["sha256"]
+        path.write_text(json.dumps(m))
+
+
 def test_round_trip_and_manifest(store: IndexStore) -> None:
     path = store.save(_index())
     assert path == store.path("col")
@@ -85,6 +93,9 @@ def test_corrupt_parts_are_detected(store: IndexStore) -> None:
     store.save(_index())
     path = store.version_path("col")
     (path / "chunks.jsonl").write_text((path / "chunks.jsonl").read_text().splitlines()[0] + "\n")
+    with pytest.raises(IndexCorruptError, match="part chunks.jsonl does not match the sha256"):
+        store.load("col")
+    _forget_digests(store)  # the structural checks still catch it in an index without digests
     with pytest.raises(IndexCorruptError, match="part sizes disagree"):
         store.load("col")
     (path / "dense.faiss").unlink()
@@ -250,6 +261,7 @@ def _nan_embeddings(path: Path, m: dict) -> dict:
     vecs = np.load(path / m["parts_dir"] / "embeddings.npy")
     vecs[1, 2] = np.nan
     np.save(path / m["parts_dir"] / "embeddings.npy", vecs)
+    del m["sha256"]  # as an index written before the digests: the values are checked
     return m
 
 
@@ -283,6 +295,11 @@ MANIFEST_CASES = {
     "parts_dir outside the index": (lambda p, m: {**m, "parts_dir": "../../etc"}, IndexCorruptError,
                                     "names parts directory '../../etc'"),
     "NaN in the embeddings": (_nan_embeddings, IndexCorruptError, "embeddings.npy contains 1 NaN or infinite values"),
+    "part digests a list": (lambda p, m: {**m, "sha256": []}, IndexCorruptError, "field 'sha256' must be an object"),
+    "a part digest outside the version": (lambda p, m: {**m, "sha256": {"../manifest.json": "0" * 64}},
+                                          IndexCorruptError, "field 'sha256' has entry '../manifest.json'"),
+    "a part digest not hex": (lambda p, m: {**m, "sha256": {**m["sha256"], "chunks.jsonl": "abc"}},
+                              IndexCorruptError, "field 'sha256' has entry 'chunks.jsonl': 'abc'"),
 }
 
 
@@ -475,6 +492,7 @@ def _corrupt(part: str, how: str) -> object:
 def test_a_missing_or_corrupt_bm25_part_fails_with_one_clear_line(store: IndexStore, part: str, how: str,
                                                                    message: str) -> None:
     store.save(_random_index())
+    _forget_digests(store, "bm")  # the structure is checked without them too
     _corrupt(part, how)(store.version_path("bm"))  # type: ignore[operator]
     with pytest.raises(IndexCorruptError, match=message + r".*; rebuild it with `rag ingest DIR --index bm --rebuild`") \
             as info:
@@ -490,7 +508,7 @@ def test_an_index_without_the_bm25_parts_loads_and_the_next_write_adds_them(stor
     version = store.version_path("bm")
     for path in (store.path("bm") / "manifest.json", version / "manifest.json"):  # as rag wrote it before
         m = json.loads(path.read_text())
-        del m["bm25"]["matrix"]
+        del m["bm25"]["matrix"], m["sha256"]
         path.write_text(json.dumps(m))
     for f in BM25_PARTS.values():
         (version / f).unlink()
@@ -523,6 +541,7 @@ def test_an_unreadable_chunk_line_is_named_when_it_is_read(store: IndexStore) ->
     from rag.index.lazy import LazyPartError
 
     store.save(_random_index())
+    _forget_digests(store, "bm")  # with them, the load fails (test_swapped_chunk_lines_...)
     path = store.version_path("bm") / "chunks.jsonl"
     lines = path.read_text().splitlines()
     lines[4] = '{"id": "c4", "text": '
@@ -546,3 +565,90 @@ def test_an_hnsw_index_records_its_parameters_and_searches_like_flat(store: Inde
     assert loaded.dense.search(q, 5) == built.dense.search(q, 5)  # 120 vectors: HNSW finds the exact top-5
     store.save(built)  # flat: nothing to record
     assert json.loads((store.path("bm") / "manifest.json").read_text())["faiss"]["params"] == {}
+
+
+# -- silent tampering: each part's sha256 in the manifest, and unit-length vectors ------------
+
+
+def test_each_part_s_sha256_is_recorded_in_the_manifest(store: IndexStore) -> None:
+    from rag.fs import file_sha256
+
+    store.save(_random_index())
+    manifest = json.loads((store.path("bm") / "manifest.json").read_text())
+    version = store.version_path("bm")
+    parts = sorted(p.name for p in version.iterdir() if p.name != "manifest.json")
+    assert sorted(manifest["sha256"]) == parts and "chunks.jsonl" in parts and "embeddings.npy" in parts
+    assert all(manifest["sha256"][p] == file_sha256(version / p) for p in parts)
+
+
+def test_swapped_chunk_lines_are_detected_on_load(store: IndexStore, capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli.main import main
+
+    store.save(_random_index())
+    path = store.version_path("bm") / "chunks.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[3], lines[4] = lines[4], lines[3]  # same lines, same sizes: every structural check passes
+    path.write_text("".join(lines))
+    with pytest.raises(IndexCorruptError) as info:
+        store.load("bm")
+    message = str(info.value)
+    assert message.startswith("index 'bm': part chunks.jsonl does not match the sha256 recorded in manifest.json")
+    assert message.endswith("rebuild it with `rag ingest DIR --index bm --rebuild`") and "\n" not in message
+    assert main(["search", "w1", "--index", "bm", "--index-dir", str(store.root), "--mode", "bm25"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "chunks.jsonl does not match the sha256" in err and "--rebuild" in err
+
+
+def test_scaled_embeddings_are_detected_on_load_by_digest_and_by_length(store: IndexStore) -> None:
+    store.save(_random_index())
+    path = store.version_path("bm") / "embeddings.npy"
+    np.save(path, np.load(path) * 1000)  # the same ranking by inner product, but not the cosine the gate reads
+    with pytest.raises(IndexCorruptError, match=r"^index 'bm': part embeddings.npy does not match the sha256 .*"
+                                                r"rebuild it with `rag ingest DIR --index bm --rebuild`$"):
+        store.load("bm")
+    _forget_digests(store, "bm")  # an index written before the digests: the vectors' length still is checked
+    with pytest.raises(IndexCorruptError, match=r"^index 'bm': part embeddings.npy holds 120 vectors whose length is "
+                                                r"not 1 \(row 0: \d+\), but embedder 'e' gives unit vectors; "
+                                                r"rebuild it with `rag ingest DIR --index bm --rebuild`$"):
+        store.load("bm")
+
+
+def test_an_index_without_digests_loads_unchecked_and_the_next_write_records_them(
+        store: IndexStore, caplog: pytest.LogCaptureFixture) -> None:
+    built = _random_index()
+    store.save(built)
+    _forget_digests(store, "bm")
+    with caplog.at_level("DEBUG", logger="rag.index.manifest"):
+        loaded = store.load("bm")
+    assert loaded.chunks == built.chunks
+    assert any("records no part digests" in r.getMessage() for r in caplog.records)
+    store.save(loaded)
+    assert "chunks.jsonl" in json.loads((store.path("bm") / "manifest.json").read_text())["sha256"]
+
+
+def test_a_changed_token_part_is_detected_when_a_writer_first_reads_it(store: IndexStore) -> None:
+    built = _random_index()
+    store.save(built)
+    path = store.version_path("bm") / "bm25.json"
+    tokens = json.loads(path.read_text())["tokens"]
+    tokens[0], tokens[1] = tokens[1], tokens[0]
+    path.write_text(json.dumps({"tokens": tokens}))
+    loaded = store.load("bm")  # read only by writers: checked when first read, not on every load
+    assert loaded.bm25.search(["w1"], 3) == built.bm25.search(["w1"], 3)
+    with pytest.raises(IndexCorruptError, match=r"^index 'bm': part bm25.json does not match the sha256 .*--rebuild`$"):
+        loaded.delete(["/not-indexed.txt"])  # keeps every chunk: their tokens are read
+
+
+def test_a_changed_faiss_part_is_detected_at_the_first_dense_search(store: IndexStore) -> None:
+    built = _random_index()
+    store.save(built)
+    vecs = built.embeddings.copy()
+    vecs[[0, 1]] = vecs[[1, 0]]  # two rows swapped: the same kind, dim and count
+    FaissIndex.build(vecs).save(store.version_path("bm") / "dense.faiss")
+    loaded = store.load("bm")  # hashing the FAISS part on load would cost ~0.4 s at 100k chunks
+    assert loaded.bm25.search(["w1"], 3) == built.bm25.search(["w1"], 3)
+    for _ in range(2):  # and on every later try
+        with pytest.raises(IndexCorruptError, match=r"^index 'bm': part dense.faiss does not match the sha256"):
+            loaded.search_dense(built.embeddings[0], 3)
+    with pytest.raises(IndexCorruptError, match="part dense.faiss does not match"):
+        store.save(loaded)  # never copied into a new version with a fresh digest
