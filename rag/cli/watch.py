@@ -1,16 +1,18 @@
 """``rag watch DIR --index NAME``: keep a collection in step with a folder (re-index changed files as they change).
 
 The folder is synced once (an incremental ``rag ingest``), then every change is re-indexed after
-``--debounce`` seconds of quiet, through the same ingestor and index writer lock as ``rag ingest``
-(:class:`rag.ingest.watcher.FolderWatcher`). Each batch prints its summary line; Ctrl-C stops.
+``--debounce`` seconds of quiet, once the changed file's size and modification time have stayed the
+same for ``--settle`` seconds (a file still being copied waits), through the same ingestor and index
+writer lock as ``rag ingest`` (:class:`rag.ingest.watcher.FolderWatcher`). Each batch prints its
+summary line; a failed one (a full disk) one warning line, and it is retried later. Ctrl-C or SIGTERM stops.
 
 Example:
     >>> import argparse
     >>> sub = argparse.ArgumentParser(prog="rag").add_subparsers(dest="command")
     >>> add_commands(sub)
     >>> args = sub.choices["watch"].parse_args(["notes/", "--index", "notes"])
-    >>> args.debounce, args.index
-    (1.0, 'notes')
+    >>> args.debounce, args.settle, args.index
+    (1.0, 2.0, 'notes')
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     def report(r: Any) -> None:
         print(r.summary(), flush=True)
 
-    watcher = FolderWatcher(ing, folder, debounce=args.debounce, on_report=report)
+    watcher = FolderWatcher(ing, folder, debounce=args.debounce, settle=args.settle, on_report=report)
     # Ctrl-C and a service manager's SIGTERM both end the watch cleanly (the index writes are atomic),
     # also when SIGINT was inherited as ignored (a shell without job control starts `... &` so)
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -57,13 +59,17 @@ def add_commands(sub: Any) -> None:
     """Add ``watch`` to an argparse ``add_subparsers()`` object."""
     from rag.cli.index import non_negative_float
     from rag.index.store import DEFAULT_LOCK_TIMEOUT
-    from rag.ingest.watcher import DEFAULT_DEBOUNCE
+    from rag.ingest.watcher import DEFAULT_DEBOUNCE, DEFAULT_SETTLE
 
     p = sub.add_parser("watch", help="re-index a folder's files as they change")
     p.add_argument("folder", help="the folder to watch (recursive)")
     add_index_args(p, required=True)
     p.add_argument("--debounce", type=positive_float, default=DEFAULT_DEBOUNCE, metavar="SECONDS",
                    help="seconds of quiet before a batch of changes is indexed (default %(default)s)")
+    p.add_argument("--settle", type=non_negative_float, default=DEFAULT_SETTLE, metavar="SECONDS",
+                   help="seconds a changed file's size and modification time must stay the same before it is "
+                        "indexed, so a file still being copied or downloaded is not indexed half-written "
+                        "(default %(default)s)")
     p.add_argument("--embedder", default="default", help="sentence-transformers model name or path (as for ingest)")
     add_pdf_password_arg(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -48,7 +48,7 @@ def watching(tmp_path: Path, embedder) -> Iterator[tuple[Path, IndexStore, list]
     store = IndexStore(tmp_path / "idx")
     reports: list = []
     watcher = FolderWatcher(Ingestor("notes", store=store, embedder=embedder, show_progress=False), folder,
-                            debounce=0.3, on_report=reports.append)
+                            debounce=0.3, settle=0.3, on_report=reports.append)
     stop, ready = threading.Event(), threading.Event()
     thread = threading.Thread(target=watcher.run, args=(stop, ready.set), daemon=True)
     thread.start()
@@ -116,6 +116,64 @@ def test_dead_watchers_are_not_listed(tmp_path: Path) -> None:
     (d / f"{WATCH_PREFIX}3.json").write_text(json.dumps({"folder": "/b", "pid": os.getpid(), "started_at": 2.0}))
     assert [w.folder for w in active_watches(d)] == ["/b"]
     assert active_watches(tmp_path / "missing") == []
+
+
+def test_a_file_still_being_written_is_indexed_once_it_settles(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """Another process writes a file in two parts, pausing longer than the debounce: it is indexed once, whole."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    store = IndexStore(tmp_path / "idx")
+    reports: list = []
+    watcher = FolderWatcher(Ingestor("notes", store=store, embedder=embedder, show_progress=False), folder,
+                            debounce=0.2, on_report=reports.append)  # the default settle time (2 s)
+    stop, ready = threading.Event(), threading.Event()
+    thread = threading.Thread(target=watcher.run, args=(stop, ready.set), daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(60), "the watcher did not start"
+        target = folder / "manual.md"
+        writer = ("import sys, time\n"
+                  "with open(sys.argv[1], 'w', encoding='utf-8') as fh:\n"
+                  "    fh.write('The Zephyr pump is primed through the bleed valve. ' * 20); fh.flush()\n"
+                  "    time.sleep(1.0)\n"  # a slow copy or download: five debounce periods without a change
+                  "    fh.write('Appendix: the valve is tightened to 12 Nm.')\n")
+        subprocess.run([sys.executable, "-c", writer, str(target)], check=True, timeout=60)
+        wait_for(lambda: "12 Nm" in text_of(store, "notes", "manual.md"), what="the whole file")
+    finally:
+        stop.set()
+        thread.join(30)
+    touched = [(r.added, r.updated, r.errors) for r in reports if r.added or r.updated or r.errors]
+    assert touched == [([str(target.resolve())], [], [])], touched  # one ingest, of the finished file
+
+
+def test_a_killed_watchers_status_file_is_removed(tmp_path: Path) -> None:
+    """``kill -9`` leaves ``.watch-PID.json`` behind: whoever reads the statuses next removes it."""
+    folder, d = tmp_path / "notes", tmp_path / "idx" / "notes"
+    folder.mkdir()
+    d.mkdir(parents=True)
+    script = ("import sys, time\n"
+              "from rag.index.store import IndexStore\n"
+              "from rag.ingest.ingestor import Ingestor\n"
+              "from rag.ingest.watcher import FolderWatcher\n"
+              "FolderWatcher(Ingestor('notes', store=IndexStore(sys.argv[1])), sys.argv[2])._announce(None)\n"
+              "print('announced', flush=True)\n"
+              "time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "idx"), str(folder)], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "announced"
+        assert [w.pid for w in active_watches(d)] == [proc.pid]
+    finally:
+        proc.kill()  # SIGKILL: no clean-up runs
+        proc.wait(timeout=30)
+    assert (d / f"{WATCH_PREFIX}{proc.pid}.json").exists()
+    assert active_watches(d) == []
+    assert not list(d.glob(f"{WATCH_PREFIX}*")), "the stale status file was left"
+
+    # a live process that is not the one that wrote the file (its pid was reused) does not count either
+    (d / f"{WATCH_PREFIX}{os.getpid()}.json").write_text(json.dumps(
+        {"folder": "/a", "pid": os.getpid(), "proc_start": "1", "started_at": 1.0}))
+    assert active_watches(d) == [] and not list(d.glob(f"{WATCH_PREFIX}*"))
 
 
 @pytest.mark.slow
