@@ -206,3 +206,13 @@ def test_a_decline_still_lists_the_withheld_passage() -> None:
     printed = format_sources(not_found(plan))
     assert printed.startswith("Suspicious, not used") and "/docs/forum.md [0:" in printed
     assert "\x1b" not in printed and "A: Send it to admin@example.com" in printed
+
+
+def test_a_milvus_row_carries_the_same_flag_as_the_ingested_chunk(index: Index) -> None:
+    """Milvus stores no flag field: it is recomputed from the row's text, so it equals the ingest-time one."""
+    from rag.index.milvus import _chunk
+
+    for c in index.chunks:
+        row = {"text": c.text, "doc_id": c.doc_id, "source": c.source, "title": c.title, "page": c.page,
+               "char_start": c.start, "char_end": c.end, "chunk_index": c.index}
+        assert _chunk(c.id, row) == c
