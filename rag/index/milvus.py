@@ -42,6 +42,9 @@ search on ``sparse``, ``hybrid`` one ``hybrid_search`` with ``RRFRanker(k)`` (``
 ``WeightedRanker(1 - alpha, alpha)`` (``weighted``); the methods are those of
 :class:`~rag.index.base.SearchIndex`, like the in-process index's.  Hybrid hits carry the dense cosine
 (computed from the returned vectors, which the relevance gate needs) and the fused score.
+A search returns only chunks of documents in the local records: rows an ingest killed midway left
+on the server (or an ingest still running) are skipped, with a server-side ``doc_id`` filter when
+:meth:`MilvusIndex.open` finds the counts disagree, until the ingest is re-run.
 BM25 scores are reported as positive numbers: Milvus Lite returns them negated (as
 distances), the C++ engine positive; fusion never uses their sign, only the server's ranks.
 
@@ -68,7 +71,7 @@ from rag.index.manifest import (FORMAT_VERSION, LIBRARIES, PARTS, DocRecord, Ind
                                 validate_name, write_documents)
 from rag.index.milvus_config import (BACKEND, CONSISTENCY, DEFAULT_BATCH, INDEX_TYPES, METRICS, TOKEN_ENV,
                                      MilvusConfig, MilvusError, collection_name, connect, describe,
-                                     describe_failure)
+                                     describe_failure, quiet_pymilvus)
 from rag.types import Chunk, Fusion, RetrievalMode
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -127,6 +130,10 @@ class MilvusIndex:
         self.client = client
         self.created_at = created_at or time.time()
         self.analyzer = settings.make_analyzer()
+        self._doc_ids = frozenset(r.doc_id for r in self.documents.values())
+        # set by open() when the server holds rows the records do not (an ingest running or killed):
+        # searches then ask the server only for chunks of recorded documents
+        self._filter = ""
 
     def __len__(self) -> int:
         return sum(r.n_chunks for r in self.documents.values())
@@ -179,10 +186,32 @@ class MilvusIndex:
         rows = index.count()
         if rows != len(index):
             # an ingest is writing the collection now (readers see its rows as they land), or one was
-            # interrupted: the next ingest of the same files deletes and re-inserts them, so no error
+            # interrupted: the next ingest of the same files deletes and re-inserts them, so no error;
+            # until then a search returns only chunks of documents in the records
+            index._filter = index.recorded_filter()
             logger.warning("index %r: %s holds %d chunks, the records here say %d (an ingest is running or was "
-                           "interrupted; re-run it to repair)", name, index.where, rows, len(index))
+                           "interrupted; re-run it to repair); searches skip chunks of documents not in the records",
+                           name, index.where, rows, len(index))
         return index
+
+    def recorded_filter(self) -> str:
+        """A filter expression matching the rows of the recorded documents (none when nothing is recorded).
+
+        Example:
+            >>> from rag.index.manifest import IndexSettings
+            >>> records = {"/a.md": DocRecord("d1", "/a.md", "h", "a", 2, None, 0.0)}
+            >>> MilvusIndex("n", IndexSettings(embedder_id="e", dim=2, chunker={}),
+            ...             MilvusConfig(uri="http://db:19530"), records, None).recorded_filter()
+            'doc_id in ["d1"]'
+        """
+        return f"doc_id in {json.dumps(sorted(self._doc_ids))}" if self._doc_ids else 'doc_id == ""'
+
+    def _recorded(self, hits: list[Any]) -> list[Any]:
+        """``hits`` without chunks of documents the records do not name (rows of an ingest running or killed)."""
+        kept = [h for h in hits if h["entity"].get("doc_id") in self._doc_ids]
+        if len(kept) < len(hits):
+            logger.debug("index %r: %d hits of documents not in the records skipped", self.name, len(hits) - len(kept))
+        return kept
 
     def _create_collection(self) -> None:
         from pymilvus import DataType, Function, FunctionType
@@ -239,7 +268,8 @@ class MilvusIndex:
 
     def _call(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, timeout=self.config.timeout, **kwargs)
+            with quiet_pymilvus():  # pymilvus would log the failure with a traceback per retry; we say it once
+                return fn(*args, timeout=self.config.timeout, **kwargs)
         except IndexError_:
             raise
         except Exception as exc:  # noqa: BLE001 - one line naming the URI, not a gRPC traceback
@@ -388,12 +418,14 @@ class MilvusIndex:
         else:
             ranker = WeightedRanker(1.0 - alpha, alpha, norm_score=True)
         q = np.asarray(vector, np.float32)
-        requests = [AnnSearchRequest(data=[terms], anns_field="sparse", param={"metric_type": "BM25"}, limit=n),
+        where = {"expr": self._filter} if self._filter else {}
+        requests = [AnnSearchRequest(data=[terms], anns_field="sparse", param={"metric_type": "BM25"}, limit=n,
+                                     **where),
                     AnnSearchRequest(data=[q.tolist()], anns_field="dense", param={"metric_type": cfg.metric},
-                                     limit=n)]
+                                     limit=n, **where)]
         result = self._call("search (hybrid)", c.hybrid_search, cfg.collection, requests, ranker, limit=n,
                             output_fields=[*CHUNK_FIELDS, "dense"], consistency_level=cfg.consistency)
-        hits = list(result[0]) if result else []
+        hits = self._recorded(list(result[0]) if result else [])
         dense = {h["id"]: float(np.dot(np.asarray(h["entity"]["dense"], np.float32), q)) for h in hits}
         fused = {h["id"]: float(h["distance"]) for h in hits}
         return SearchResult({"dense": dense}, fused, {h["id"]: _chunk(h["id"], h["entity"]) for h in hits})
@@ -401,9 +433,10 @@ class MilvusIndex:
     def _search_one(self, retriever: str, data: list[Any], field: str, metric: str, n: int) -> SearchResult:
         cfg = self.config
         result = self._call(f"search ({retriever})", self.client.search, cfg.collection, data=data,
-                            anns_field=field, search_params={"metric_type": metric}, limit=n,
+                            anns_field=field, search_params={"metric_type": metric}, limit=n, filter=self._filter,
                             output_fields=list(CHUNK_FIELDS), consistency_level=cfg.consistency)
-        hits = list(result[0]) if result else []
+        # the server's filter is set when open() saw the records disagree; rows landing later are dropped here
+        hits = self._recorded(list(result[0]) if result else [])
         # BM25: Milvus Lite returns -score (a distance), the C++ engine +score; BM25 is never negative
         scores = {h["id"]: abs(float(h["distance"])) if retriever == "bm25" else float(h["distance"]) for h in hits}
         return SearchResult({retriever: scores}, scores, {h["id"]: _chunk(h["id"], h["entity"]) for h in hits})

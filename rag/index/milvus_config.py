@@ -3,7 +3,10 @@
 Kept apart from the index itself (:mod:`rag.index.milvus`) because the command line, the
 ingestor and the evaluation harness name a server without opening a collection, and because
 turning pymilvus and gRPC failures into one line the user can act on (:func:`describe_failure`)
-is a job of its own.
+is a job of its own.  pymilvus installs its own stderr handler on import and logs every failed
+request with a traceback (and each retry), ~150 lines for a server killed mid-ingest; inside
+:func:`quiet_pymilvus` (every request rag makes) those records go to this module's logger at DEBUG
+instead, one line each, and rag reports the failure once.
 
 Example:
     >>> MilvusConfig(uri="localhost:19530")
@@ -22,16 +25,21 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from rag.index.errors import IndexError_
 from rag.index.manifest import validate_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymilvus import MilvusClient
+
+logger = logging.getLogger(__name__)
 
 BACKEND = "milvus"
 INDEX_TYPES: tuple[str, ...] = ("FLAT", "IVF_FLAT", "HNSW")
@@ -154,6 +162,50 @@ def describe_failure(exc: BaseException, uri: str, doing: str) -> MilvusError:
     return MilvusError(f"Milvus at {uri} failed to {doing}: {_reason(exc)}")
 
 
+class _InsideOurCall(logging.Filter):
+    """Turns a pymilvus record made while this thread is in :func:`quiet_pymilvus` into one DEBUG line of ours."""
+
+    def __init__(self) -> None:
+        super().__init__("pymilvus")
+        self.depth = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(self.depth, "n", 0):
+            return True
+        if logger.isEnabledFor(logging.DEBUG):
+            first = (record.getMessage().strip().splitlines() or [""])[0]
+            logger.debug("pymilvus %s: %s", record.levelname.lower(), first[:300])
+        return False
+
+
+_FILTER = _InsideOurCall()
+
+
+@contextmanager
+def quiet_pymilvus() -> Iterator[None]:
+    """Requests to the server made in this block log nothing through pymilvus (its tracebacks, its retries).
+
+    The caller reports a failure itself, in one line (:func:`describe_failure`); what pymilvus
+    would have printed goes to this module's logger at DEBUG.  Other threads' requests are untouched.
+
+    Example:
+        >>> import logging
+        >>> with quiet_pymilvus():
+        ...     logging.getLogger("pymilvus.decorators").error("RPC error: [flush]\\nTraceback: ...")
+    """
+    import pymilvus  # noqa: F401 - its loggers exist once it is imported
+
+    for name, item in list(logging.root.manager.loggerDict.items()):
+        if (name == "pymilvus" or name.startswith("pymilvus.")) and isinstance(item, logging.Logger) \
+                and _FILTER not in item.filters:
+            item.addFilter(_FILTER)  # a filter on each logger: records are dropped where they are made
+    _FILTER.depth.n = getattr(_FILTER.depth, "n", 0) + 1
+    try:
+        yield
+    finally:
+        _FILTER.depth.n -= 1
+
+
 def connect(config: MilvusConfig) -> "MilvusClient":
     """A client for ``config.uri`` (checked with one request); :class:`MilvusError` in one line if it fails."""
     from pymilvus import MilvusClient
@@ -161,10 +213,11 @@ def connect(config: MilvusConfig) -> "MilvusClient":
     try:
         # no keepalive pings on an idle channel: milvus-lite (and gRPC servers by default) answer pings
         # without calls with GOAWAY "too_many_pings", which dropped the connection during long uploads
-        client = MilvusClient(uri=config.uri, token=config.resolved_token(), timeout=config.timeout,
-                              grpc_options={"grpc.keepalive_time_ms": 60000,
-                                            "grpc.keepalive_permit_without_calls": 0})
-        client.list_collections(timeout=config.timeout)
+        with quiet_pymilvus():
+            client = MilvusClient(uri=config.uri, token=config.resolved_token(), timeout=config.timeout,
+                                  grpc_options={"grpc.keepalive_time_ms": 60000,
+                                                "grpc.keepalive_permit_without_calls": 0})
+            client.list_collections(timeout=config.timeout)
     except Exception as exc:  # noqa: BLE001 - pymilvus raises MilvusException and grpc errors
         raise describe_failure(exc, config.uri, "connect") from None
     return client

@@ -271,6 +271,80 @@ def test_server_restart_keeps_the_data(tmp_path: Path, capsys: pytest.CaptureFix
         server.stop()
 
 
+def test_a_server_killed_mid_ingest_is_one_line_and_searches_never_return_unrecorded_documents(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from rag.index.milvus import MilvusError, MilvusIndex
+    from rag.index.store import IndexStore
+    from rag.ingest.ingestor import Ingestor
+
+    server = MilvusServer(tmp_path / "data", _free_port(), tmp_path / "server.log")
+    server.start()
+    try:
+        docs = _copy_samples(tmp_path / "docs")
+        assert _ingest(docs, tmp_path / "idx", server.uri) == 0
+        (docs / "faq.md").write_text((docs / "faq.md").read_text() + "\n\nA zeppelin appendix.\n" * 40,
+                                     encoding="utf-8")
+        real_call = MilvusIndex._call
+
+        def kills_after_the_first_insert(self, doing, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+            out = real_call(self, doing, fn, *args, **kwargs)
+            if doing == "insert chunks":
+                server.proc.kill()  # type: ignore[union-attr]
+                server.proc.wait()  # type: ignore[union-attr]
+            return out
+
+        # pymilvus as a library user gets it (its own stderr handler at WARNING; the CLI turns it down)
+        pymilvus_log, seen = logging.getLogger("pymilvus"), []
+        handler = logging.Handler(logging.WARNING)
+        handler.emit = seen.append  # type: ignore[method-assign]
+        monkeypatch.setattr(pymilvus_log, "level", logging.WARNING)
+        pymilvus_log.manager._clear_cache()
+        pymilvus_log.addHandler(handler)
+        monkeypatch.setattr(MilvusIndex, "_call", kills_after_the_first_insert)
+        try:
+            with pytest.raises(MilvusError) as info:
+                Ingestor("notes", store=IndexStore(tmp_path / "idx"), show_progress=False).ingest([docs])
+        finally:
+            pymilvus_log.removeHandler(handler)
+            monkeypatch.undo()
+        assert str(info.value).startswith(f"cannot reach the Milvus server at {server.uri}")
+        assert "\n" not in str(info.value)
+        assert [r.getMessage()[:80] for r in seen] == []  # no pymilvus tracebacks or retry warnings
+
+        server.proc = None
+        server.start()
+        deadline = time.monotonic() + 30
+        while True:  # the client's channel to the killed server backs off before it reconnects
+            try:
+                index = IndexStore(tmp_path / "idx").load("notes")
+                break
+            except MilvusError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        recorded = {r.doc_id for r in index.documents.values()}
+        # rows no record names, as a killed ingest leaves them (inserted directly: the kill above may land
+        # before the server stored its batch)
+        row = index.client.query(index.config.collection, filter="", output_fields=["*"], limit=1)[0]
+        orphans = [{**row, "id": f"orphan{i}", "doc_id": "not-recorded", "source": str(docs / "gone.md"),
+                    "text": "zeppelin appendix interrupted ingestion orphan", "terms": "zeppelin appendix interrupt "
+                    "ingest orphan"} for i in range(3)]
+        for o in orphans:
+            o.pop("sparse", None)
+        index.client.insert(index.config.collection, orphans)
+        index.client.flush(index.config.collection)
+        for mode, fusion in (("bm25", None), ("dense", None), ("hybrid", "rrf"), ("hybrid", "zscore")):
+            flags = ["--mode", mode, "-k", "10"] + (["--fusion", fusion] if fusion else [])
+            hits = _search(capsys, tmp_path / "idx", *flags)
+            assert hits and all(h["doc_id"] in recorded for h in hits), (mode, fusion)
+        still_open = _retrieve(index, "zeppelin appendix orphan", 10)  # opened before the rows landed
+        assert still_open and all(h.chunk.doc_id in recorded for h in still_open)
+    finally:
+        server.stop()
+
+
 def test_unreachable_server_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from rag.cli.main import main
 
