@@ -109,9 +109,7 @@ def active_watches(index_dir: str | Path) -> list[WatchStatus]:
             status = WatchStatus(str(d["folder"]), int(d["pid"]), float(d["started_at"]),
                                  None if d.get("last_sync") is None else float(d["last_sync"]))
             proc_start = None if d.get("proc_start") is None else str(d["proc_start"])
-        except FileNotFoundError:
-            continue
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # gone meanwhile, or not ours
             continue
         if _alive(status.pid, proc_start):
             out.append(status)
