@@ -44,11 +44,12 @@ bench: install
 clean-venv:
 	rm -rf $(VENV)
 
-# Debian's Chromium + ChromeDriver for the browser end-to-end test (root on the dev/CI machines)
+# Debian's Chromium + ChromeDriver for the browser end-to-end test, and strace for the no-egress tests
+# (root on the dev/CI machines)
 .PHONY: browser
 browser:
-	@command -v chromedriver >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+	@command -v chromedriver >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 && command -v strace >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver strace; }
 
 # the documentation site (mkdocs + material, pinned in requirements.txt) into site/, git-ignored; no network needed
 .PHONY: docs

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import os
 
-# No telemetry, ever: set before any optional import of ragas / streamlit.
-os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
-os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+from rag.privacy import switch_off_telemetry
+
+# No telemetry, ever: before anything else is imported (onnxruntime reads its switch from C).
+switch_off_telemetry(os.environ)
 # torch's idle OpenMP threads busy-wait and starve llama.cpp on a small CPU (docs/design.md#running-on-a-small-cpu)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

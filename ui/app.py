@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 
 import streamlit as st  # noqa: E402
 import streamlit.net_util as _st_net  # noqa: E402

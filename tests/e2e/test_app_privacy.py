@@ -3,7 +3,9 @@
 The real app is started the way ``make run`` starts it (``streamlit run ui/app.py`` from the repo root,
 so ``.streamlit/config.toml`` applies), under a socket guard: a ``sitecustomize`` put first on
 ``PYTHONPATH`` that records and refuses every non-loopback ``connect``/``sendto`` and every DNS
-lookup of a non-local name. The access gate is Streamlit logic, so it is tested with AppTest.
+lookup of a non-local name; and under ``strace`` (:mod:`tests.egress`), which sees the connections a
+library opens from C, past Python's socket. The telemetry switches are not inherited: the app must
+set them itself. The access gate is Streamlit logic, so it is tested with AppTest.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +26,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from tests.egress import egress, traced, tracing_problem, untouched_env
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "ui" / "app.py"
@@ -129,13 +134,16 @@ class RunningApp:
     proc: subprocess.Popen[bytes]
     output: Path
     guard_log: Path
+    trace_log: Path
 
     def outbound(self) -> list[dict[str, object]]:
-        """Every non-loopback connection or lookup the app attempted (the guard refused them all)."""
+        """Every non-loopback connection or lookup the app attempted, from Python (refused) or from C (traced)."""
         events = guard_events(self.guard_log)
         if not any(e["kind"] == "guard-loaded" for e in events):
             raise AssertionError("the network guard was not loaded into the app process")
-        return [e for e in events if e["kind"] != "guard-loaded"]
+        traced_calls = [{"kind": "syscall", "target": line} for line in egress(self.trace_log)] \
+            if self.trace_log.exists() else []
+        return [e for e in events if e["kind"] != "guard-loaded"] + traced_calls
 
     def log(self) -> str:
         return self.output.read_text(encoding="utf-8", errors="replace")
@@ -144,19 +152,22 @@ class RunningApp:
 @contextlib.contextmanager
 def start_app(tmp_path: Path, *extra: str, script: Path = APP, env: dict[str, str] | None = None,
               ) -> Iterator[RunningApp]:
-    """Start ``streamlit run`` on a free port exactly as ``make run`` does, under the socket guard."""
+    """Start ``streamlit run`` on a free port exactly as ``make run`` does, under the socket guard and strace."""
     port = free_port()
     guard_dir, guard_log = write_guard(tmp_path / "netguard")
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_") and k != "RAG_ACCESS_TOKEN"}
+    trace_log = tmp_path / f"streamlit-{port}.strace"
+    full_env = {k: v for k, v in untouched_env().items() if not k.startswith("STREAMLIT_") and k != "RAG_ACCESS_TOKEN"}
     full_env.update(RAG_INDEX_DIR=str(tmp_path / "idx"), RAG_UPLOAD_DIR=str(tmp_path / "up"), HF_HUB_OFFLINE="1",
                     RAG_NET_GUARD_LOG=str(guard_log),
                     PYTHONPATH=os.pathsep.join([str(guard_dir), full_env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     full_env.update(env or {})
     output = tmp_path / f"streamlit-{port}.log"
     with open(output, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
-                                 *extra], cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT)
-    app = RunningApp(f"http://127.0.0.1:{port}", port, proc, output, guard_log)
+        # a session of its own: strace ignores fatal signals while it traces, so they go to the group
+        proc = subprocess.Popen([*([] if tracing_problem() else traced(trace_log)), sys.executable, "-m", "streamlit", "run", str(script),
+                                 "--server.port", str(port), *extra], cwd=REPO, env=full_env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    app = RunningApp(f"http://127.0.0.1:{port}", port, proc, output, guard_log, trace_log)
     try:
         deadline = time.time() + 120
         while True:
@@ -171,11 +182,11 @@ def start_app(tmp_path: Path, *extra: str, script: Path = APP, env: dict[str, st
             time.sleep(0.3)
         yield app
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 
