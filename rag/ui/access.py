@@ -15,13 +15,13 @@ import time
 
 import streamlit as st
 
-from rag.net import is_loopback
+from rag.net import MIN_SECRET_CHARS, is_loopback, secret_problem
 from rag.ui.text import md
 
 logger = logging.getLogger("rag.app")
 
 TOKEN_ENV = "RAG_ACCESS_TOKEN"
-MIN_TOKEN_CHARS = 16
+MIN_TOKEN_CHARS = MIN_SECRET_CHARS
 
 
 def access_granted() -> bool:
@@ -40,11 +40,12 @@ def access_granted() -> bool:
                  f"set `{TOKEN_ENV}` to a long random secret (at least {MIN_TOKEN_CHARS} characters) and "
                  "restart it to require that token.")
         return False
-    if len(token) < MIN_TOKEN_CHARS:
-        logger.error("%s is shorter than %d characters: refusing to serve", TOKEN_ENV, MIN_TOKEN_CHARS)
-        st.title("Not serving: access token too short")
-        st.error(f"`{TOKEN_ENV}` has {len(token)} characters; use at least {MIN_TOKEN_CHARS}, e.g. "
-                 "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`, and restart the app.")
+    problem = secret_problem(token, TOKEN_ENV)
+    if problem is not None:
+        logger.error("refusing to serve: %s", problem)
+        st.title("Not serving: access token too short" if len(token.strip()) < MIN_TOKEN_CHARS
+                 else "Not serving: access token has surrounding whitespace")
+        st.error(f"{problem}, and restart the app.")
         return False
     ss = st.session_state
     if ss.get("access_granted"):

@@ -540,3 +540,87 @@ def test_schemathesis(server: Server, mode: Any) -> None:
         if mode is GenerationMode.POSITIVE:  # the schema's own examples: real answers, searches, embeddings
             for strategy in schema.get_strategies_from_examples(operation):
                 run(strategy, 2)
+
+
+# -- the API key's rules, guessing, slow headers ------------------------------------------------------------
+
+@pytest.mark.parametrize(("key", "says"), [("a", "RAG_API_KEY has 1 character"),
+                                           (KEY + " ", "RAG_API_KEY ends or starts with whitespace"),
+                                           ("\t" + KEY, "RAG_API_KEY ends or starts with whitespace")])
+def test_a_weak_key_is_refused_at_start(key: str, says: str, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("RAG_API_KEY", key)
+    assert main(["serve", "--host", "0.0.0.0", "--index", "nope", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {says}") and err.count("\n") == 1, err
+    assert key.strip() not in err or len(key.strip()) < 2  # the key itself is never printed
+
+
+def test_generate_key_prints_a_strong_key_and_the_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    from rag.net import secret_problem
+
+    assert main(["serve", "--generate-key"]) == 0
+    keys = {capsys.readouterr().out.strip()}
+    assert main(["serve", "--generate-key"]) == 0
+    keys.add(capsys.readouterr().out.strip())
+    assert len(keys) == 2 and all(len(k) >= 40 and secret_problem(k, "k") is None for k in keys)
+    monkeypatch.delenv("RAG_API_KEY", raising=False)
+    short = tmp_path / "short.key"
+    short.write_text("abc\n", encoding="utf-8")
+    assert main(["serve", "--api-key-file", str(short), "--index", "nope", "--port", "0"]) == 2
+    assert capsys.readouterr().err.startswith("error: --api-key-file has 3 characters")
+    empty = tmp_path / "empty.key"
+    empty.write_text("", encoding="utf-8")
+    assert main(["serve", "--api-key-file", str(empty), "--index", "nope", "--port", "0"]) == 2
+    assert "is empty" in capsys.readouterr().err
+
+
+@pytest.mark.model  # the real `rag serve` subprocess (MiniLM; extractive, no LLM)
+def test_guessing_the_key_is_slowed_then_locked_out_and_slow_headers_are_cut(index_dir: Path, tmp_path: Path) -> None:
+    import socket
+
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(KEY + "\n", encoding="utf-8")  # the newline a file keeps is not part of the key
+    srv = Server(["--index", "docs", "--index-dir", str(index_dir), "--extractive", "--api-key-file", str(key_file),
+                  "--header-timeout", "2", "--max-connections", "6"])
+    try:
+        right = {"Authorization": f"Bearer {KEY}"}
+        assert httpx.get(f"{srv.url}/models", headers=right, timeout=30).status_code == 200
+        # slow headers: the request line, then one header byte a second; the server hangs up after 2 s
+        slow = [socket.create_connection(("127.0.0.1", int(srv.base.rsplit(":", 1)[1])), timeout=10) for _ in range(5)]
+        for s in slow:
+            s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        full = httpx.get(f"{srv.url}/models", headers=right, timeout=30)  # 5 held + this one: at the cap
+        assert full.status_code == 503, full.text
+        started, closed = time.monotonic(), []
+        for s in slow:
+            s.settimeout(0.5)
+            while time.monotonic() - started < 8:
+                try:
+                    s.sendall(b"x")
+                    if s.recv(1024) == b"":
+                        break
+                except TimeoutError:
+                    continue
+                except OSError:  # reset by the server
+                    break
+            closed.append(time.monotonic() - started)
+        for s in slow:
+            s.close()
+        assert len(closed) == 5 and max(closed) < 8, closed
+        assert httpx.get(f"{srv.url}/models", headers=right, timeout=30).status_code == 200  # slots are free again
+        # wrong keys: each answered later than the one before, then a lockout that the right key does not lift
+        waits = []
+        for i in range(10):
+            t0 = time.monotonic()
+            r = httpx.get(f"{srv.url}/models", headers={"Authorization": f"Bearer wrong-guess-{i:010d}"}, timeout=30)
+            waits.append(time.monotonic() - t0)
+            assert r.status_code == 401, r.text
+        assert waits[-1] > 0.5 > waits[0] and waits[4] > waits[1], waits
+        locked = httpx.get(f"{srv.url}/models", headers=right, timeout=30)
+        assert locked.status_code == 429 and locked.json()["error"]["code"] == "too_many_failures"
+        assert httpx.get(f"{srv.base}/health", timeout=30).status_code == 200
+    finally:
+        srv.stop()
+    assert KEY not in "".join(srv.stderr)
