@@ -26,12 +26,15 @@ import sys
 from typing import Any, TextIO
 
 from rag.answer.strategies import DECLINE_NOTES
-from rag.answer.stream import AnswerStream
+from rag.answer.stream import AnswerStream, catch_up
 from rag.cli.common import (add_generation_args, add_index_args, add_memory_args, add_plugin_args,
-                            add_retrieval_args, pipeline_config, store)
+                            add_retrieval_args, add_scope_args, pipeline_config, store)
+from rag.retrieval.scope import resolve_documents
 from rag.types import Answer, Citation
 
 logger = logging.getLogger(__name__)
+
+LATEST = "latest"  # ``rag chat --resume`` with no id
 
 
 def print_stream(stream: AnswerStream, out: TextIO, trace: bool = False) -> Answer:
@@ -41,15 +44,10 @@ def print_stream(stream: AnswerStream, out: TextIO, trace: bool = False) -> Answ
         shown.append(piece)
         out.write(piece)
         out.flush()
-    out.write("\n")
     answer = stream.answer
-    d = answer.diagnostics
-    if d.fallback:
-        out.write(f"\n{d.fallback}\n{answer.text}\n")
-    elif answer.declined and "".join(shown).strip() != answer.text.strip():
-        out.write(f"\n{answer.text}\n")  # the streamed text was judged after it was written
-    elif d.scaffolding_removed and "".join(shown).strip() != answer.text.strip():
-        out.write(f"(cut {d.scaffolding_removed} characters of echoed prompt text; the answer is:)\n{answer.text}\n")
+    # the streamed text was checked after it was written: the markers the check added, or the
+    # answer that replaced it (rag.answer.stream.catch_up; the API sends the same)
+    out.write(catch_up("".join(shown), answer) + "\n")
     out.write(format_sources(answer))
     if trace and answer.trace is not None:
         out.write("Trace:\n" + "\n".join("  " + line for line in answer.trace.format().splitlines()) + "\n")
@@ -136,20 +134,75 @@ def cmd_ask(args: argparse.Namespace) -> int:
             from rag.serve.api import rag_extension
             from rag.serve.service import SourcePaths
 
-            answer = pipeline.answerer.answer(args.question)
+            answer = pipeline.answerer.answer(args.question, documents=args.doc)
             paths = SourcePaths(list(pipeline.index.documents))
             print(json.dumps(rag_extension(answer, paths, pipeline.index.name), ensure_ascii=False, indent=2))
         else:
-            print_stream(pipeline.answerer.stream(args.question), sys.stdout, trace=args.trace)
+            print_stream(pipeline.answerer.stream(args.question, documents=args.doc), sys.stdout, trace=args.trace)
     return 0
 
 
+def _open_history(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The chat history and, with ``--resume``, the chat to continue (its collection becomes ``args.index``).
+
+    A history that cannot be used is one warning line: the chat answers without saving.  A chat that
+    cannot be resumed is an error."""
+    from rag.chats import ChatHistoryError
+    from rag.cli.chats import chats_of
+    from rag.cli.common import CommandError
+
+    chats = chats_of(args)
+    resume = getattr(args, "resume", None)
+    if resume is not None:
+        latest = chats.latest() if resume == LATEST else None
+        if resume == LATEST and latest is None:
+            raise CommandError(f"no saved chat to resume in {chats.path}; start one with `rag chat`", code=2)
+        chat = chats.load(latest.id if latest is not None else resume)
+        args.index = chat.collection
+        if chat.documents and hasattr(args, "doc") and not args.doc:
+            args.doc = list(chat.documents)  # the chat's document scope
+        return chats, chat
+    try:
+        chats.check()
+    except ChatHistoryError as exc:
+        print(f"warning: {exc}; answering without saving", file=sys.stderr)
+        return None, None
+    return chats, None
+
+
+def _save_turn(chats, chat_id: str | None, args: argparse.Namespace, answer: Answer,  # type: ignore[no-untyped-def]
+               model: str, seconds: float) -> tuple[Any, str | None]:
+    """Save one completed turn (creating the chat on its first); ``(None, None)`` once saving failed."""
+    from rag.chats import ChatHistoryError
+
+    try:
+        if chat_id is None:
+            chat_id = chats.create(answer.question, args.index, getattr(args, "doc", None) or ())
+        chats.append(chat_id, answer, model=model, timings={**answer.diagnostics.timings, "total_s": seconds})
+    except ChatHistoryError as exc:
+        print(f"warning: {exc}; answering without saving", file=sys.stderr)
+        return None, None
+    return chats, chat_id
+
+
 def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
+    import time
+
     stdin = stdin or sys.stdin
+    chats, resumed = _open_history(args)
+    chat_id = resumed.id if resumed is not None else None
     with _pipeline(args) as pipeline:
         session = pipeline.chat()
+        if args.doc:  # an unknown document is an error now, not at every question
+            resolve_documents(pipeline.index.documents, args.doc, index=pipeline.index.name)
+        for turn in resumed.turns if resumed is not None else ():
+            session.memory.add(turn.question, turn.answer.text)
+        gen = pipeline.config.generation
+        model = "extractive" if gen.mode == "extractive" else gen.model
         interactive = stdin.isatty()
         out = sys.stdout
+        if resumed is not None:
+            out.write(f"resuming chat {resumed.id} ({len(resumed.turns)} turns): {plain(resumed.title)}\n")
         if interactive:
             out.write(f"chatting with index {args.index!r} ({args.memory} memory); /reset to forget, /quit to leave\n")
         try:
@@ -170,21 +223,28 @@ def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
                     out.write("(memory cleared)\n")
                     continue
                 try:
-                    stream = session.stream(question)
+                    t0 = time.perf_counter()
+                    stream = session.stream(question, documents=args.doc)
                     if stream.standalone_query and stream.standalone_query != question:
                         out.write(f"(searching for: {stream.standalone_query})\n")
-                    print_stream(stream, out, trace=args.trace)
+                    answer = print_stream(stream, out, trace=args.trace)
                 except ValueError as exc:
                     print(f"error: {exc}", file=sys.stderr)
+                else:
+                    if chats is not None:  # saved as soon as the turn completes
+                        chats, chat_id = _save_turn(chats, chat_id, args, answer, model, time.perf_counter() - t0)
                 out.write("\n")
         except KeyboardInterrupt:
             out.write("\n")
+    if chat_id is not None:
+        print(f"chat saved as {chat_id}: `rag chats export {chat_id}`, `rag chat --resume {chat_id}`", file=sys.stderr)
     return 0
 
 
 def _add_answer_args(p: argparse.ArgumentParser) -> None:
     add_index_args(p)
     add_retrieval_args(p)
+    add_scope_args(p)
     add_generation_args(p)
     add_plugin_args(p)
     p.add_argument("--trace", action="store_true",
@@ -204,4 +264,7 @@ def add_commands(sub: Any) -> None:
     chat = sub.add_parser("chat", help="interactive chat over an index (/reset, /quit)")
     _add_answer_args(chat)
     add_memory_args(chat)
+    chat.add_argument("--resume", nargs="?", const=LATEST, default=None, metavar="ID",
+                      help="continue a saved chat (default: the latest; ids from `rag chats`); new chats are saved "
+                           "to <index dir>/chats.sqlite3")
     chat.set_defaults(func=cmd_chat)

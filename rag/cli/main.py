@@ -1,7 +1,7 @@
 """The ``rag`` command line: the parser of every command group, and the one place errors become exit codes.
 
 Command groups, one module each: :mod:`rag.cli.index` (ingest, remove, docs, indexes,
-delete-index), :mod:`rag.cli.search`, :mod:`rag.cli.answer` (ask, chat), :mod:`rag.cli.models`,
+delete-index), :mod:`rag.cli.search`, :mod:`rag.cli.answer` (ask, chat), :mod:`rag.cli.chats` (saved chats), :mod:`rag.cli.models`,
 :mod:`rag.cli.reranker`, :mod:`rag.cli.serve` (the HTTP API), :mod:`rag.cli.watch`, and ``rag eval`` from the evaluation harness (:mod:`rag_eval.cli`,
 imported only when the parser is built, so ``import rag`` never imports the harness).
 
@@ -13,6 +13,7 @@ Examples::
     rag docs --index manuals
     rag remove ~/Documents/manuals/old.pdf --index manuals
     rag indexes
+    rag chats                          # saved chats; `rag chats export ID`, `rag chat --resume`
     rag watch ~/Documents/manuals --index manuals   # re-index files as they change
     rag serve --index manuals          # OpenAI-compatible API on http://127.0.0.1:8000/v1
     rag eval retrieval --dataset cranfield --path ../shared/data/cranfield --configs bm25,dense,hybrid
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rag.cli import answer, index, models, reranker, search, serve, watch
+    from rag.cli import answer, chats, index, models, reranker, search, serve, watch
 
     parser = argparse.ArgumentParser(prog="rag", description="Local, private question answering over your documents.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_commands(sub)
     search.add_commands(sub)
     answer.add_commands(sub)
+    chats.add_commands(sub)
     models.add_commands(sub)
     reranker.add_commands(sub)
     serve.add_commands(sub)
