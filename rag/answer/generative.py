@@ -13,7 +13,9 @@ sentences; the relevant chunks when the planner selects no evidence):
 4. citation markers fixed (numbers that name no source are removed and listed in
    ``diagnostics.invalid_citations``) and every sentence mapped to its best-supporting source
    (:class:`~rag.answer.citecheck.SupportChecker`).  ``Answer.citations`` holds the sources the
-   model cited plus those that support a sentence, because a small model often forgets to cite;
+   model cited plus those that support a sentence, because a small model often forgets to cite, and
+   a supported sentence without a marker gets ``[n]`` of its source in the text
+   (:func:`~rag.answer.strategies.mark_supported`): a client that reads only the text keeps the sources;
 5. a mostly unsupported answer is replaced by quoted evidence (``diagnostics.fallback``).
 
 With evidence, the decision alone declines: a model that writes "I could not find this" after the
@@ -39,7 +41,8 @@ from rag.answer.safety import ECHO_STOPS, strip_scaffolding
 from rag.answer.stream import AnswerStream
 from rag.answer.strategies import (_DECLINE_MARKERS, CHECK_REASON, DEFAULT_FALLBACK_MIN_SIMILARITY, REPEAT_REASON,
                                    DEFAULT_FALLBACK_SHARE, FALLBACK_NOTE, UNSUPPORTED_REASON, Sampling, decision_fields,
-                                   not_found, numbered, repoint_citations, untrusted_marks)
+                                   mark_supported, not_found, numbered, repoint_citations,
+                                   untrusted_marks)
 from rag.embedding import Embedder
 from rag.generation.llm import ChatModel
 from rag.generation.prompting import EVIDENCE_SYSTEM_PROMPT, NOT_FOUND, PromptBuilder, looks_like_follow_up
@@ -257,6 +260,7 @@ class GenerativeStrategy:
             logger.info("%.0f%% of the generated answer unsupported: quoting the sources or declining", 100 * share)
             return (self._quoted(plan, timings, fields, share)
                     or self._unsupported(plan, sources, timings, {**fields, "unsupported_share": share}))
+        fixed, support, _ = mark_supported(fixed, support)  # every supported sentence shows its source
         diagnostics = plan.diagnostics(timings, explicit_citations=valid, inferred_citations=inferred,
                                        invalid_citations=invalid, unsupported_share=share, **fields,
                                        **untrusted_marks(fixed, citations, sources))

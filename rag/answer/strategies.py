@@ -25,7 +25,7 @@ from rag.answer.safety import foreign_urls, is_suspicious
 from rag.answer.stream import AnswerStream, single
 from rag.generation.llm import ChatModel
 from rag.generation.prompting import NOT_FOUND
-from rag.text import CITE_RE
+from rag.text import CITE_RE, flatten, sentence_spans
 from rag.types import Answer, AnswerMode, Chunk, Citation, Hit, SentenceSupport
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -155,6 +155,44 @@ def repoint_citations(text: str, support: Sequence[SentenceSupport]
             s = SentenceSupport(new, s.citation, s.similarity, True)
         out.append(s)
     return text, tuple(out), tuple(moved)
+
+
+_SENTENCE_END = re.compile(r"[.!?:;]+$")
+
+
+def mark_supported(text: str, support: Sequence[SentenceSupport]
+                   ) -> tuple[str, tuple[SentenceSupport, ...], tuple[int, ...]]:
+    """Give each supported sentence without a marker the ``[n]`` of the source that supports it.
+
+    A small model often writes no marker at all; the support check still knows which source each
+    sentence rests on, and a client that shows only the text (LangChain, Open WebUI) would otherwise
+    lose every source.  The marker goes before the sentence's closing punctuation, as the model
+    writes them.  ``support`` must be the check of ``text`` (one entry per
+    :func:`~rag.text.split_sentences` sentence); when it is not, nothing is changed.  Returns the new
+    text, the updated support and the numbers added, one per marked sentence.
+
+    Example:
+        >>> s = (SentenceSupport("Open the valve.", 2, 0.9, True), SentenceSupport("Fill it [1].", 1, 0.9, True),
+        ...      SentenceSupport("It is blue.", 1, 0.2, False))
+        >>> mark_supported("Open the valve. Fill it [1]. It is blue.", s)[0::2]
+        ('Open the valve [2]. Fill it [1]. It is blue.', (2,))
+    """
+    spans = sentence_spans(text)
+    if len(spans) != len(support) or any(flatten(text[a:b]) != s.sentence for (a, b), s in zip(spans, support)):
+        logger.warning("the support check does not match the answer's sentences; no markers added")
+        return text, tuple(support), ()
+    parts, out, added, pos = [], [], [], 0
+    for (a, b), s in zip(spans, support):
+        if s.supported and s.citation is not None and not CITE_RE.search(s.sentence):
+            body = text[a:b]
+            end = _SENTENCE_END.search(body)
+            cut = end.start() if end else len(body)
+            parts += [text[pos:a], body[:cut], f" [{s.citation}]", body[cut:]]
+            pos = b
+            s = SentenceSupport(flatten(f"{body[:cut]} [{s.citation}]{body[cut:]}"), s.citation, s.similarity, True)
+            added.append(s.citation)
+        out.append(s)
+    return "".join(parts) + text[pos:], tuple(out), tuple(added)
 
 
 class DirectStrategy:

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Iterator
 
 from rag.types import Answer
@@ -89,6 +90,51 @@ class AnswerStream:
         close = getattr(self._pieces, "close", None)
         if close is not None:
             close()
+
+
+def catch_up(shown: str, answer: Answer) -> str:
+    """What to write after the streamed text ``shown`` so that a reader of the text alone gets the final answer.
+
+    The checks run after the model's text has streamed, and may change it: a replaced answer (the
+    quoted fallback) and a withdrawn one (the decline) follow the streamed text with their note;
+    echoed prompt text cut from the answer, the clean answer.  Otherwise the final text is the
+    streamed one with ``[n]`` markers the support check added after sentences
+    (:func:`~rag.answer.strategies.mark_supported`), which cannot be put back into text already
+    sent: the rest of the final text when the streamed text is its beginning, else the markers the
+    streamed text lacks, appended (`` [1][2]``).  ``rag ask`` writes it after the pieces, and the
+    API sends it as one more content delta before the chunk with the ``finish_reason``; so the
+    streamed text holds every source the answer rests on, while ``answer.text`` (the non-streamed
+    content, the ``rag`` field's ``text``) has the markers after each sentence.
+
+    Example:
+        >>> from rag.types import Answer
+        >>> catch_up("Open the valve. Fill it.", Answer(question="q", text="Open the valve [2]. Fill it [1]."))
+        ' [2][1]'
+        >>> catch_up("Open the valve", Answer(question="q", text="Open the valve [1]."))
+        ' [1].'
+        >>> catch_up("Open the valve [1].", Answer(question="q", text="Open the valve [1]."))
+        ''
+    """
+    from rag.text import CITE_RE
+
+    text, d = answer.text, answer.diagnostics
+    if d.fallback:
+        return f"\n\n{d.fallback}\n{text}"
+    if shown.strip() == text.strip():
+        return ""
+    if answer.declined:
+        return f"\n\n{text}"
+    if d.scaffolding_removed:
+        return f"\n(cut {d.scaffolding_removed} characters of echoed prompt text; the answer is:)\n{text}"
+    if shown and text.startswith(shown):
+        return text[len(shown):]
+
+    def numbers(s: str) -> list[int]:
+        return [int(n) for m in CITE_RE.finditer(s) for n in re.findall(r"\d+", m.group(1))]
+
+    had = set(numbers(shown))
+    missing = [n for n in dict.fromkeys(numbers(text)) if n not in had]
+    return " " + "".join(f"[{n}]" for n in missing) if missing else ""
 
 
 def single(answer: Answer, query: str) -> AnswerStream:

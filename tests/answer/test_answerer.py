@@ -171,6 +171,58 @@ def test_missing_citation_is_inferred_and_unsupported_sentence_flagged(retriever
     assert sources(answer) == ["pump.md"] and answer.diagnostics.inferred_citations == (first.citation,)
 
 
+def cited_numbers(text: str) -> set[int]:
+    import re
+
+    from rag.text import CITE_RE
+
+    return {int(n) for m in CITE_RE.finditer(text) for n in re.findall(r"\d+", m.group(1))}
+
+
+def test_a_supported_sentence_without_a_marker_gets_its_source_in_the_text(retriever: Retriever) -> None:
+    """A client that reads only the text (LangChain, Open WebUI) keeps the sources: the support check's
+    source goes after each supported sentence the model left unmarked, numbered as the citations."""
+    from rag.answer.stream import catch_up
+
+    supported = "Open the bleed valve and fill the casing with water until no air escapes"
+    invented = "The pump was invented in Paris in 1850."
+    stream = make_answerer(retriever, ScriptedLLM([f"{supported}. {invented}"]), max_tokens=32).stream(
+        "How do I prime the pump?")
+    shown = "".join(stream)
+    answer = stream.answer
+    first, second = answer.support
+    n = first.citation
+    assert answer.text == f"{supported} [{n}]. {invented}", "the unsupported sentence gets no marker"
+    assert first.sentence == f"{supported} [{n}]." and first.supported and not second.supported
+    assert [c.number for c in answer.citations] == [n] and sources(answer) == ["pump.md"]
+    assert answer.sources[n - 1].chunk == answer.citations[0].chunk
+    assert answer.diagnostics.inferred_citations == (n,) and answer.diagnostics.explicit_citations == ()
+    # streamed before the check: what follows the pieces brings the marker
+    assert shown == f"{supported}. {invented}" and catch_up(shown, answer) == f" [{n}]"
+
+
+def test_markers_the_model_wrote_are_kept_and_declines_get_none(retriever: Retriever) -> None:
+    llm = ScriptedLLM(["To prime the centrifugal pump, open the bleed valve [1]. Fill the casing with water "
+                       "until no air escapes."])
+    answer = make_answerer(retriever, llm, max_tokens=48).answer("How do I prime the pump?")
+    assert answer.text.startswith("To prime the centrifugal pump, open the bleed valve [1]. Fill the casing")
+    assert answer.text.endswith(" [1].") and answer.text.count("[1]") == 2
+    assert cited_numbers(answer.text) == {c.number for c in answer.citations} == {1}
+    declined = make_answerer(retriever, ScriptedLLM([f"Sorry. {NOT_FOUND}"])).answer("How do I prime the pump?")
+    assert declined.text == NOT_FOUND and not cited_numbers(declined.text) and not declined.citations
+
+
+def test_mark_supported_leaves_text_it_was_not_checked_on_alone() -> None:
+    from rag.answer.strategies import mark_supported
+    from rag.types import SentenceSupport
+
+    support = (SentenceSupport("Open the valve.", 1, 0.9, True),)
+    assert mark_supported("Open the valve. Fill it.", support) == ("Open the valve. Fill it.", support, ())
+    marked = mark_supported("- Open the\nvalve\n- Fill it!", (SentenceSupport("- Open the valve", 2, 0.9, True),
+                                                                 SentenceSupport("- Fill it!", 1, 0.9, True)))
+    assert marked[0] == "- Open the\nvalve [2]\n- Fill it [1]!" and marked[2] == (2, 1)
+
+
 def test_number_not_in_sources_is_unsupported(embedder: Any) -> None:
     checker = SupportChecker(embedder)
     chunks = [chunk(TURBINE)]

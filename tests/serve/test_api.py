@@ -149,6 +149,7 @@ def test_grounded_answer_with_sources(client: openai.OpenAI, index_dir: Path) ->
     assert rag["support"] and all(isinstance(s["supported"], bool) for s in rag["support"])
     assert all(s["citation"] is None or 1 <= s["citation"] <= len(rag["sources"]) for s in rag["support"])
     assert {c["number"] for c in rag["citations"]} <= {s["number"] for s in rag["sources"]}
+    assert markers(text) == {c["number"] for c in rag["citations"]}, "the text names every source it rests on"
     assert completion.usage.prompt_tokens > 0 and 0 < completion.usage.completion_tokens <= 16
 
 
@@ -164,7 +165,11 @@ def test_streaming(client: openai.OpenAI) -> None:
             finish = chunk
     assert len(pieces) > 1 and "".join(pieces).strip()
     assert finish is not None and finish.rag["sources"][0]["source"] == "manuals/turbine.txt"  # type: ignore[attr-defined]
-    assert usage is not None and usage.completion_tokens == len(pieces)
+    rag = finish.rag  # type: ignore[attr-defined]
+    # the markers the support check added after the text streamed come in one more delta (not a model token)
+    added = 0 if "".join(pieces).strip() == rag["text"].strip() else 1
+    assert usage is not None and usage.completion_tokens == len(pieces) - added
+    assert markers("".join(pieces)) >= {c["number"] for c in rag["citations"]}
 
 
 @pytest.mark.model  # the real `rag serve` subprocess (MiniLM, SmolLM2)
@@ -509,6 +514,56 @@ def test_a_reingested_collection_is_reloaded(tmp_path: Path, embedder: Any) -> N
     time.sleep(0.01)
     Ingestor("c", store=store, embedder=embedder).ingest([docs])
     assert service.pipeline("c") is not first and len(service.collection("c").index.documents) == 2
+
+
+def markers(text: str) -> set[int]:
+    import re
+
+    from rag.text import CITE_RE
+
+    return {int(n) for m in CITE_RE.finditer(text) for n in re.findall(r"\d+", m.group(1))}
+
+
+def chat_texts(c: Any, question: str) -> tuple[dict[str, Any], str]:
+    """The non-streamed completion, and the content of the same request streamed, joined."""
+    body = {"model": "rag:docs", "messages": [{"role": "user", "content": question}]}
+    completion = c.post("/v1/chat/completions", json=body).json()
+    events = [json.loads(line[6:]) for line in c.post("/v1/chat/completions", json={**body, "stream": True})
+              .text.split("\n\n") if line.startswith("data: {")]
+    streamed = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e["choices"])
+    return completion, streamed
+
+
+def test_answer_text_names_its_sources_streamed_or_not(local_service: Any) -> None:
+    """A client that ignores the ``rag`` field (LangChain's ChatOpenAI, Open WebUI) still gets the
+    ``[n]`` markers, numbered as the ``rag`` field's citations."""
+    with local_client(local_service) as c:
+        completion, streamed = chat_texts(c, PUMP_Q)
+    text, rag = completion["choices"][0]["message"]["content"], completion["rag"]
+    assert "[1]" in text and markers(text) == {s["number"] for s in rag["citations"]}
+    assert streamed == text == rag["text"]
+
+
+def test_generated_answer_without_markers_gets_them_streamed_or_not(index_dir: Path, embedder: Any) -> None:
+    """The model wrote no marker: the non-streamed content has ``[n]`` after the supported sentence, and the
+    streamed content, sent before the support check, is followed by a delta with the marker."""
+    from rag.generation.llm import ScriptedLLM
+    from rag.serve.service import RagService
+
+    raw = "To prime the centrifugal pump, open the bleed valve and fill the casing with water until no air escapes."
+    service = RagService(IndexStore(index_dir), PipelineConfig(index="docs"), embedder=embedder,
+                         llm=ScriptedLLM([raw])).load()
+    try:
+        with local_client(service) as c:
+            completion, streamed = chat_texts(c, PUMP_Q)
+    finally:
+        service.close()
+    text, rag = completion["choices"][0]["message"]["content"], completion["rag"]
+    (cited,) = rag["citations"]
+    n = cited["number"]
+    assert cited["source"] == "manuals/pump.md" and rag["sources"][n - 1]["chunk_id"] == cited["chunk_id"]
+    assert text == rag["text"] == f"{raw[:-1]} [{n}]." and rag["diagnostics"]["inferred_citations"] == [n]
+    assert streamed == f"{raw} [{n}]"
 
 
 # -- schemathesis against the running server ---------------------------------------------------------------

@@ -1,9 +1,11 @@
 """The streamed chat answer: server-sent events of :class:`~rag.serve.schemas.ChatCompletionChunk`.
 
-The first chunk has the role, then one chunk a piece of the model's output, then the chunk with
-the ``finish_reason`` and the ``rag`` extension, the usage chunk (``stream_options.include_usage``)
-and ``data: [DONE]``.  An error after the status went out is an error event (the ``openai``
-client raises it).  Every event is built from the schema models.
+The first chunk has the role, then one chunk a piece of the model's output, then, when the checks
+changed the text after it streamed, one chunk with what the streamed text lacks
+(:func:`~rag.answer.stream.catch_up`: the ``[n]`` markers the support check added, or the answer that
+replaced the streamed one), then the chunk with the ``finish_reason`` and the ``rag`` extension, the
+usage chunk (``stream_options.include_usage``) and ``data: [DONE]``.  An error after the status went
+out is an error event (the ``openai`` client raises it).  Every event is built from the schema models.
 """
 
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from typing import Any, AsyncIterator, Callable
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from rag.answer.stream import catch_up
 from rag.serve import schemas
 from rag.serve.errors import job_error
 from rag.serve.responses import chunk, finish_reason, rag_extension_model, sse_event, usage_chunk
@@ -64,15 +67,19 @@ def final_events(job: AnswerJob, spec: StreamSpec, value: Any) -> list[str]:
 
 
 async def sse(job: AnswerJob, first: Event, spec: StreamSpec, outcome: Outcome) -> AsyncIterator[str]:
-    """The ``data:`` events of a streamed completion: role, pieces, the finish with ``rag``, ``[DONE]``."""
+    """The ``data:`` events of a streamed completion: role, pieces, catch-up, the finish with ``rag``, ``[DONE]``."""
     yield sse_event(chunk(spec.meta, schemas.Delta(role="assistant", content="")))
     kind, value = first
+    shown: list[str] = []
     while kind == "piece":
+        shown.append(value)
         yield sse_event(chunk(spec.meta, schemas.Delta(content=value)))
         kind, value = await job.next_event()
     if kind == "done":
         try:
-            events = final_events(job, spec, value)
+            rest = catch_up("".join(shown), value[0])
+            events = [sse_event(chunk(spec.meta, schemas.Delta(content=rest)))] if rest else []
+            events += final_events(job, spec, value)
         except Exception as exc:  # noqa: BLE001 - a response off the schema: a logged 500 event
             job.failed = True  # the answer is lost (a server fault), not cancelled
             kind, value = "error", exc
