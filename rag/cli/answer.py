@@ -26,10 +26,9 @@ import sys
 from typing import Any, TextIO
 
 from rag.answer.strategies import DECLINE_NOTES
-from rag.answer.stream import AnswerStream, catch_up
+from rag.answer.stream import AnswerStream
 from rag.cli.common import (add_generation_args, add_index_args, add_memory_args, add_plugin_args,
-                            add_retrieval_args, add_scope_args, pipeline_config, store)
-from rag.retrieval.scope import resolve_documents
+                            add_retrieval_args, pipeline_config, store)
 from rag.types import Answer, Citation
 
 logger = logging.getLogger(__name__)
@@ -44,10 +43,15 @@ def print_stream(stream: AnswerStream, out: TextIO, trace: bool = False) -> Answ
         shown.append(piece)
         out.write(piece)
         out.flush()
+    out.write("\n")
     answer = stream.answer
-    # the streamed text was checked after it was written: the markers the check added, or the
-    # answer that replaced it (rag.answer.stream.catch_up; the API sends the same)
-    out.write(catch_up("".join(shown), answer) + "\n")
+    d = answer.diagnostics
+    if d.fallback:
+        out.write(f"\n{d.fallback}\n{answer.text}\n")
+    elif answer.declined and "".join(shown).strip() != answer.text.strip():
+        out.write(f"\n{answer.text}\n")  # the streamed text was judged after it was written
+    elif d.scaffolding_removed and "".join(shown).strip() != answer.text.strip():
+        out.write(f"(cut {d.scaffolding_removed} characters of echoed prompt text; the answer is:)\n{answer.text}\n")
     out.write(format_sources(answer))
     if trace and answer.trace is not None:
         out.write("Trace:\n" + "\n".join("  " + line for line in answer.trace.format().splitlines()) + "\n")
@@ -134,11 +138,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
             from rag.serve.api import rag_extension
             from rag.serve.service import SourcePaths
 
-            answer = pipeline.answerer.answer(args.question, documents=args.doc)
+            answer = pipeline.answerer.answer(args.question)
             paths = SourcePaths(list(pipeline.index.documents))
             print(json.dumps(rag_extension(answer, paths, pipeline.index.name), ensure_ascii=False, indent=2))
         else:
-            print_stream(pipeline.answerer.stream(args.question, documents=args.doc), sys.stdout, trace=args.trace)
+            print_stream(pipeline.answerer.stream(args.question), sys.stdout, trace=args.trace)
     return 0
 
 
@@ -193,8 +197,6 @@ def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     chat_id = resumed.id if resumed is not None else None
     with _pipeline(args) as pipeline:
         session = pipeline.chat()
-        if args.doc:  # an unknown document is an error now, not at every question
-            resolve_documents(pipeline.index.documents, args.doc, index=pipeline.index.name)
         for turn in resumed.turns if resumed is not None else ():
             session.memory.add(turn.question, turn.answer.text)
         gen = pipeline.config.generation
@@ -224,7 +226,7 @@ def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
                     continue
                 try:
                     t0 = time.perf_counter()
-                    stream = session.stream(question, documents=args.doc)
+                    stream = session.stream(question)
                     if stream.standalone_query and stream.standalone_query != question:
                         out.write(f"(searching for: {stream.standalone_query})\n")
                     answer = print_stream(stream, out, trace=args.trace)
@@ -244,7 +246,6 @@ def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
 def _add_answer_args(p: argparse.ArgumentParser) -> None:
     add_index_args(p)
     add_retrieval_args(p)
-    add_scope_args(p)
     add_generation_args(p)
     add_plugin_args(p)
     p.add_argument("--trace", action="store_true",
