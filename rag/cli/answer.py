@@ -26,7 +26,7 @@ import sys
 from typing import Any, TextIO
 
 from rag.answer.strategies import DECLINE_NOTES
-from rag.answer.stream import AnswerStream
+from rag.answer.stream import AnswerStream, catch_up
 from rag.cli.common import (add_generation_args, add_index_args, add_memory_args, add_plugin_args,
                             add_retrieval_args, pipeline_config, store)
 from rag.types import Answer, Citation
@@ -43,15 +43,10 @@ def print_stream(stream: AnswerStream, out: TextIO, trace: bool = False) -> Answ
         shown.append(piece)
         out.write(piece)
         out.flush()
-    out.write("\n")
     answer = stream.answer
-    d = answer.diagnostics
-    if d.fallback:
-        out.write(f"\n{d.fallback}\n{answer.text}\n")
-    elif answer.declined and "".join(shown).strip() != answer.text.strip():
-        out.write(f"\n{answer.text}\n")  # the streamed text was judged after it was written
-    elif d.scaffolding_removed and "".join(shown).strip() != answer.text.strip():
-        out.write(f"(cut {d.scaffolding_removed} characters of echoed prompt text; the answer is:)\n{answer.text}\n")
+    # the streamed text was checked after it was written: the markers the check added, or the
+    # answer that replaced it (rag.answer.stream.catch_up; the API sends the same)
+    out.write(catch_up("".join(shown), answer) + "\n")
     out.write(format_sources(answer))
     if trace and answer.trace is not None:
         out.write("Trace:\n" + "\n".join("  " + line for line in answer.trace.format().splitlines()) + "\n")
