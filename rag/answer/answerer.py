@@ -15,6 +15,7 @@ Build one with :func:`rag.pipeline.build`, which reads a :class:`~rag.pipeline.P
 from __future__ import annotations
 
 import logging
+from typing import Collection
 
 from rag.answer.planner import History, QueryPlanner
 from rag.answer.strategies import AnswerStrategy, DirectStrategy, not_found
@@ -54,13 +55,19 @@ class Answerer:
         self.strategy = strategy
         self.direct = direct or DirectStrategy()
 
-    def answer(self, question: str, history: History = ()) -> Answer:
-        """The complete answer (generation not streamed)."""
-        return self.stream(question, history).answer
+    def answer(self, question: str, history: History = (), *, documents: Collection[str] | None = None) -> Answer:
+        """The complete answer (generation not streamed); ``documents`` as in :meth:`stream`."""
+        return self.stream(question, history, documents=documents).answer
 
-    def stream(self, question: str, history: History = ()) -> AnswerStream:
-        """Retrieve now, then stream the answer text; ``.answer`` holds the final :class:`~rag.types.Answer`."""
-        plan = self.planner.plan(question, history)
+    def stream(self, question: str, history: History = (), *,
+               documents: Collection[str] | None = None) -> AnswerStream:
+        """Retrieve now, then stream the answer text; ``.answer`` holds the final :class:`~rag.types.Answer`.
+
+        ``documents`` answers from those documents of the collection only (source paths, as the
+        index records them or relative to its common folder; None: every document); an unknown
+        one is a ValueError naming it.
+        """
+        plan = self.planner.plan(question, history, documents=documents)
         if plan.direct:
             return self.direct.stream(plan, history)
         if not plan.relevant:

@@ -14,7 +14,7 @@ Example (runs the real models)::
 from __future__ import annotations
 
 import logging
-from typing import Iterator
+from typing import Collection, Iterator
 
 from rag.answer.answerer import Answerer
 from rag.answer.stream import AnswerStream
@@ -48,9 +48,14 @@ class ChatSession:
         self.answerer = answerer
         self.memory = memory
 
-    def stream(self, question: str) -> AnswerStream:
-        """Stream the answer; the turn is stored in memory when the stream ends."""
-        inner = self.answerer.stream(question, self.memory.messages())
+    def stream(self, question: str, *, documents: Collection[str] | None = None) -> AnswerStream:
+        """Stream the answer; the turn is stored in memory when the stream ends.
+
+        ``documents`` scopes this turn's retrieval to those documents of the collection (source
+        paths; None: all), e.g. the ones a user picked: see :meth:`Answerer.stream
+        <rag.answer.answerer.Answerer.stream>`.  An unknown one is a ValueError, before any memory change.
+        """
+        inner = self.answerer.stream(question, self.memory.messages(), documents=documents)
         memory = self.memory
 
         def pieces() -> Iterator[str]:
@@ -60,9 +65,9 @@ class ChatSession:
 
         return AnswerStream(pieces(), lambda _text: inner.answer, inner.standalone_query, inner.events)
 
-    def ask(self, question: str) -> Answer:
-        """The complete answer; the turn is stored in memory."""
-        return self.stream(question).answer
+    def ask(self, question: str, *, documents: Collection[str] | None = None) -> Answer:
+        """The complete answer; the turn is stored in memory.  ``documents`` as in :meth:`stream`."""
+        return self.stream(question, documents=documents).answer
 
     def reset(self) -> None:
         self.memory.reset()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 from rag.answer.evidence import DEFAULT_POOL, Evidence, EvidenceSelector
 from rag.answer.gate import RelevanceGate
@@ -33,6 +33,7 @@ from rag.plugins.base import QueryRewriter, Rewrite, RewriteMethod, Route, Route
 from rag.plugins.rewriters import CondenseRewriter
 from rag.retrieval.multi_query import MultiQuerySearcher, trace_hits
 from rag.retrieval.retriever import Retriever
+from rag.retrieval.scope import resolve_documents
 from rag.types import Diagnostics, Hit
 
 logger = logging.getLogger(__name__)
@@ -109,10 +110,17 @@ class QueryPlanner:
         self.pool = pool
         self.withhold_suspicious = bool(withhold_suspicious)
 
-    def plan(self, question: str, history: History = ()) -> Plan:
-        """Route, rewrite, retrieve and gate ``question``."""
+    def plan(self, question: str, history: History = (), *, documents: Collection[str] | None = None) -> Plan:
+        """Route, rewrite, retrieve and gate ``question``.
+
+        ``documents`` scopes retrieval to those documents of the default collection (source paths as
+        :func:`~rag.retrieval.scope.resolve_documents` accepts them; None: all of it); a router's
+        choice of another collection is then ignored, with a note.  An unknown document is a ValueError.
+        """
         if not isinstance(question, str) or not question.strip():
             raise ValueError("question must be a non-empty string")
+        if documents is not None:
+            documents = resolve_documents(self.retriever.index.documents, documents, index=self.retriever.index.name)
         history = [{"role": str(m["role"]), "content": str(m["content"])} for m in history]
         timings: dict[str, float] = {}
         notes: list[str] = []
@@ -129,7 +137,14 @@ class QueryPlanner:
             trace = Trace(question, rewriter_name, "skipped (direct answer)", rewrite.queries, router_name, route,
                           timings=timings)
             return Plan(question, rewrite, (), (), 0.0, trace, direct=True)
-        retriever, collection = self._collection(route, notes)
+        if documents is not None:
+            if route is not None and route.collection not in (None, self.retriever.index.name):
+                notes.append(f"router chose {route.collection!r}, but the question is scoped to documents of "
+                             f"{self.retriever.index.name!r}")
+            retriever, collection = self.retriever, self.retriever.index.name
+            notes.append(f"scoped to {len(documents)} document(s)")
+        else:
+            retriever, collection = self._collection(route, notes)
         t1 = time.perf_counter()
         rewrite = self.rewriter.rewrite(question, history)
         timings["rewrite_s"] = time.perf_counter() - t1
@@ -138,7 +153,7 @@ class QueryPlanner:
         if rewrite.method != RewriteMethod.NONE:
             logger.info("rewrite (%s): %s", rewrite.method, [q.text for q in rewrite.queries])
         depth = max(self.k, self.pool) if self.evidence is not None else self.k
-        found = MultiQuerySearcher(retriever).search(rewrite, depth, collection)
+        found = MultiQuerySearcher(retriever).search(rewrite, depth, collection, documents)
         timings["retrieve_s"] = found.retrieve_s
         timings["fuse_s"] = found.fuse_s
         hits, withheld = list(found.hits), []

@@ -28,7 +28,8 @@ from typing import Any, TextIO
 from rag.answer.strategies import DECLINE_NOTES
 from rag.answer.stream import AnswerStream, catch_up
 from rag.cli.common import (add_generation_args, add_index_args, add_memory_args, add_plugin_args,
-                            add_retrieval_args, pipeline_config, store)
+                            add_retrieval_args, add_scope_args, pipeline_config, store)
+from rag.retrieval.scope import resolve_documents
 from rag.types import Answer, Citation
 
 logger = logging.getLogger(__name__)
@@ -133,11 +134,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
             from rag.serve.api import rag_extension
             from rag.serve.service import SourcePaths
 
-            answer = pipeline.answerer.answer(args.question)
+            answer = pipeline.answerer.answer(args.question, documents=args.doc)
             paths = SourcePaths(list(pipeline.index.documents))
             print(json.dumps(rag_extension(answer, paths, pipeline.index.name), ensure_ascii=False, indent=2))
         else:
-            print_stream(pipeline.answerer.stream(args.question), sys.stdout, trace=args.trace)
+            print_stream(pipeline.answerer.stream(args.question, documents=args.doc), sys.stdout, trace=args.trace)
     return 0
 
 
@@ -192,6 +193,8 @@ def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     chat_id = resumed.id if resumed is not None else None
     with _pipeline(args) as pipeline:
         session = pipeline.chat()
+        if args.doc:  # an unknown document is an error now, not at every question
+            resolve_documents(pipeline.index.documents, args.doc, index=pipeline.index.name)
         for turn in resumed.turns if resumed is not None else ():
             session.memory.add(turn.question, turn.answer.text)
         gen = pipeline.config.generation
@@ -221,7 +224,7 @@ def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
                     continue
                 try:
                     t0 = time.perf_counter()
-                    stream = session.stream(question)
+                    stream = session.stream(question, documents=args.doc)
                     if stream.standalone_query and stream.standalone_query != question:
                         out.write(f"(searching for: {stream.standalone_query})\n")
                     answer = print_stream(stream, out, trace=args.trace)
@@ -241,6 +244,7 @@ def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
 def _add_answer_args(p: argparse.ArgumentParser) -> None:
     add_index_args(p)
     add_retrieval_args(p)
+    add_scope_args(p)
     add_generation_args(p)
     add_plugin_args(p)
     p.add_argument("--trace", action="store_true",

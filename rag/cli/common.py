@@ -165,6 +165,13 @@ def add_retrieval_args(p: argparse.ArgumentParser) -> None:
                    help="fused hits the reranker rescores (default: %(default)s)")
 
 
+def add_scope_args(p: argparse.ArgumentParser) -> None:
+    """``--doc PATH`` (repeatable) of ``search``, ``ask`` and ``chat``: search only those documents of the index."""
+    p.add_argument("--doc", action="append", default=None, metavar="PATH",
+                   help="search only this document of the index (repeat for several): its path as ingested, as "
+                        "typed here, or relative to the index's common folder, as results show it (default: all)")
+
+
 def retrieval_config(args: argparse.Namespace) -> RetrievalConfig:
     return RetrievalConfig(mode=args.mode, fusion=args.fusion, rrf_k=args.rrf_k, alpha=args.alpha,
                            candidates=args.candidates, reranker=args.reranker,

@@ -5,8 +5,10 @@ Example:
     >>> sub = argparse.ArgumentParser(prog="rag").add_subparsers(dest="command")
     >>> add_commands(sub)
     >>> a = sub.choices["search"].parse_args(["pump", "--fusion", "weighted", "--alpha", "0.7"])
-    >>> a.fusion, a.alpha, a.k
-    ('weighted', 0.7, 5)
+    >>> a.fusion, a.alpha, a.k, a.doc
+    ('weighted', 0.7, 5, None)
+    >>> sub.choices["search"].parse_args(["pump", "--doc", "faq.md", "--doc", "guide.md"]).doc
+    ['faq.md', 'guide.md']
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import argparse
 import json
 from typing import Any
 
-from rag.cli.common import add_index_args, add_retrieval_args, retrieval_config, store
+from rag.cli.common import add_index_args, add_retrieval_args, add_scope_args, retrieval_config, store
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -25,7 +27,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     index = s.load(args.index)
     config = retrieval_config(args)
     retriever = build_retriever(config, index, reranker=resolve_reranker(config.reranker, s.path(args.index)))
-    hits = retriever.retrieve(args.query, k=config.k)
+    hits = retriever.retrieve(args.query, k=config.k, documents=args.doc)
     if args.format == "json":
         print(json.dumps([{"rank": h.rank, "score": h.score, "scores": dict(h.scores), **h.chunk.to_dict()}
                           for h in hits], indent=2, ensure_ascii=False))
@@ -46,5 +48,6 @@ def add_commands(sub: Any) -> None:
     p.add_argument("query")
     add_index_args(p)
     add_retrieval_args(p)
+    add_scope_args(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_search)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Hashable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Hashable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -56,7 +56,9 @@ class SearchResult:
 class SearchIndex(Protocol):
     """A loaded index, whichever backend holds it: what the rest of rag reads and calls.
 
-    Searches return the top ``n`` (``n`` > 0).  ``search_hybrid`` fuses with ``rrf`` or
+    Searches return the top ``n`` (``n`` > 0); given ``doc_ids``, the top ``n`` among the chunks of
+    those documents (:attr:`DocRecord.doc_id <rag.index.manifest.DocRecord>`), filtered before
+    ranking (never a filtered top ``n`` of all, which would come back short).  ``search_hybrid`` fuses with ``rrf`` or
     ``weighted``; ``zscore`` and ``adaptive`` fusion need both scored lists whole, so the retriever
     asks for :meth:`search_sparse` and :meth:`search_dense` and fuses them itself.  Writes never
     change the index they are called on: they return the index after the write, which the
@@ -78,16 +80,16 @@ class SearchIndex(Protocol):
         """Where the chunks live, for messages: :data:`LOCAL_FILES` or the server's collection."""
         ...
 
-    def search_sparse(self, query: str, n: int) -> SearchResult:
+    def search_sparse(self, query: str, n: int, doc_ids: Collection[str] | None = None) -> SearchResult:
         """BM25 over the analysed ``query``: ``per`` and ``fused`` are the ``bm25`` scores."""
         ...
 
-    def search_dense(self, vector: np.ndarray, n: int) -> SearchResult:
+    def search_dense(self, vector: np.ndarray, n: int, doc_ids: Collection[str] | None = None) -> SearchResult:
         """Nearest chunks to the unit query ``vector``: ``per`` and ``fused`` are the ``dense`` cosines."""
         ...
 
     def search_hybrid(self, query: str, vector: np.ndarray, fusion: Fusion, rrf_k: int, alpha: float,
-                      n: int) -> SearchResult:
+                      n: int, doc_ids: Collection[str] | None = None) -> SearchResult:
         """BM25 and dense fused by ``fusion`` (``rrf`` with constant ``rrf_k``, or ``weighted`` with
         dense weight ``alpha``); ``per`` holds the retrievers' scores the backend reports."""
         ...

@@ -24,6 +24,8 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 INDEX_KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf")
+#: a scoped ``hnsw`` search over at most this many rows is a brute-force scan of their vectors
+EXACT_ROWS = 10_000
 
 
 def validate_kind(kind: str) -> str:
@@ -87,8 +89,20 @@ class FaissIndex:
             index.add(vectors)
         return cls(index, kind, dim)
 
-    def search(self, query: np.ndarray, n: int) -> list[tuple[int, float]]:
-        """Top-``n`` ``(position, cosine)`` pairs for one query vector."""
+    def search(self, query: np.ndarray, n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Top-``n`` ``(position, cosine)`` pairs for one query vector.
+
+        ``rows`` limits the search to those positions with a FAISS ``IDSelectorBatch``: the top
+        ``n`` among them, not a filtered top ``n`` of all.  ``ivf`` then probes every list (exact
+        among the rows).  ``hnsw`` scores up to :data:`EXACT_ROWS` allowed rows by brute force
+        (a narrow filter cuts the graph walk short, and a few thousand dot products cost less than
+        the walk); more go through the graph with the selector, redone exactly if it finds fewer than ``n``.
+
+        Example:
+            >>> idx = FaissIndex.build(np.array([[1, 0], [0.8, 0.6], [0, 1]], dtype=np.float32))
+            >>> [i for i, _ in idx.search(np.array([1.0, 0.0], dtype=np.float32), 2, rows=np.array([0, 2]))]
+            [0, 2]
+        """
         if n <= 0:
             raise ValueError(f"n must be > 0, got {n}")
         if self.ntotal == 0:
@@ -96,8 +110,40 @@ class FaissIndex:
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         if q.shape[1] != self.dim:
             raise ValueError(f"query vector has dim {q.shape[1]}, index has dim {self.dim}")
-        scores, ids = self._index.search(q, min(n, self.ntotal))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        if rows is None:
+            scores, ids = self._index.search(q, min(n, self.ntotal))
+            return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        if rows.size == 0:
+            return []
+        want = min(n, int(rows.size))
+        if self.kind == "hnsw" and rows.size <= EXACT_ROWS:
+            return self._exact(q[0], rows, want)
+        selector = faiss_selector(rows)
+        scores, ids = self._index.search(q, want, params=self._params(selector))
+        found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        if len(found) < want and self.kind == "hnsw":
+            logger.debug("scoped hnsw search found %d of %d; searching the %d allowed rows exactly",
+                         len(found), want, rows.size)
+            return self._exact(q[0], rows, want)
+        return found
+
+    def _params(self, selector: Any) -> Any:
+        """Search parameters of this kind carrying ``selector`` (HNSW and IVF refuse the generic class)."""
+        import faiss
+
+        raw = self._index
+        if self.kind == "hnsw":
+            return faiss.SearchParametersHNSW(sel=selector, efSearch=int(raw.hnsw.efSearch))
+        if self.kind == "ivf":
+            return faiss.SearchParametersIVF(sel=selector, nprobe=int(raw.nlist))  # every list: exact among rows
+        return faiss.SearchParameters(sel=selector)
+
+    def _exact(self, q: np.ndarray, rows: np.ndarray, n: int) -> list[tuple[int, float]]:
+        """Brute-force top ``n`` of ``rows`` (score desc, then position), from the index's stored vectors."""
+        scores = self._index.reconstruct_batch(rows) @ q
+        top = np.lexsort((rows, -scores))[:n]
+        return [(int(rows[i]), float(scores[i])) for i in top]
 
     def save(self, path: Path) -> None:
         import faiss
@@ -116,6 +162,13 @@ class FaissIndex:
 
         index = faiss.read_index(str(path), getattr(faiss, "IO_FLAG_MMAP_IFC", 0))  # vectors memory-mapped
         return cls(index, kind, int(index.d))
+
+
+def faiss_selector(rows: np.ndarray) -> Any:
+    """A FAISS ``IDSelectorBatch`` of ``rows`` (positions): a hash set, so a flat scan checks each id in O(1)."""
+    import faiss
+
+    return faiss.IDSelectorBatch(np.ascontiguousarray(rows, dtype=np.int64))
 
 
 def _errno_in(message: str) -> int | None:

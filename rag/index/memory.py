@@ -25,7 +25,7 @@ import logging
 import operator
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Collection, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -101,6 +101,7 @@ class Index:
                                                                   b=settings.bm25_b)
         self.dense = faiss_index if faiss_index is not None else FaissIndex.build(self.embeddings, settings.faiss_kind)
         self.analyzer = settings.make_analyzer()
+        self._doc_rows: dict[str, np.ndarray] | None = None  # doc_id -> rows, built by the first scoped search
 
     @classmethod
     def empty(cls, name: str, settings: IndexSettings) -> "Index":
@@ -125,19 +126,36 @@ class Index:
 
     # -- searching ---------------------------------------------------------------------
 
-    def search_sparse(self, query: str, n: int) -> SearchResult:
-        scores = dict(self.bm25.search(self.analyzer.tokenize(query), n))
+    def rows_of(self, doc_ids: Collection[str]) -> np.ndarray:
+        """The sorted row positions of the chunks of ``doc_ids`` (what a scoped search may return).
+
+        The first call reads every chunk's ``doc_id`` once (an index never changes: writes make a new one).
+        """
+        by_doc = self._doc_rows
+        if by_doc is None:
+            groups: dict[str, list[int]] = {}
+            for i, c in enumerate(self.chunks):
+                groups.setdefault(c.doc_id, []).append(i)
+            by_doc = self._doc_rows = {d: np.asarray(r, dtype=np.int64) for d, r in groups.items()}
+        parts = [by_doc[d] for d in doc_ids if d in by_doc]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+    def search_sparse(self, query: str, n: int, doc_ids: Collection[str] | None = None) -> SearchResult:
+        rows = None if doc_ids is None else self.rows_of(doc_ids)
+        scores = dict(self.bm25.search(self.analyzer.tokenize(query), n, rows))
         return SearchResult({"bm25": scores}, scores, _Rows(self.chunks))
 
-    def search_dense(self, vector: np.ndarray, n: int) -> SearchResult:
-        scores = dict(self.dense.search(vector, n))
+    def search_dense(self, vector: np.ndarray, n: int, doc_ids: Collection[str] | None = None) -> SearchResult:
+        rows = None if doc_ids is None else self.rows_of(doc_ids)
+        scores = dict(self.dense.search(vector, n, rows))
         return SearchResult({"dense": scores}, scores, _Rows(self.chunks))
 
     def search_hybrid(self, query: str, vector: np.ndarray, fusion: Fusion, rrf_k: int, alpha: float,
-                      n: int) -> SearchResult:
+                      n: int, doc_ids: Collection[str] | None = None) -> SearchResult:
         if fusion in (Fusion.ADAPTIVE, Fusion.ZSCORE):
             raise ValueError(f"{fusion} fusion is the retriever's: search bm25 and dense here and fuse them")
-        per = {"bm25": self.search_sparse(query, n).fused, "dense": self.search_dense(vector, n).fused}
+        per = {"bm25": self.search_sparse(query, n, doc_ids).fused,
+               "dense": self.search_dense(vector, n, doc_ids).fused}
         if fusion is Fusion.RRF:
             fused = reciprocal_rank_fusion([list(per["bm25"]), list(per["dense"])], k=rrf_k)
         else:

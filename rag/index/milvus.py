@@ -59,7 +59,7 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -204,7 +204,13 @@ class MilvusIndex:
             ...             MilvusConfig(uri="http://db:19530"), records, None).recorded_filter()
             'doc_id in ["d1"]'
         """
-        return f"doc_id in {json.dumps(sorted(self._doc_ids))}" if self._doc_ids else 'doc_id == ""'
+        return doc_filter(self._doc_ids)
+
+    def _where(self, doc_ids: Collection[str] | None) -> str:
+        """The search filter: the chosen documents' rows (recorded ones only), else the recorded-rows filter if set."""
+        if doc_ids is None:
+            return self._filter
+        return doc_filter(self._doc_ids.intersection(doc_ids))
 
     def _recorded(self, hits: list[Any]) -> list[Any]:
         """``hits`` without chunks of documents the records do not name (rows of an ingest running or killed)."""
@@ -378,26 +384,32 @@ class MilvusIndex:
         return None
 
     def search(self, query: str, vector: np.ndarray | None, mode: RetrievalMode, fusion: Fusion = Fusion.RRF,
-               rrf_k: int = 60, alpha: float = 0.5, n: int = 100) -> SearchResult:
+               rrf_k: int = 60, alpha: float = 0.5, n: int = 100,
+               doc_ids: Collection[str] | None = None) -> SearchResult:
         """The top ``n`` chunks for ``mode``: :meth:`search_sparse`, :meth:`search_dense` or :meth:`search_hybrid`."""
         if mode is RetrievalMode.BM25:
-            return self.search_sparse(query, n)
+            return self.search_sparse(query, n, doc_ids)
         if mode is RetrievalMode.DENSE:
-            return self.search_dense(np.asarray(vector, np.float32), n)
-        return self.search_hybrid(query, np.asarray(vector, np.float32), fusion, rrf_k, alpha, n)
+            return self.search_dense(np.asarray(vector, np.float32), n, doc_ids)
+        return self.search_hybrid(query, np.asarray(vector, np.float32), fusion, rrf_k, alpha, n, doc_ids)
 
-    def search_sparse(self, query: str, n: int) -> SearchResult:
-        """The server's full-text BM25 over the analysed ``query`` (no hits when no term survives analysis)."""
+    def search_sparse(self, query: str, n: int, doc_ids: Collection[str] | None = None) -> SearchResult:
+        """The server's full-text BM25 over the analysed ``query`` (no hits when no term survives analysis).
+
+        ``doc_ids`` (every search takes it) becomes a server-side ``doc_id in [...]`` filter: the
+        server ranks only those documents' rows.
+        """
         terms = self.terms(query)
         if not terms:
             return SearchResult.empty("bm25")
-        return self._search_one("bm25", [terms], "sparse", "BM25", n)
+        return self._search_one("bm25", [terms], "sparse", "BM25", n, doc_ids)
 
-    def search_dense(self, vector: np.ndarray, n: int) -> SearchResult:
-        return self._search_one("dense", [np.asarray(vector, np.float32).tolist()], "dense", self.config.metric, n)
+    def search_dense(self, vector: np.ndarray, n: int, doc_ids: Collection[str] | None = None) -> SearchResult:
+        return self._search_one("dense", [np.asarray(vector, np.float32).tolist()], "dense", self.config.metric, n,
+                                doc_ids)
 
     def search_hybrid(self, query: str, vector: np.ndarray, fusion: Fusion, rrf_k: int, alpha: float,
-                      n: int) -> SearchResult:
+                      n: int, doc_ids: Collection[str] | None = None) -> SearchResult:
         """One ``hybrid_search``, fused by the server; ``per`` holds the dense cosines (from the returned vectors).
 
         ``fusion`` is ``rrf`` or ``weighted`` here: zscore and adaptive fusion need both scored
@@ -408,7 +420,7 @@ class MilvusIndex:
         c, cfg = self.client, self.config
         terms = self.terms(query)
         if not terms:  # no query term survives analysis: only the dense side can match
-            return self.search_dense(vector, n)
+            return self.search_dense(vector, n, doc_ids)
         if fusion in (Fusion.ADAPTIVE, Fusion.ZSCORE):
             raise ValueError(f"{fusion} fusion is the retriever's: search bm25 and dense here and fuse them")
         if fusion is Fusion.RRF:
@@ -418,7 +430,8 @@ class MilvusIndex:
         else:
             ranker = WeightedRanker(1.0 - alpha, alpha, norm_score=True)
         q = np.asarray(vector, np.float32)
-        where = {"expr": self._filter} if self._filter else {}
+        expr = self._where(doc_ids)
+        where = {"expr": expr} if expr else {}
         requests = [AnnSearchRequest(data=[terms], anns_field="sparse", param={"metric_type": "BM25"}, limit=n,
                                      **where),
                     AnnSearchRequest(data=[q.tolist()], anns_field="dense", param={"metric_type": cfg.metric},
@@ -430,16 +443,28 @@ class MilvusIndex:
         fused = {h["id"]: float(h["distance"]) for h in hits}
         return SearchResult({"dense": dense}, fused, {h["id"]: _chunk(h["id"], h["entity"]) for h in hits})
 
-    def _search_one(self, retriever: str, data: list[Any], field: str, metric: str, n: int) -> SearchResult:
+    def _search_one(self, retriever: str, data: list[Any], field: str, metric: str, n: int,
+                    doc_ids: Collection[str] | None = None) -> SearchResult:
         cfg = self.config
         result = self._call(f"search ({retriever})", self.client.search, cfg.collection, data=data,
-                            anns_field=field, search_params={"metric_type": metric}, limit=n, filter=self._filter,
+                            anns_field=field, search_params={"metric_type": metric}, limit=n,
+                            filter=self._where(doc_ids),
                             output_fields=list(CHUNK_FIELDS), consistency_level=cfg.consistency)
         # the server's filter is set when open() saw the records disagree; rows landing later are dropped here
         hits = self._recorded(list(result[0]) if result else [])
         # BM25: Milvus Lite returns -score (a distance), the C++ engine +score; BM25 is never negative
         scores = {h["id"]: abs(float(h["distance"])) if retriever == "bm25" else float(h["distance"]) for h in hits}
         return SearchResult({retriever: scores}, scores, {h["id"]: _chunk(h["id"], h["entity"]) for h in hits})
+
+
+def doc_filter(doc_ids: Collection[str]) -> str:
+    """A filter expression matching the rows of ``doc_ids`` (no row when there are none).
+
+    Example:
+        >>> doc_filter({"d2", "d1"}), doc_filter(())
+        ('doc_id in ["d1", "d2"]', 'doc_id == ""')
+    """
+    return f"doc_id in {json.dumps(sorted(doc_ids))}" if doc_ids else 'doc_id == ""'
 
 
 def _chunk(chunk_id: str, e: Mapping[str, Any]) -> Chunk:

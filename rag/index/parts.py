@@ -141,10 +141,10 @@ class CheckedFaissIndex(FaissIndex):
                 self._verify()
                 self._verify = None  # checked: the mapping is released
 
-    def search(self, query: np.ndarray, n: int) -> list[tuple[int, float]]:
+    def search(self, query: np.ndarray, n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
         if self._verify is not None:
             self._verified()
-        return super().search(query, n)
+        return super().search(query, n, rows)
 
     def save(self, path: Path) -> None:
         if self._verify is not None:

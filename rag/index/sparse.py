@@ -227,11 +227,25 @@ class BM25Index:
                 out[indices[lo:hi]] += data[lo:hi]  # a column holds each document once
         return out
 
-    def search(self, query_tokens: Sequence[str], n: int) -> list[tuple[int, float]]:
+    def search(self, query_tokens: Sequence[str], n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """The ``n`` best ``(position, score)`` pairs with a positive score, best first.
+
+        ``rows`` (sorted positions) limits the ranking to those documents: the others are masked
+        before the top ``n`` is taken, so a scoped search still returns ``n`` when ``n`` of them match.
+
+        Example:
+            >>> idx = BM25Index.build([["pump"], ["pump", "seal"], ["pump", "pump"]])
+            >>> [i for i, _ in idx.search(["pump"], 2)], [i for i, _ in idx.search(["pump"], 2, np.array([0, 1]))]
+            ([2, 0], [0, 1])
+        """
         if n <= 0:
             raise ValueError(f"n must be > 0, got {n}")
         s = self.scores(query_tokens)
-        hit = np.flatnonzero(s > 0)
+        if rows is None:
+            hit = np.flatnonzero(s > 0)
+        else:
+            rows = np.asarray(rows, dtype=np.int64)
+            hit = rows[s[rows] > 0]
         if hit.size == 0:
             return []
         if hit.size > n:  # keep the n best; at a tie on the n-th score, the earliest positions

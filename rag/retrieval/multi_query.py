@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 from rag.plugins.base import Rewrite, SearchQuery
 from rag.retrieval.fusion import DEFAULT_RRF_K, ranked, reciprocal_rank_fusion
@@ -97,8 +97,9 @@ class MultiQuerySearcher:
         self.depth = depth
         self.trace_hits = trace_hits
 
-    def search(self, rewrite: Rewrite, k: int, collection: str = "") -> Retrieved:
-        """Top-``k`` merged hits for the rewrite's queries."""
+    def search(self, rewrite: Rewrite, k: int, collection: str = "",
+               documents: Collection[str] | None = None) -> Retrieved:
+        """Top-``k`` merged hits for the rewrite's queries; ``documents`` scopes every query's retrieval."""
         positive_int("k", k)
         t0 = time.perf_counter()
         single = len(rewrite.queries) == 1
@@ -107,7 +108,7 @@ class MultiQuerySearcher:
         traces: list[QueryTrace] = []
         for q in rewrite.queries:
             tq = time.perf_counter()
-            hits = self.retriever.retrieve(q.text, n, dense_query=q.dense)
+            hits = self.retriever.retrieve(q.text, n, dense_query=q.dense, documents=documents)
             lists.append(hits)
             traces.append(QueryTrace(q, collection, self.retriever.label, trace_hits(hits, self.trace_hits),
                                      time.perf_counter() - tq))

@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 from collections import ChainMap
 from dataclasses import replace
-from typing import TYPE_CHECKING, Hashable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Collection, Hashable, Mapping, TypeVar
 
 from rag.embedding import DEFAULT_EMBEDDER, Embedder
 from rag.retrieval.fusion import adaptive_rank_fusion, ranked, zscore_fusion
 from rag.index.base import SearchIndex, SearchResult
 from rag.index.errors import IndexMismatchError
 from rag.retrieval.rerank import LLMReranker, Reranker
+from rag.retrieval.scope import resolve_documents
 from rag.types import Chunk, Fusion, Hit, RetrievalMode
 from rag.validate import in_range, non_negative_int, positive_int
 
@@ -109,30 +110,41 @@ class Retriever:
         name = f"hybrid-{self.fusion}" if self.mode is RetrievalMode.HYBRID else str(self.mode)
         return name + ("-rerank" if self.reranker is not None else "")
 
-    def retrieve(self, query: str, k: int | None = None, *, dense_query: str | None = None) -> list[Hit]:
+    def retrieve(self, query: str, k: int | None = None, *, dense_query: str | None = None,
+                 documents: Collection[str] | None = None) -> list[Hit]:
         """Top-``k`` hits for ``query`` (default: the config's ``k``), best first; empty for an empty index or query.
 
         ``dense_query`` replaces the query on the dense side only (HyDE's hypothetical passage);
-        BM25 and the reranker keep ``query``.
+        BM25 and the reranker keep ``query``.  ``documents`` scopes the search to those documents
+        (source paths, as :func:`~rag.retrieval.scope.resolve_documents` accepts them; None: all):
+        each index search ranks only their chunks, so fusion and the reranker see only them and
+        ``k`` hits come back whenever they hold ``k`` matching chunks.  An unknown document is a ValueError.
         """
         k = positive_int("k", self.default_k if k is None else k)
+        doc_ids = None if documents is None else self.doc_ids(documents)
         if not query or not query.strip() or len(self.index) == 0:
             return []
         n = max(self.candidates, k)
         label = str(self.fusion) if self.mode is RetrievalMode.HYBRID else str(self.mode)
-        found = self._search(query, dense_query or query, n)
+        found = self._search(query, dense_query or query, n, doc_ids)
         return self._finish(query, k, found.fused, found.per, label, found.chunks)
 
-    def _search(self, query: str, dense_query: str, n: int) -> SearchResult:
+    def doc_ids(self, documents: Collection[str]) -> frozenset[str]:
+        """The ``doc_id`` of each document named in ``documents``; ValueError naming one the index does not hold."""
+        records = self.index.documents
+        sources = resolve_documents(records, documents, index=self.index.name)
+        return frozenset(records[s].doc_id for s in sources)
+
+    def _search(self, query: str, dense_query: str, n: int, doc_ids: frozenset[str] | None = None) -> SearchResult:
         """The index's top ``n`` for this retriever's mode; zscore and adaptive fusion are done here, from both lists."""
         if self.mode is RetrievalMode.BM25:
-            return self.index.search_sparse(query, n)
+            return self.index.search_sparse(query, n, doc_ids)
         vector = self._encoder().encode([dense_query])[0]
         if self.mode is RetrievalMode.DENSE:
-            return self.index.search_dense(vector, n)
+            return self.index.search_dense(vector, n, doc_ids)
         if self.fusion not in RETRIEVER_FUSIONS:
-            return self.index.search_hybrid(query, vector, self.fusion, self.rrf_k, self.alpha, n)
-        sparse, dense = self.index.search_sparse(query, n), self.index.search_dense(vector, n)
+            return self.index.search_hybrid(query, vector, self.fusion, self.rrf_k, self.alpha, n, doc_ids)
+        sparse, dense = self.index.search_sparse(query, n, doc_ids), self.index.search_dense(vector, n, doc_ids)
         per = {**sparse.per, **dense.per}
         chunks = ChainMap(dense.chunks, sparse.chunks)
         if self.fusion is Fusion.ZSCORE:

@@ -326,6 +326,26 @@ def _name() -> Any:
     return Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_utf8)]
 
 
+#: the most documents one request may scope a search or an answer to
+MAX_DOCUMENTS = 1000
+
+
+class RagOptions(BaseModel):
+    """The request's ``rag`` extension (rag's own options, e.g. the ``openai`` client's ``extra_body``).
+
+    Example:
+        >>> RagOptions.model_validate({"documents": ["faq.md"]}).documents
+        ['faq.md']
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    documents: list[_text(4096, 1)] | None = Field(  # type: ignore[valid-type]
+        default=None, min_length=1, max_length=MAX_DOCUMENTS,
+        description="search (or answer from) only these documents of the collection: paths as the sources "
+                    "show them (relative to the collection's common folder) or as ingested; null: all. "
+                    "An unknown document is a 400")
+
+
 def _message_model(limits: Limits) -> type[BaseModel]:
     Message = _text(limits.max_message_chars)
 
@@ -386,6 +406,7 @@ def _chat_request(limits: Limits, default_collection: str, message: type[BaseMod
         seed: int | None = Field(default=gen.seed, ge=0, le=2**31 - 1)
         n: int | None = Field(default=None, ge=1, le=1, description="only 1 is supported")
         collection: _name() | None = None  # type: ignore[valid-type]
+        rag: RagOptions | None = None
 
     return ChatRequest
 
@@ -426,5 +447,6 @@ def _search_request(limits: Limits, ret: RetrievalConfig) -> type[BaseModel]:
                                      description="null, 'auto' (the collection's trained one) or the "
                                                  "server's --reranker")
         rerank_candidates: int = Field(default=ret.rerank_candidates, ge=1, le=limits.max_candidates)
+        rag: RagOptions | None = None
 
     return SearchRequest

@@ -38,6 +38,7 @@ from rag.index.store import MANIFEST, Index, IndexError_, IndexNotFoundError, In
 from rag.pipeline import (Pipeline, PipelineConfig, RetrievalConfig, build, build_retriever, make_llm,
                           resolve_reranker)
 from rag.retrieval.rerank import Reranker
+from rag.retrieval.scope import resolve_documents
 from rag.types import Answer, Hit
 
 logger = logging.getLogger(__name__)
@@ -265,12 +266,24 @@ class RagService:
         return pipeline
 
     # -- the work ----------------------------------------------------------------------------
-    def search(self, name: str, query: str, config: RetrievalConfig) -> tuple[list[Hit], SourcePaths]:
-        """Ranked hits for ``query`` in collection ``name``, retrieved as ``config`` says (``rag search``)."""
+    def documents(self, name: str, documents: Sequence[str] | None) -> frozenset[str] | None:
+        """The documents of collection ``name`` that ``documents`` names (recorded sources; None for None).
+
+        An unknown or ambiguous document is a ValueError naming it and a few valid ones (paths relative
+        to the collection's common folder, as the API shows them).
+        """
+        if documents is None:
+            return None
+        return resolve_documents(self.collection(name).index.documents, documents, index=name)
+
+    def search(self, name: str, query: str, config: RetrievalConfig,
+               documents: Sequence[str] | None = None) -> tuple[list[Hit], SourcePaths]:
+        """Ranked hits for ``query`` in collection ``name``, retrieved as ``config`` says (``rag search``),
+        from ``documents`` only when given."""
         try:
             coll = self.collection(name)
             retriever = build_retriever(config, coll.index, self.embedder, self._reranker(config.reranker, name))
-            return retriever.retrieve(query, k=config.k), coll.paths
+            return retriever.retrieve(query, k=config.k, documents=documents), coll.paths
         except (IndexError_, ValueError) as exc:
             raise self.public_error(exc) from None
 
@@ -280,11 +293,13 @@ class RagService:
 
     def answer_job(self, name: str, question: str, history: Sequence[dict[str, str]], *,
                    max_tokens: int | None = None, temperature: float | None = None,
-                   seed: int | None = None) -> "AnswerJob":
-        """A not-yet-started :class:`AnswerJob` answering ``question`` from collection ``name``."""
+                   seed: int | None = None, documents: Sequence[str] | None = None) -> "AnswerJob":
+        """A not-yet-started :class:`AnswerJob` answering ``question`` from collection ``name``
+        (from ``documents`` only, when given)."""
         def make() -> tuple[AnswerStream, SourcePaths]:
             pipeline = self.pipeline(name, max_tokens=max_tokens, temperature=temperature, seed=seed)
-            return pipeline.answerer.stream(question, list(history)), self.collection(name).paths
+            stream = pipeline.answerer.stream(question, list(history), documents=documents)
+            return stream, self.collection(name).paths
 
         return AnswerJob(make, public_error=self.public_error)
 

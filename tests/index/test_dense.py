@@ -46,3 +46,29 @@ def test_dense_errors_and_empty() -> None:
     idx = FaissIndex.build(np.eye(4, dtype=np.float32), "flat")
     with pytest.raises(ValueError, match="query vector has dim 3, index has dim 4"):
         idx.search(np.ones(3, np.float32), 1)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+@pytest.mark.parametrize("allowed", [7, 60])
+def test_scoped_search_is_the_top_n_of_the_allowed_rows(kind: str, allowed: int, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An IDSelector search returns the n best allowed rows (numpy brute force over them), never fewer:
+    a post-filter of the unscoped top n would keep almost none of them."""
+    import rag.index.dense
+
+    monkeypatch.setattr(rag.index.dense, "EXACT_ROWS", 10)  # 60 rows: hnsw's graph walk with the selector
+    rng = np.random.default_rng(2)
+    vecs, queries = _unit(rng, 2000, 32), _unit(rng, 5, 32)
+    idx = FaissIndex.build(vecs, kind, ivf_nlist=16)
+    rows = np.sort(rng.choice(2000, size=allowed, replace=False))
+    for q in queries:
+        got = idx.search(q, 5, rows=rows)
+        sims = vecs[rows] @ q
+        expected = rows[np.argsort(-sims)[:5]]
+        assert len(got) == 5 and {i for i, _ in got} <= set(rows.tolist())
+        if kind != "hnsw" or allowed <= 10:  # flat and ivf (every list probed) are exact, and so is a narrow hnsw
+            assert [i for i, _ in got] == expected.tolist()
+        else:
+            assert len({i for i, _ in got} & set(expected.tolist())) >= 3  # approximate: most of the best
+        assert len({i for i, _ in idx.search(q, 5)} & set(rows.tolist())) < 5
+    assert idx.search(queries[0], 5, rows=np.zeros(0, np.int64)) == []
+    assert len(idx.search(queries[0], 50, rows=rows[:3])) == 3

@@ -113,3 +113,18 @@ def test_one_stemmer_per_thread() -> None:
     t.join()
     assert english_stemmer() is here and other[0] is not here
     assert Analyzer(stemmer="english").tokenize("pumps priming") == here.stemWords(["pumps", "priming"])
+
+
+def test_scoped_search_ranks_only_the_allowed_rows() -> None:
+    """Masked rows are never ranked: the top n of the allowed rows' scores, ties by position."""
+    analyzer = Analyzer(stemmer="english")
+    idx = BM25Index.build([analyzer.tokenize(t) for t in CORPUS])
+    for query in QUERIES:
+        terms = analyzer.tokenize(query)
+        scores = idx.scores(terms)
+        for rows in (np.array([1, 2, 5]), np.array([0, 4]), np.arange(len(CORPUS))):
+            got = idx.search(terms, 2, rows)
+            allowed = [int(i) for i in rows if scores[i] > 0]
+            expected = sorted(allowed, key=lambda i: (-scores[i], i))[:2]
+            assert [i for i, _ in got] == expected, (query, rows)
+    assert idx.search(analyzer.tokenize("pump"), 3, np.array([1, 3])) == []  # no allowed row holds the term

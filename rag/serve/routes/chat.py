@@ -19,7 +19,7 @@ from rag.serve.errors import ApiError, job_error
 from rag.serve.openapi import SSE_EVENT
 from rag.serve.responses import completion, json_response
 from rag.serve.routes.chat_stream import JobStream, Outcome, StreamSpec, sse
-from rag.serve.routes.context import COLLECTION_PREFIX, ApiContext
+from rag.serve.routes.context import COLLECTION_PREFIX, ApiContext, scoped_documents
 from rag.serve.service import AnswerJob, Event, RagService
 
 
@@ -102,9 +102,10 @@ async def answer(ctx: ApiContext, body: Any, request: Request) -> Response:
     """Run the answer job and respond: the completion, or the event stream (which then owns the job)."""
     service, generations = ctx.service, ctx.generations
     turn = read_turn(service, body)
+    documents = await scoped_documents(service, turn.collection, body.rag)
     generations.begin()
     job = service.answer_job(turn.collection, turn.question, turn.history, max_tokens=turn.max_tokens,
-                             temperature=turn.temperature, seed=turn.seed)
+                             temperature=turn.temperature, seed=turn.seed, documents=documents)
     outcome = Outcome()
     try:
         job.start()

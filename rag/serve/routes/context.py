@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass
 from types import SimpleNamespace
 
+import anyio
+
 from rag.serve import schemas
 from rag.serve.errors import ApiError
 from rag.serve.guard import ApiSettings
@@ -75,3 +77,14 @@ class ApiContext:
 def collection_name(name: str) -> str:
     """``rag:NAME`` -> ``NAME`` (other names unchanged)."""
     return name[len(COLLECTION_PREFIX):] if name.startswith(COLLECTION_PREFIX) else name
+
+
+async def scoped_documents(service: RagService, name: str, options: schemas.RagOptions | None) -> frozenset[str] | None:
+    """The documents of collection ``name`` a request's ``rag.documents`` names (None: all of them);
+    a 400 (``param`` ``rag.documents``) naming an unknown one and a few valid ones."""
+    if options is None or options.documents is None:
+        return None
+    try:
+        return await anyio.to_thread.run_sync(service.documents, name, options.documents)
+    except ValueError as exc:
+        raise ApiError(400, str(service.public_error(exc)), code="document_not_found", param="rag.documents") from None

@@ -1,4 +1,5 @@
-"""``POST /v1/search`` (not OpenAI): ranked chunks, with every retrieval option of ``rag search``."""
+"""``POST /v1/search`` (not OpenAI): ranked chunks, with every retrieval option of ``rag search``
+(``rag.documents`` is its ``--doc``)."""
 
 from typing import Any
 
@@ -10,7 +11,7 @@ from rag.pipeline import RetrievalConfig
 from rag.serve import schemas
 from rag.serve.errors import ApiError, job_error
 from rag.serve.responses import json_response, search_result
-from rag.serve.routes.context import ApiContext, collection_name
+from rag.serve.routes.context import ApiContext, collection_name, scoped_documents
 from rag.serve.service import RagService
 
 
@@ -31,8 +32,9 @@ async def run_search(service: RagService, body: Any) -> schemas.SearchResult:
     if not service.has_collection(name):
         raise ApiError(404, service.unknown_message(name), code="collection_not_found", param="collection")
     config = retrieval_config(service, body)
+    documents = await scoped_documents(service, name, body.rag)
     try:
-        hits, paths = await anyio.to_thread.run_sync(service.search, name, body.query, config)
+        hits, paths = await anyio.to_thread.run_sync(service.search, name, body.query, config, documents)
     except Exception as exc:  # noqa: BLE001 - mapped to a status
         raise job_error(exc) from None
     return search_result(name, body.query, hits, paths)
