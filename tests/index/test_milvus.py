@@ -477,3 +477,36 @@ def test_each_dense_index_type_finds_a_chunk_by_its_own_vector(milvus: MilvusSer
     assert index.write(rest, ["d0"], [], np.zeros((0, 16), np.float32)).count() == 240  # one document deleted
     with pytest.raises(Exception, match="holds 240 chunks after the write, the records say 300"):
         index.write(docs, [], [], np.zeros((0, 16), np.float32))  # records and server disagree: caught
+
+
+def test_a_scoped_search_ranks_only_the_chosen_documents_on_the_server(milvus: MilvusServer, tmp_path: Path,
+                                                                       embedder) -> None:  # type: ignore[no-untyped-def]
+    """The server filters by doc_id before ranking: k hits from the chosen document in every mode, where a
+    post-filter of the unscoped top k would find none; an unknown document is a one-line error."""
+    from rag.index.milvus import MilvusConfig
+    from rag.index.store import IndexStore
+    from rag.ingest.ingestor import Ingestor
+    from rag.retrieval.retriever import Retriever
+    from tests import scoping
+
+    store = IndexStore(tmp_path / "idx")
+    config = MilvusConfig(uri=milvus.uri, collection="rag_scope")
+    report = Ingestor("scope", store=store, embedder=embedder, show_progress=False, backend="milvus", milvus=config,
+                      **scoping.CHUNKING).ingest([scoping.write(tmp_path / "docs")])
+    assert report.ok, report.summary()
+    index = store.load("scope")
+    assert type(index).__name__ == "MilvusIndex"
+    assert scoping.chunks_per_file(index) == {"pumps.md": 12, "valves.md": 6, "notes.md": 6}
+    k = scoping.K
+    for mode, fusion in (("bm25", None), ("dense", None), ("hybrid", "zscore"), ("hybrid", "rrf")):
+        r = Retriever(index, mode=mode, fusion=fusion, embedder=embedder, candidates=k)
+        unscoped = r.retrieve(scoping.QUERY, k=k)
+        assert [Path(h.chunk.source).name for h in unscoped] == ["pumps.md"] * k, mode
+        hits = r.retrieve(scoping.QUERY, k=k, documents=["notes.md"])
+        assert [Path(h.chunk.source).name for h in hits] == ["notes.md"] * k, mode
+        assert [h.rank for h in hits] == list(range(1, k + 1))
+    both = Retriever(index, mode="hybrid", fusion="rrf", embedder=embedder).retrieve(
+        scoping.QUERY, k=10, documents=["notes.md", "valves.md"])
+    assert len(both) == 10 and {Path(h.chunk.source).name for h in both} == {"notes.md", "valves.md"}
+    with pytest.raises(ValueError, match="^unknown document 'nope.md' in index 'scope'; its documents include "):
+        Retriever(index, mode="bm25").retrieve(scoping.QUERY, documents=["nope.md"])
