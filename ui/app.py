@@ -6,6 +6,8 @@ Run with ``make run`` (or ``streamlit run ui/app.py``).  Environment:
 
 This script only lays out the page; what it shows comes from :mod:`rag.ui` (escaping, uploads,
 settings, sources, the passage viewer, the trace; :mod:`rag.ui.answer_view` draws an answer).
+Every turn is saved as it completes (:mod:`rag.ui.chats`, ``<index root>/chats.sqlite3``); the URL's
+``?chat=ID`` names the open chat, so a reload or a server restart shows it again.
 
 Private by default (README, "Privacy and safety"): ``.streamlit/config.toml`` binds 127.0.0.1; on any
 other address the app serves nothing unless ``RAG_ACCESS_TOKEN`` is set, and then only to a session
@@ -28,6 +30,7 @@ import streamlit as st  # noqa: E402
 import streamlit.net_util as _st_net  # noqa: E402
 
 from rag.answer.chat import ChatSession  # noqa: E402
+from rag.chats import ChatHistoryError, chat_store  # noqa: E402
 from rag.generation.memory import make_memory  # noqa: E402
 from rag.index.store import Index, IndexStore, default_index_root, validate_name  # noqa: E402
 from rag.ingest.ingestor import Ingestor, IngestReport  # noqa: E402
@@ -37,6 +40,7 @@ from rag.pipeline import AUTO_RERANKER, LLM_RERANKER, build, resolve_reranker  #
 from rag.types import Answer  # noqa: E402
 from rag.ui.access import access_granted  # noqa: E402
 from rag.ui.answer_view import render_answer, stream_inert  # noqa: E402
+from rag.ui.chats import QUERY_KEY, UNSAVED, messages_of, replay, sidebar_chats  # noqa: E402
 from rag.ui.resources import (chunk_lookup, collection_examples, folder_stamp, get_embedder, get_index,  # noqa: E402
                               get_llm, get_reranker, source_names)
 from rag.ui.settings import app_config  # noqa: E402
@@ -67,6 +71,9 @@ st.set_page_config(page_title="Ask your documents", page_icon="📖", layout="wi
 
 def store() -> IndexStore:
     return IndexStore(INDEX_DIR)
+
+
+CHATS = chat_store(INDEX_DIR)  # <index root>/chats.sqlite3, shared with `rag chat` and `rag chats`
 
 
 def index_stamp(name: str) -> str:
@@ -108,6 +115,65 @@ def run_ingest(name: str, paths: list[Any], **kw: Any) -> IngestReport | None:
         logger.exception("ingest into %r failed", name)
         notify("error", f"Could not index into “{name}”: {exc}")
         return None
+
+
+# -- saved chats -----------------------------------------------------------------------------
+def forget_chat() -> None:
+    """Start a new, empty chat (the next question creates it in the history)."""
+    ss = state()
+    ss["messages"] = []
+    for key in ("chat_id", "chat_collection", "memory_key", "confirm_delete"):
+        ss.pop(key, None)
+    if QUERY_KEY in st.query_params:
+        del st.query_params[QUERY_KEY]
+
+
+def open_chat(chat_id: str | None) -> None:
+    """Open a saved chat (None: a new chat) from the next run on: the URL names it, so a reload reopens it."""
+    if chat_id is None:
+        forget_chat()
+    else:
+        st.query_params[QUERY_KEY] = chat_id
+    st.rerun()
+
+
+def restore_chat() -> None:
+    """Load the chat the URL names (``?chat=ID``) when it is not the one on screen: after a reload, a restart, a click."""
+    ss = state()
+    wanted = st.query_params.get(QUERY_KEY)
+    if not wanted or wanted == ss.get("chat_id"):
+        return
+    try:
+        chat = CHATS.load(wanted)
+    except ChatHistoryError as exc:
+        logger.warning("cannot open chat %r: %s", wanted, exc)
+        del st.query_params[QUERY_KEY]
+        notify("error", f"Could not open the saved chat: {exc}")
+        return
+    forget_chat()
+    ss["messages"] = messages_of(chat)
+    ss["chat_id"], ss["chat_collection"] = chat.id, chat.collection
+    st.query_params[QUERY_KEY] = chat.id
+    if ss.get("index_select") != chat.collection:
+        switch_to(chat.collection)
+
+
+def save_turn(index_name: str, question: str, answer: Answer, settings: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Save the completed turn (the first creates the chat, titled with the question); a failure is one sidebar line."""
+    ss = state()
+    if ss.get("history_problem"):
+        return
+    model = "extractive" if settings["answer_mode"] == "extractive" else settings["model"]
+    try:
+        if not ss.get("chat_id"):
+            ss["chat_id"] = CHATS.create(question, index_name)
+            ss["chat_collection"] = index_name
+            st.query_params[QUERY_KEY] = ss["chat_id"]
+        CHATS.append(ss["chat_id"], answer, model=model, timings=meta.get("timing", {}), meta=meta)
+    except (ChatHistoryError, ValueError) as exc:
+        logger.warning("chat not saved: %s", exc)
+        ss["history_problem"] = str(exc)
+        st.sidebar.warning(md(str(exc) + UNSAVED))
 
 
 # -- sidebar ---------------------------------------------------------------------------------
@@ -255,6 +321,7 @@ def build_chat(index: Index, s: dict[str, Any]) -> ChatSession:
             ss["memory"] = make_memory("buffer")
         else:
             ss["memory"] = make_memory(config.memory.kind, llm=llm, k=config.memory.window)
+        replay(ss["memory"], ss["messages"])  # the chat so far (an opened saved chat, or one before a settings change)
         ss["memory_key"] = mem_key
     return pipeline.chat(ss["memory"])
 
@@ -306,6 +373,7 @@ def ask(index: Index, settings: dict[str, Any], question: str) -> None:
         live.empty()
         status.empty()
         show_answer(answer, index, key=f"m{len(ss['messages'])}", meta=meta)
+    save_turn(index.name, question, answer, settings, meta)  # saved as soon as it is complete
     ss["messages"].append({"role": "assistant", "content": answer.text, "answer": answer, "meta": meta})
 
 
@@ -365,10 +433,6 @@ def collection_header(index: Index) -> None:
                    "automatically (`rag watch`).")
     for other, why in ss["damaged"].items():
         st.sidebar.warning(f"Collection “{md(other)}” is damaged: rebuild it ({md(why)}).")
-    if st.sidebar.button("Clear conversation", key="clear_chat"):
-        ss["messages"] = []
-        ss.pop("memory_key", None)
-        st.rerun()
 
 
 def history(index: Index) -> None:
@@ -431,11 +495,16 @@ def chat(index: Index, settings: dict[str, Any]) -> None:
 def main() -> None:
     if not access_granted():
         return
+    restore_chat()
     index_name = sidebar_collections()
     if index_name is None:
         empty_state()
         sidebar_upload("documents")
         return
+    ss = state()
+    if ss.get("chat_id") and ss.get("chat_collection") != index_name:
+        forget_chat()  # another collection was picked: a new chat there
+    sidebar_chats(st, CHATS, ss, open_chat)
     sidebar_upload(index_name)
     index = open_collection(index_name)
     if index is None:
