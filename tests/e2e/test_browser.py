@@ -434,3 +434,56 @@ def test_a_text_source_in_its_document_and_a_model_that_is_not_downloaded(browse
         screenshot(browser, "browser-model-not-downloaded.png")
         outbound = app.outbound()
     assert outbound == []
+
+
+def test_a_saved_chat_survives_a_reload_and_chats_can_be_switched(app: RunningApp, browser, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                  embedder) -> None:
+    """Ask, reload: the chat and its sources are back (the URL names the chat); a second chat; both listed; switch."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.ui.test_app import build_collection
+
+    build_collection(tmp_path, "zephyr", {
+        "pump.md": "The Zephyr-9 pump is primed by opening the bleed valve and filling the casing with water.",
+        "seals.md": "The Zephyr-9 seals are replaced every 400 hours of service."}, embedder)
+    first, second = "How is the Zephyr-9 pump primed?", "When are the Zephyr-9 seals replaced?"
+    wait = WebDriverWait(browser, 180)
+    source_xpath = "//*[@data-testid='stChatMessage']//*[@data-testid='stExpander']//summary[contains(., '[1] {}')]"
+
+    def main_text(b) -> str:  # type: ignore[no-untyped-def]
+        return " ".join(m.text for m in b.find_elements(By.CSS_SELECTOR, "[data-testid='stChatMessage']"))
+
+    def sidebar_chat(title: str):  # type: ignore[no-untyped-def]
+        return wait.until(ec.element_to_be_clickable(
+            (By.XPATH, f"//*[@data-testid='stSidebar']//button[.//p[contains(., '{title[:20]}')]]")))
+
+    browser.get(app.url)
+    wait.until(ec.presence_of_element_located((By.XPATH, "//h1[contains(., 'zephyr')]")))
+    _pick_extractive(browser, wait)
+    _ask(browser, wait, first)
+    wait.until(ec.presence_of_element_located((By.XPATH, source_xpath.format("pump.md"))))
+    wait.until(lambda b: "chat=" in b.current_url)
+    chat_url = browser.current_url
+
+    browser.refresh()  # a new session: the chat comes back from chats.sqlite3
+    wait.until(ec.presence_of_element_located((By.XPATH, source_xpath.format("pump.md"))))
+    assert first in main_text(browser) and browser.current_url == chat_url
+    sidebar_chat(first)  # listed
+
+    _pick_extractive(browser, wait)  # the new session's settings are the defaults again
+    wait.until(ec.element_to_be_clickable(
+        (By.XPATH, "//*[@data-testid='stSidebar']//button[.//p[contains(., 'New chat')]]"))).click()
+    wait.until(lambda b: first not in main_text(b) and "chat=" not in b.current_url)
+    _ask(browser, wait, second)
+    wait.until(ec.presence_of_element_located((By.XPATH, source_xpath.format("seals.md"))))
+    wait.until(lambda b: "chat=" in b.current_url and b.current_url != chat_url)
+    sidebar_chat(first)
+    sidebar_chat(second)
+    screenshot(browser, "browser-saved-chats.png")
+
+    sidebar_chat(first).click()  # switch back to the first chat
+    wait.until(lambda b: first in main_text(b) and second not in main_text(b))
+    wait.until(ec.presence_of_element_located((By.XPATH, source_xpath.format("pump.md"))))
+    assert browser.current_url == chat_url
