@@ -37,6 +37,7 @@ from rag.ingest.ingestor import Ingestor, IngestReport  # noqa: E402
 from rag.ingest.loaders import SUPPORTED_EXTENSIONS  # noqa: E402
 from rag.ingest.watcher import active_watches  # noqa: E402
 from rag.pipeline import AUTO_RERANKER, LLM_RERANKER, build, resolve_reranker  # noqa: E402
+from rag.retrieval.scope import common_folder, shown_name  # noqa: E402
 from rag.types import Answer  # noqa: E402
 from rag.ui.access import access_granted  # noqa: E402
 from rag.ui.answer_view import render_answer, stream_inert  # noqa: E402
@@ -50,6 +51,7 @@ from rag.ui.text import code, md, md_lines  # noqa: E402
 from rag.ui.uploads import DEFAULT_UPLOAD_MB, save_uploads  # noqa: E402
 
 logger = logging.getLogger("rag.app")
+SCOPE_KEY = "scope_docs"  # the sidebar multi-select: the open chat's documents (source paths)
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -122,7 +124,7 @@ def forget_chat() -> None:
     """Start a new, empty chat (the next question creates it in the history)."""
     ss = state()
     ss["messages"] = []
-    for key in ("chat_id", "chat_collection", "memory_key", "confirm_delete"):
+    for key in ("chat_id", "chat_collection", "memory_key", "confirm_delete", SCOPE_KEY):
         ss.pop(key, None)
     if QUERY_KEY in st.query_params:
         del st.query_params[QUERY_KEY]
@@ -153,6 +155,7 @@ def restore_chat() -> None:
     forget_chat()
     ss["messages"] = messages_of(chat)
     ss["chat_id"], ss["chat_collection"] = chat.id, chat.collection
+    ss[SCOPE_KEY] = list(chat.documents)  # the multi-select shows the chat's scope (set before it is drawn)
     st.query_params[QUERY_KEY] = chat.id
     if ss.get("index_select") != chat.collection:
         switch_to(chat.collection)
@@ -166,7 +169,7 @@ def save_turn(index_name: str, question: str, answer: Answer, settings: dict[str
     model = "extractive" if settings["answer_mode"] == "extractive" else settings["model"]
     try:
         if not ss.get("chat_id"):
-            ss["chat_id"] = CHATS.create(question, index_name)
+            ss["chat_id"] = CHATS.create(question, index_name, documents=meta.get("scope", ()))
             ss["chat_collection"] = index_name
             st.query_params[QUERY_KEY] = ss["chat_id"]
         CHATS.append(ss["chat_id"], answer, model=model, timings=meta.get("timing", {}), meta=meta)
@@ -174,6 +177,18 @@ def save_turn(index_name: str, question: str, answer: Answer, settings: dict[str
         logger.warning("chat not saved: %s", exc)
         ss["history_problem"] = str(exc)
         st.sidebar.warning(md(str(exc) + UNSAVED))
+
+
+def save_scope() -> None:
+    """Store the multi-select's documents with the open chat (a new chat stores them with its first turn)."""
+    ss = state()
+    if not ss.get("chat_id") or ss.get("history_problem"):
+        return
+    try:
+        CHATS.set_documents(ss["chat_id"], ss.get(SCOPE_KEY) or [])
+    except ChatHistoryError as exc:
+        logger.warning("chat scope not saved: %s", exc)
+        ss["history_problem"] = str(exc)
 
 
 # -- sidebar ---------------------------------------------------------------------------------
@@ -274,6 +289,34 @@ def sidebar_documents(index: Index) -> None:
             document_action(index.name, rec.source, reindex=False)
 
 
+def sidebar_scope(index: Index) -> list[str] | None:
+    """The chat's scope: the documents picked in the sidebar (source paths), or None for the whole collection."""
+    ss = state()
+    sources = sorted(r.source for r in index.documents.values())
+    chosen = ss.get(SCOPE_KEY)
+    if chosen:
+        kept = [d for d in chosen if d in index.documents]
+        if len(kept) != len(chosen):  # a document of the saved scope was removed from the collection
+            st.sidebar.warning(f"{len(chosen) - len(kept)} document(s) this chat was scoped to are no longer in "
+                               f"“{md(index.name)}”; it searches the rest of its scope.")
+            ss[SCOPE_KEY] = kept
+            save_scope()
+    root = common_folder(sources)
+    picked = st.sidebar.multiselect("Search only these documents", sources, key=SCOPE_KEY,
+                                    format_func=lambda s: shown_name(s, root), on_change=save_scope,
+                                    placeholder="All documents",
+                                    help="Scope this chat to some documents; leave empty to search them all. "
+                                         "Saved with the chat.")
+    return list(picked) or None
+
+
+def scope_caption(scope: list[str], total: int) -> str:
+    """ "Searching 1 of 3 documents: manual.pdf" (names escaped)."""
+    root = common_folder(scope)
+    names = ", ".join(md(shown_name(s, root) if len(scope) > 1 else Path(s).name) for s in scope)
+    return f":material/filter_alt: Searching {len(scope)} of {total} document{'s' if total != 1 else ''}: {names}"
+
+
 def document_action(index_name: str, source: str, reindex: bool) -> None:
     """Re-index one document (remove, then ingest it again) or remove it; report the outcome as a notice."""
     state()["notices"] = []
@@ -297,6 +340,8 @@ def document_action(index_name: str, source: str, reindex: bool) -> None:
 def show_answer(answer: Answer, index: Index | None, key: str, meta: dict[str, Any] | None = None) -> None:
     """Draw ``answer`` with its sources labelled by this collection's names (``meta``: the cosines and timings)."""
     meta = meta or {}
+    if meta.get("scope") and index is not None:
+        st.caption(scope_caption(list(meta["scope"]), len(index.documents)))
     where = (str(INDEX_DIR), index.name, index_stamp(index.name)) if index is not None else None
     view = SourceView(key, {**answer_cosines(answer), **meta.get("cosines", {})}, supporting_sources(answer),
                       source_names(*where) if where else {}, chunk_lookup(*where) if where else {})
@@ -326,8 +371,9 @@ def build_chat(index: Index, s: dict[str, Any]) -> ChatSession:
     return pipeline.chat(ss["memory"])
 
 
-def ask(index: Index, settings: dict[str, Any], question: str) -> None:
-    """Answer ``question``: search, stream the text, "checking sources…" during the support check, then the answer."""
+def ask(index: Index, settings: dict[str, Any], question: str, scope: list[str] | None = None) -> None:
+    """Answer ``question`` from the ``scope`` documents (None: all): search, stream the text, "checking sources…"
+    during the support check, then the answer."""
     ss = state()
     ss["messages"].append({"role": "user", "content": question})
     with st.chat_message("user"):
@@ -348,8 +394,10 @@ def ask(index: Index, settings: dict[str, Any], question: str) -> None:
         try:
             chat = build_chat(index, settings)
             loaded = time.perf_counter()
-            with st.spinner("Searching your documents…"):
-                stream = chat.stream(question)
+            searching = (f"Searching {len(scope)} of {len(index.documents)} documents…" if scope
+                         else "Searching your documents…")
+            with st.spinner(searching):
+                stream = chat.stream(question, documents=scope)
             stream.on("text_end", text_ended)
             stream.on("decided", decided)
             searched = time.perf_counter()
@@ -369,7 +417,7 @@ def ask(index: Index, settings: dict[str, Any], question: str) -> None:
         text_end = marks.get("text_end", done)
         timing = {"total_s": done - t0, "load_s": loaded - t0, "search_s": searched - loaded,
                   "write_s": text_end - searched, "check_s": done - text_end}
-        meta = {"cosines": cosines, "timing": timing}
+        meta = {"cosines": cosines, "timing": timing, **({"scope": list(scope)} if scope else {})}
         live.empty()
         status.empty()
         show_answer(answer, index, key=f"m{len(ss['messages'])}", meta=meta)
@@ -464,8 +512,8 @@ def render_examples(index: Index) -> None:
             st.rerun()
 
 
-def chat(index: Index, settings: dict[str, Any]) -> None:
-    """Starter questions, the question box, and the answer to a question asked on the previous run."""
+def chat(index: Index, settings: dict[str, Any], scope: list[str] | None = None) -> None:
+    """Starter questions, the question box, and the answer to a question asked on the previous run (from ``scope``)."""
     ss = state()
     pending = ss.pop("pending_question", None)
     history(index)
@@ -479,7 +527,7 @@ def chat(index: Index, settings: dict[str, Any]) -> None:
                           "Answering…" if pending is not None else "Ask a question about your documents",
                           disabled=blocked or pending is not None)
     if pending is not None:
-        ask(index, settings, pending)
+        ask(index, settings, pending, scope)
         st.rerun()  # enables the box again
     question = typed or ss.pop("example_question", None)
     if not question:
@@ -510,9 +558,10 @@ def main() -> None:
     if index is None:
         return
     sidebar_documents(index)
+    scope = sidebar_scope(index)
     settings = sidebar_settings()
     collection_header(index)
-    chat(index, settings)
+    chat(index, settings, scope)
 
 
 main()

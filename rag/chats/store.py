@@ -258,6 +258,22 @@ class ChatStore:
             if conn.execute("UPDATE chats SET title = ? WHERE id = ?", (title, chat_id)).rowcount == 0:
                 raise ChatHistoryError(f"no saved chat {chat_id!r} in {self.path}; see `rag chats`")
 
+    def set_documents(self, chat_id: str, documents: Sequence[str]) -> None:
+        """Scope the chat to ``documents`` (source paths as the index records them; empty: the whole collection)."""
+        with self._connect(write=True) as conn:
+            if conn.execute("UPDATE chats SET documents = ? WHERE id = ?",
+                            (json.dumps(list(documents)), chat_id)).rowcount == 0:
+                raise ChatHistoryError(f"no saved chat {chat_id!r} in {self.path}; see `rag chats`")
+
+    def count(self, collection: str | None = None) -> int:
+        """How many chats are saved (of ``collection`` only, when given)."""
+        with self._connect(write=False) as conn:
+            if conn is None:
+                return 0
+            if collection is None:
+                return int(conn.execute("SELECT count(*) FROM chats").fetchone()[0])
+            return int(conn.execute("SELECT count(*) FROM chats WHERE collection = ?", (collection,)).fetchone()[0])
+
     def delete(self, chat_id: str) -> bool:
         """Delete one chat and its turns; False when there was none with that id."""
         if not self.path.exists():

@@ -45,3 +45,35 @@ def test_a_damaged_history_is_one_line_and_the_app_still_answers(app_env: Path) 
     assert [m.name for m in at.chat_message] == ["user", "assistant"]
     warnings = [w.value for w in at.sidebar.warning]
     assert any("is damaged" in w and "the app answers without saving" in w for w in warnings), warnings
+
+
+def test_a_chat_scoped_to_a_document_is_stored_restored_and_searched_only_there(app_env: Path) -> None:  # noqa: F811
+    from rag.index.store import IndexStore
+
+    at = _index_samples(_app())
+    sources = sorted(IndexStore(app_env / "idx").load("samples").documents)
+    faq = next(s for s in sources if s.endswith("faq.md"))
+    scope = at.multiselect(key="scope_docs")
+    assert scope.value == [] and len(scope.options) == 3 and "faq.md" in scope.options
+    scope.set_value([faq]).run()
+    at = _ask_extractive(at, QUESTION)
+    chats = ChatStore(app_env / "idx" / CHATS_FILE)
+    [saved] = chats.list()
+    assert saved.documents == (faq,)
+    answer = chats.load(saved.id).turns[0].answer
+    assert answer.sources and {h.chunk.source for h in answer.sources} == {faq}  # passed to the session
+    assert any("Searching 1 of 3 documents" in c.value for c in at.caption)
+
+    # reopened from ?chat=ID: the multi-select shows the chat's scope again, and a change is stored
+    again = _app()
+    again.query_params["chat"] = saved.id
+    again.run()
+    assert not again.exception
+    assert again.multiselect(key="scope_docs").value == [faq]
+    assert any("Searching 1 of 3 documents" in c.value for c in again.caption)
+    again.multiselect(key="scope_docs").set_value([]).run()
+    assert chats.load(saved.id).documents == ()
+    # New chat: the whole collection again
+    again.multiselect(key="scope_docs").set_value([faq]).run()
+    again.button(key="new_chat").click().run()
+    assert again.multiselect(key="scope_docs").value == [] and chats.load(saved.id).documents == (faq,)
