@@ -329,6 +329,13 @@ class ChatStore:
         return Chat(id=row[0], title=row[1], collection=row[2], documents=documents, created=row[4],
                     updated=row[5], n_turns=row[6] if len(row) > 6 else len(turns), turns=turns)
 
+    def exists(self, chat_id: str) -> bool:
+        """Whether a chat ``chat_id`` is saved (raises :class:`ChatHistoryError` for a history that cannot be read)."""
+        with self._connect(write=False) as conn:
+            if conn is None:
+                return False
+            return conn.execute("SELECT 1 FROM chats WHERE id = ?", (chat_id,)).fetchone() is not None
+
     def latest(self, collection: str | None = None) -> Chat | None:
         """The most recently updated chat (without turns), or None."""
         found = self.list(collection, limit=1)

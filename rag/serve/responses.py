@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from rag.serve import schemas
+from rag.serve.saving import Saved
 from rag.serve.service import SourcePaths
 from rag.types import Answer, AnswerMode, Citation, Hit
 
@@ -67,8 +68,11 @@ def diagnostics(answer: Answer) -> schemas.RagDiagnostics:
         answer_check=d.answer_check, timings={k: float(v) for k, v in d.timings.items()})
 
 
-def rag_extension_model(answer: Answer, paths: SourcePaths, collection: str) -> schemas.RagExtension:
-    """The ``rag`` extension of a completion: the checked answer, its sources, the support marks."""
+def rag_extension_model(answer: Answer, paths: SourcePaths, collection: str,
+                        saved: Saved | None = None) -> schemas.RagExtension:
+    """The ``rag`` extension of a completion: the checked answer, its sources, the support marks, and
+    (``saved``) the saved chat's id or why the turn was not saved."""
+    saved = saved or Saved()
     return schemas.RagExtension(
         collection=collection, text=answer.text, mode=str(answer.mode), standalone_query=answer.standalone_query,
         grounded=answer.grounded, declined=answer.declined,
@@ -77,7 +81,7 @@ def rag_extension_model(answer: Answer, paths: SourcePaths, collection: str) -> 
         support=[schemas.SupportMark(sentence=s.sentence, citation=s.citation, similarity=float(s.similarity),
                                      supported=bool(s.supported)) for s in answer.support],
         withheld=[withheld_ref(h, paths) for h in answer.diagnostics.withheld],
-        diagnostics=diagnostics(answer))
+        diagnostics=diagnostics(answer), chat_id=saved.chat_id, warnings=list(saved.warnings) or None)
 
 
 def rag_extension(answer: Answer, paths: SourcePaths, collection: str) -> dict[str, Any]:
@@ -102,12 +106,12 @@ def finish_reason(answer: Answer, pieces: int, max_tokens: int) -> str:
 
 
 def completion(meta: dict[str, Any], answer: Answer, paths: SourcePaths, collection: str, pieces: int,
-               max_tokens: int) -> schemas.ChatCompletion:
+               max_tokens: int, saved: Saved | None = None) -> schemas.ChatCompletion:
     """The non-streamed chat completion; ``meta`` is its ``id``, ``created`` and ``model``."""
     choice = schemas.CompletionChoice(index=0, message=schemas.AssistantMessage(content=answer.text),
                                       finish_reason=finish_reason(answer, pieces, max_tokens))
     return schemas.ChatCompletion(**meta, choices=[choice], usage=usage(answer, pieces),
-                                  rag=rag_extension_model(answer, paths, collection))
+                                  rag=rag_extension_model(answer, paths, collection, saved))
 
 
 def chunk(meta: dict[str, Any], delta: schemas.Delta | None = None, finish: str | None = None,

@@ -193,6 +193,10 @@ class RagExtension(BaseModel):
                                         description="suspicious, not used: relevant passages flagged at ingest as "
                                                     "instruction-like or credential-seeking, kept out of the answer")
     diagnostics: RagDiagnostics
+    chat_id: str | None = _omitted_if_none("the saved chat this turn was appended to (the request's rag.chat_id, "
+                                           "or the new chat of rag.save); left out when the turn was not saved")
+    warnings: list[str] | None = _omitted_if_none("what went wrong beside the answer, e.g. that the turn could "
+                                                  "not be saved (a damaged chat history); left out when none")
 
 
 class AssistantMessage(BaseModel):
@@ -346,6 +350,21 @@ class RagOptions(BaseModel):
                     "An unknown document is a 400")
 
 
+class ChatRagOptions(RagOptions):
+    """A chat request's ``rag`` extension: the scope, and whether to save the turn to the chat history.
+
+    Example:
+        >>> ChatRagOptions.model_validate({"save": True}).save, ChatRagOptions().chat_id
+        (True, None)
+    """
+
+    chat_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] | None = Field(
+        default=None, description="append this turn to the saved chat with this id (a 404 when "
+                                  "there is none); without chat_id or save nothing is saved")
+    save: bool = Field(default=False, description="save this turn as a new chat (titled with "
+                                                  "the question); the response's rag.chat_id names it")
+
+
 def _message_model(limits: Limits) -> type[BaseModel]:
     Message = _text(limits.max_message_chars)
 
@@ -406,7 +425,7 @@ def _chat_request(limits: Limits, default_collection: str, message: type[BaseMod
         seed: int | None = Field(default=gen.seed, ge=0, le=2**31 - 1)
         n: int | None = Field(default=None, ge=1, le=1, description="only 1 is supported")
         collection: _name() | None = None  # type: ignore[valid-type]
-        rag: RagOptions | None = None
+        rag: ChatRagOptions | None = None
 
     return ChatRequest
 

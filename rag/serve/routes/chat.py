@@ -2,15 +2,17 @@
 
 Non-streaming, or streamed as server-sent events (:mod:`rag.serve.routes.chat_stream`).  The answer
 runs as an :class:`~rag.serve.service.AnswerJob` on its own thread; a client that disconnects
-stops it, and at most ``ApiSettings.max_concurrent`` answers run at once (more get a 429).
+stops it, and at most ``ApiSettings.max_concurrent`` answers run at once (more get a 429).  A completed
+answer is saved to the chat history when the request's ``rag`` asks for it (:mod:`rag.serve.saving`).
 """
 
 import asyncio
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -20,7 +22,9 @@ from rag.serve.openapi import SSE_EVENT
 from rag.serve.responses import completion, json_response
 from rag.serve.routes.chat_stream import JobStream, Outcome, StreamSpec, sse
 from rag.serve.routes.context import COLLECTION_PREFIX, ApiContext, scoped_documents
+from rag.serve.saving import Saved, SaveRequest
 from rag.serve.service import AnswerJob, Event, RagService
+from rag.types import Answer
 
 
 @dataclass(frozen=True)
@@ -98,11 +102,30 @@ async def first_events(job: AnswerJob, request: Request, stream: bool) -> tuple[
     return first, last
 
 
+def turn_saver(ctx: ApiContext, request: SaveRequest | None, turn: ChatTurn,
+               unsaved: Saved | None) -> Callable[[Answer], Awaitable[Saved | None]]:
+    """What saves the completed answer as the request's ``rag.chat_id`` or ``rag.save`` asks (on a worker
+    thread: SQLite may wait for another writer); ``unsaved`` (the history could not be read) is returned as is."""
+    started = time.perf_counter()
+    model = "extractive" if ctx.service.extractive else ctx.service.chat_model_id
+
+    async def save(result: Answer) -> Saved | None:
+        if request is None or unsaved is not None:
+            return unsaved
+        timings = {**result.diagnostics.timings, "total_s": time.perf_counter() - started}
+        return await anyio.to_thread.run_sync(ctx.saver.save, request, turn.collection, result, model, timings)
+
+    return save
+
+
 async def answer(ctx: ApiContext, body: Any, request: Request) -> Response:
     """Run the answer job and respond: the completion, or the event stream (which then owns the job)."""
     service, generations = ctx.service, ctx.generations
     turn = read_turn(service, body)
     documents = await scoped_documents(service, turn.collection, body.rag)
+    save_request = SaveRequest.of(body.rag)
+    unsaved = await anyio.to_thread.run_sync(ctx.saver.check, save_request) if save_request else None
+    save = turn_saver(ctx, save_request, turn, unsaved)
     generations.begin()
     job = service.answer_job(turn.collection, turn.question, turn.history, max_tokens=turn.max_tokens,
                              temperature=turn.temperature, seed=turn.seed, documents=documents)
@@ -115,11 +138,12 @@ async def answer(ctx: ApiContext, body: Any, request: Request) -> Response:
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             outcome.streaming = True  # the response ends the job from here
-            return JobStream(sse(job, first, StreamSpec(meta, turn.collection, limit, include_usage), outcome),
-                             on_close=lambda: generations.end(job, outcome.ok))
+            spec = StreamSpec(meta, turn.collection, limit, include_usage, save=save)
+            return JobStream(sse(job, first, spec, outcome), on_close=lambda: generations.end(job, outcome.ok))
         result, paths = last[1]
+        saved = await save(result)
         try:
-            response = json_response(completion(meta, result, paths, turn.collection, job.pieces, limit))
+            response = json_response(completion(meta, result, paths, turn.collection, job.pieces, limit, saved))
         except Exception:
             job.failed = True  # a response off the schema: a server fault, answered by the 500 handler
             raise

@@ -8,9 +8,11 @@ from types import SimpleNamespace
 
 import anyio
 
+from rag.chats import chat_store
 from rag.serve import schemas
 from rag.serve.errors import ApiError
 from rag.serve.guard import ApiSettings
+from rag.serve.saving import ChatSaver
 from rag.serve.service import AnswerJob, RagService
 
 logger = logging.getLogger(__name__)
@@ -66,12 +68,14 @@ class ApiContext:
     settings: ApiSettings
     requests: SimpleNamespace
     generations: Generations
+    saver: ChatSaver
 
     @classmethod
     def create(cls, service: RagService, settings: ApiSettings) -> "ApiContext":
         requests = schemas.request_models(settings.limits, service.default_collection,
                                           generation=service.config.generation)
-        return cls(service, settings, requests, Generations(settings.max_concurrent))
+        saver = ChatSaver(chat_store(service.store.root), public=lambda exc: str(service.public_error(exc)))
+        return cls(service, settings, requests, Generations(settings.max_concurrent), saver)
 
 
 def collection_name(name: str) -> str:
