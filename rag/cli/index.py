@@ -1,5 +1,8 @@
 """``rag ingest``, ``rag remove``, ``rag docs``, ``rag indexes``, ``rag delete-index``: building and inspecting indexes.
 
+``rag delete-index NAME`` asks whether to delete the index's saved chats too (``--with-chats``,
+``--keep-chats`` answer ahead; not on a terminal they are kept, and it says how to delete them).
+
 Example:
     >>> import argparse
     >>> sub = argparse.ArgumentParser(prog="rag").add_subparsers(dest="command")
@@ -117,7 +120,36 @@ def cmd_delete_index(args: argparse.Namespace) -> int:
     if backend:
         print(f"its Milvus collection {backend['collection']!r} at {backend['uri']} is kept; drop it on the server "
               f"if no one else uses it")
+    _index_chats(args, s.root)
     return 0
+
+
+def _index_chats(args: argparse.Namespace, root: Path) -> None:
+    """Delete or keep the deleted index's saved chats: ``--with-chats``, ``--keep-chats``, else ask on a TTY (y/N);
+    not on a TTY they are kept, with one line saying how to delete them."""
+    from rag.chats import ChatHistoryError, chat_store
+
+    chats = chat_store(root)
+    try:
+        n = chats.count(args.name)
+    except ChatHistoryError as exc:
+        print(f"its saved chats were not checked: {exc}", file=sys.stderr)
+        return
+    if n == 0:
+        return
+    them = f"{n} saved chat{'s' if n != 1 else ''}"
+    delete = args.chats
+    if delete is None and sys.stdin.isatty() and sys.stdout.isatty():
+        try:
+            reply = input(f"delete its {them} too? [y/N] ")
+        except EOFError:
+            reply = ""
+        delete = reply.strip().lower() in ("y", "yes")
+    if delete:
+        n = chats.delete_all(args.name)
+        print(f"deleted its {n} saved chat{'s' if n != 1 else ''}")
+    else:
+        print(f"kept its {them}; delete them with `rag chats delete --all --index {args.name}`")
 
 
 def add_commands(sub: Any) -> None:
@@ -178,6 +210,11 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("delete-index", help="delete a whole index")
     p.add_argument("name")
     add_index_dir_arg(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--with-chats", dest="chats", action="store_const", const=True, default=None,
+                   help="also delete the index's saved chats (default: ask on a terminal, else keep them)")
+    g.add_argument("--keep-chats", dest="chats", action="store_const", const=False,
+                   help="keep the index's saved chats (`rag chats delete --all --index NAME` deletes them later)")
     p.set_defaults(func=cmd_delete_index)
 
 
