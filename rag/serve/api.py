@@ -9,6 +9,7 @@ Endpoints (the official ``openai`` client works unchanged on the first three):
   the history (follow-ups are condensed).  The sources, the checked answer text and the
   supported/unsupported sentence marks are in the extension field ``rag``
   (:class:`~rag.serve.schemas.RagExtension`), on the completion or on the last streamed chunk.
+  ``rag.save`` / ``rag.chat_id`` on a request save the turn to the chat history (:mod:`rag.serve.saving`).
 * ``POST /v1/embeddings`` with the packaged embedder (``float`` or ``base64``).
 * ``POST /v1/search`` (not OpenAI): ranked chunks, with every retrieval option of ``rag search``.
 * ``GET /health`` (never needs a key) and ``GET /openapi.json``.  No ``/docs`` page: it would load

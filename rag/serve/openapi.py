@@ -24,7 +24,7 @@ SSE_EVENT = {"type": "object", "required": ["data"], "description": (
             {"$ref": "#/components/schemas/ChatCompletionChunk"}, {"$ref": "#/components/schemas/ErrorResponse"}]}}]},
     "event": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer"}}}
 _ERRORS = {"400": "invalid request (OpenAI error object)", "401": "missing or incorrect API key",
-           "404": "unknown model, collection or path", "413": "request body too large",
+           "404": "unknown model, collection, saved chat or path", "413": "request body too large",
            "415": "the body is not JSON", "429": "too many answers in progress",
            "500": "server fault (logged; no traceback)", "503": "collection or model unavailable"}
 
