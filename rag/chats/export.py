@@ -59,7 +59,7 @@ def to_markdown(chat: Chat) -> str:
         sources, title = (a.citations, "Sources") if a.citations else (a.sources, "Sources given to the model")
         if sources:
             out += [f"**{title}**", ""]
-            for c in sources:
+            for c in sorted(sources, key=lambda c: c.number):  # a Markdown list renumbers from its first item
                 out += _source(c)
     return "\n".join(out)
 
