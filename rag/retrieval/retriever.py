@@ -137,14 +137,16 @@ class Retriever:
 
     def _search(self, query: str, dense_query: str, n: int, doc_ids: frozenset[str] | None = None) -> SearchResult:
         """The index's top ``n`` for this retriever's mode; zscore and adaptive fusion are done here, from both lists."""
+        # only a scoped search passes doc_ids: an index written to the unscoped protocol keeps working unscoped
+        scope: dict[str, frozenset[str]] = {} if doc_ids is None else {"doc_ids": doc_ids}
         if self.mode is RetrievalMode.BM25:
-            return self.index.search_sparse(query, n, doc_ids)
+            return self.index.search_sparse(query, n, **scope)
         vector = self._encoder().encode([dense_query])[0]
         if self.mode is RetrievalMode.DENSE:
-            return self.index.search_dense(vector, n, doc_ids)
+            return self.index.search_dense(vector, n, **scope)
         if self.fusion not in RETRIEVER_FUSIONS:
-            return self.index.search_hybrid(query, vector, self.fusion, self.rrf_k, self.alpha, n, doc_ids)
-        sparse, dense = self.index.search_sparse(query, n, doc_ids), self.index.search_dense(vector, n, doc_ids)
+            return self.index.search_hybrid(query, vector, self.fusion, self.rrf_k, self.alpha, n, **scope)
+        sparse, dense = self.index.search_sparse(query, n, **scope), self.index.search_dense(vector, n, **scope)
         per = {**sparse.per, **dense.per}
         chunks = ChainMap(dense.chunks, sparse.chunks)
         if self.fusion is Fusion.ZSCORE:

@@ -25,7 +25,8 @@ SSE_EVENT = {"type": "object", "required": ["data"], "description": (
     "event": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer"}}}
 _ERRORS = {"400": "invalid request (OpenAI error object)", "401": "missing or incorrect API key",
            "404": "unknown model, collection, saved chat or path", "413": "request body too large",
-           "415": "the body is not JSON", "429": "too many answers in progress",
+           "415": "the body is not JSON",
+           "429": "too many answers in progress, or too many wrong API keys from this address in a minute",
            "500": "server fault (logged; no traceback)", "503": "collection or model unavailable"}
 
 
@@ -48,10 +49,11 @@ def openapi_schema(app: FastAPI, settings: ApiSettings) -> dict[str, Any]:
         for op in ops.values():
             responses = op.setdefault("responses", {})
             responses.pop("422", None)
-            codes = ["400", "404"] + (["401"] if settings.api_key and path not in PUBLIC_PATHS else [])
+            keyed = bool(settings.api_key) and path not in PUBLIC_PATHS
+            codes = ["400", "404"] + (["401"] if keyed else [])
             if "requestBody" in op:
                 codes += ["413", "415"]
-            if path == "/v1/chat/completions":
+            if path == "/v1/chat/completions" or keyed:  # answers in progress; a locked-out address
                 codes += ["429"]
             codes += ["500", "503"]
             for code in codes:

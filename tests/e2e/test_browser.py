@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -71,6 +72,22 @@ def browser(tmp_path: Path):  # type: ignore[no-untyped-def]
     driver.set_page_load_timeout(60)
     yield driver
     driver.quit()
+
+
+def open_all(browser, css: str) -> None:  # type: ignore[no-untyped-def]
+    """Click every element matching ``css`` by script (the chat input box may cover one), finding them again if a
+    rerun of the page replaced them meanwhile."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    for _ in range(5):
+        try:
+            for element in browser.find_elements(By.CSS_SELECTOR, css):
+                browser.execute_script("arguments[0].click()", element)
+            return
+        except StaleElementReferenceException:
+            time.sleep(1.0)
+    raise AssertionError(f"the elements {css!r} kept being replaced")
 
 
 def screenshot(browser, name: str) -> Path:  # type: ignore[no-untyped-def]
@@ -157,6 +174,7 @@ def test_upload_ask_and_see_a_cited_answer(app: RunningApp, browser, tmp_path: P
 
 def test_untrusted_names_and_urls_stay_text(app: RunningApp, browser, tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     """File names with Markdown image/link syntax and bare URLs in answers: shown, never live."""
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
@@ -174,8 +192,8 @@ def test_untrusted_names_and_urls_stay_text(app: RunningApp, browser, tmp_path: 
     box.send_keys(ZEPHYR_QUESTION)
     box.send_keys(Keys.ENTER)
     wait.until(ec.presence_of_element_located((By.XPATH, "//*[@data-testid='stExpander']//summary[contains(., '[3]')]")))
-    for summary in browser.find_elements(By.CSS_SELECTOR, "[data-testid='stChatMessage'] [data-testid='stExpander'] summary"):
-        browser.execute_script("arguments[0].click()", summary)  # the chat input box may cover it
+    wait.until(lambda b: "chat=" in b.current_url)  # the turn is saved and the page redrawn from it
+    open_all(browser, "[data-testid='stChatMessage'] [data-testid='stExpander'] summary")
     assert remote_links(browser, app.url) == []
     body = browser.find_element(By.TAG_NAME, "body").text
     for name in ("![x](https:example.invalid).md", "[click](https:example.invalid).md", "www.example.invalid.md",
