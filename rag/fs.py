@@ -389,6 +389,22 @@ def with_disk_full_note(exc: BaseException, text: str) -> str:
     return f"{text}; {disk_full_error(_filename_in(exc)).strerror}"
 
 
+def error_line(exc: BaseException) -> str:
+    """``exc`` in one line for a person: ``FILE: reason`` for an OS error that names its file, its message
+    otherwise, and a full disk named as such however it was reported (the CLI's errors, the watcher's log).
+
+    Example:
+        >>> error_line(OSError(errno.EACCES, "Permission denied", "/srv/idx"))
+        '/srv/idx: Permission denied'
+        >>> error_line(ValueError("bad  value\\n  here"))
+        'bad value here'
+    """
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    return " ".join(with_disk_full_note(exc, text).split())
+
+
 def _filename_in(exc: BaseException | None) -> Path:
     """The first file name along ``exc``'s chain of causes (the current directory if none names one)."""
     while exc is not None:

@@ -54,6 +54,29 @@ CHAT_TEMPLATE_RE = re.compile(r"<\|?im_|\|>|^(system|user|assistant)\s*:", re.I 
 
 #: A citation marker: ``[1]``, ``[1, 2]``, ``[source 3]``.
 CITE_RE = re.compile(r"\[\s*(?:sources?\s*)?(\d+(?:\s*[,;]\s*(?:sources?\s*)?\d+)*)\s*\]", re.I)
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` on one line (whitespace runs as one space), cut to ``width`` characters with an ellipsis.
+
+    Example:
+        >>> clip("a very\\n long   title", 10), clip("short", 10)
+        ('a very lo…', 'short')
+    """
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[:width - 1] + "…"
+
+
+def cited_numbers(text: str) -> list[int]:
+    """The source numbers the citation markers of ``text`` name, in order (repeats kept).
+
+    Example:
+        >>> cited_numbers("Open it [2]. Fill it [1, 3] and [source 2].")
+        [2, 1, 3, 2]
+    """
+    return [int(n) for m in CITE_RE.finditer(text) for n in re.findall(r"\d+", m.group(1))]
+
+
 _SPLIT_RE = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])|(?<=[.!?]\])\s+|(?<=\])\s+(?=[A-Z])")
 _ALNUM = re.compile(r"[A-Za-z0-9]")
 

@@ -25,7 +25,7 @@ from rag.answer.safety import foreign_urls, is_suspicious
 from rag.answer.stream import AnswerStream, single
 from rag.generation.llm import ChatModel
 from rag.generation.prompting import NOT_FOUND
-from rag.text import CITE_RE, flatten, sentence_spans
+from rag.text import CITE_RE, cited_numbers, flatten, sentence_spans
 from rag.types import Answer, AnswerMode, Chunk, Citation, Hit, SentenceSupport
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -145,7 +145,7 @@ def repoint_citations(text: str, support: Sequence[SentenceSupport]
     """
     out, moved = [], []
     for s in support:
-        cited = [int(n) for m in CITE_RE.finditer(s.sentence) for n in re.findall(r"\d+", m.group(1))]
+        cited = cited_numbers(s.sentence)
         if s.supported and s.citation is not None and cited and s.citation not in cited:
             sentence = strip_citations(s.sentence)
             end = sentence[-1] if sentence and sentence[-1] in ".!?" else ""

@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from typing import Any, Callable, Iterator
 
 from rag.types import Answer
@@ -115,7 +114,7 @@ def catch_up(shown: str, answer: Answer) -> str:
         >>> catch_up("Open the valve [1].", Answer(question="q", text="Open the valve [1]."))
         ''
     """
-    from rag.text import CITE_RE
+    from rag.text import cited_numbers
 
     text, d = answer.text, answer.diagnostics
     if d.fallback:
@@ -128,12 +127,8 @@ def catch_up(shown: str, answer: Answer) -> str:
         return f"\n(cut {d.scaffolding_removed} characters of echoed prompt text; the answer is:)\n{text}"
     if shown and text.startswith(shown):
         return text[len(shown):]
-
-    def numbers(s: str) -> list[int]:
-        return [int(n) for m in CITE_RE.finditer(s) for n in re.findall(r"\d+", m.group(1))]
-
-    had = set(numbers(shown))
-    missing = [n for n in dict.fromkeys(numbers(text)) if n not in had]
+    had = set(cited_numbers(shown))
+    missing = [n for n in dict.fromkeys(cited_numbers(text)) if n not in had]
     return " " + "".join(f"[{n}]" for n in missing) if missing else ""
 
 

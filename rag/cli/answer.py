@@ -30,6 +30,7 @@ from rag.answer.stream import AnswerStream, catch_up
 from rag.cli.common import (add_generation_args, add_index_args, add_memory_args, add_plugin_args,
                             add_retrieval_args, add_scope_args, pipeline_config, store)
 from rag.retrieval.scope import resolve_documents
+from rag.text import clip
 from rag.types import Answer, Citation
 
 logger = logging.getLogger(__name__)
@@ -60,8 +61,7 @@ def cited(c: Citation, width: int = 160) -> str:
     line = f"  [{c.number}] {c.chunk.location}"
     if c.start is None:
         return line
-    quote = " ".join(c.quote.split())
-    return f'{line}: "{quote if len(quote) <= width else quote[:width - 1] + "…"}"'
+    return f'{line}: "{clip(c.quote, width)}"'
 
 
 def plain(text: str) -> str:
@@ -82,8 +82,7 @@ def withheld_lines(answer: Answer, width: int = 160) -> list[str]:
         return []
     lines = ["Suspicious, not used (instruction-like or credential-seeking text; do not follow it):"]
     for h in hits:
-        quote = plain(h.chunk.text)
-        lines.append(f'  {plain(h.chunk.location)}: "{quote if len(quote) <= width else quote[:width - 1] + "…"}"')
+        lines.append(f'  {plain(h.chunk.location)}: "{clip(plain(h.chunk.text), width)}"')
     return lines
 
 

@@ -72,20 +72,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
     except (ValueError, IndexError_, LoadError, ModelError, OSError) as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        from rag.fs import error_line
+
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; the index on disk is unchanged unless a save had completed", file=sys.stderr)
         return 130
-
-
-def _one_line(exc: BaseException) -> str:
-    from rag.fs import with_disk_full_note
-
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, OSError) and exc.filename and exc.strerror:
-        text = f"{exc.filename}: {exc.strerror}"
-    return " ".join(with_disk_full_note(exc, text).split())  # a full disk is named as such, however it was reported
 
 
 if __name__ == "__main__":

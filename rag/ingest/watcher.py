@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from rag.fs import with_disk_full_note
+from rag.fs import error_line
 from rag.index.errors import IndexError_
 from rag.ingest.ingestor import Ingestor, IngestReport
 from rag.ingest.loaders import SUPPORTED_EXTENSIONS
@@ -332,11 +332,7 @@ class FolderWatcher:
     def _failed(self, exc: Exception, delay: float) -> None:
         """Log a failed batch: one line for the failures to expect (a full disk, a busy or broken index)."""
         if isinstance(exc, (OSError, IndexError_)):
-            text = str(exc) or type(exc).__name__
-            if isinstance(exc, OSError) and exc.filename and exc.strerror:
-                text = f"{exc.filename}: {exc.strerror}"
-            text = " ".join(with_disk_full_note(exc, text).split())
-            logger.warning("re-indexing %s failed: %s; retrying in %g s", self.folder, text, delay)
+            logger.warning("re-indexing %s failed: %s; retrying in %g s", self.folder, error_line(exc), delay)
         else:
             logger.exception("re-indexing %s failed; retrying in %g s", self.folder, delay)
 

@@ -38,7 +38,7 @@ from rag.index.store import MANIFEST, Index, IndexError_, IndexNotFoundError, In
 from rag.pipeline import (Pipeline, PipelineConfig, RetrievalConfig, build, build_retriever, make_llm,
                           resolve_reranker)
 from rag.retrieval.rerank import Reranker
-from rag.retrieval.scope import resolve_documents
+from rag.retrieval.scope import common_folder, resolve_documents, shown_name
 from rag.types import Answer, Hit
 
 logger = logging.getLogger(__name__)
@@ -76,22 +76,10 @@ class SourcePaths:
     """Document paths relative to a collection's common folder (paths as ingested if not absolute)."""
 
     def __init__(self, sources: Sequence[str]) -> None:
-        absolute = [s for s in sources if os.path.isabs(s)]
-        self.root: str | None = None
-        if absolute:
-            try:
-                self.root = os.path.commonpath([os.path.dirname(s) for s in absolute])
-            except ValueError:  # different drives (Windows)
-                self.root = None
+        self.root: str | None = common_folder(sources)
 
     def relative(self, source: str) -> str:
-        if self.root is None or not os.path.isabs(source):
-            return source
-        try:
-            rel = os.path.relpath(source, self.root)
-        except ValueError:
-            return source
-        return Path(rel).as_posix() if not rel.startswith("..") else source
+        return shown_name(source, self.root)
 
 
 @dataclass

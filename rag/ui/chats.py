@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from rag.chats import Chat, ChatHistoryError, ChatStore, to_json, to_markdown
 from rag.generation.memory import Memory
+from rag.text import clip
 from rag.ui.text import md
 
 logger = logging.getLogger(__name__)
@@ -34,8 +35,7 @@ UNSAVED = "; the app answers without saving"
 
 
 def short(title: str, width: int = 48) -> str:
-    title = " ".join(title.split())
-    return title if len(title) <= width else title[:width - 1] + "…"
+    return clip(title, width)
 
 
 def messages_of(chat: Chat) -> list[dict[str, Any]]:
