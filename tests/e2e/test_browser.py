@@ -176,7 +176,6 @@ def test_untrusted_names_and_urls_stay_text(app: RunningApp, browser, tmp_path: 
     """File names with Markdown image/link syntax and bare URLs in answers: shown, never live."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -188,11 +187,8 @@ def test_untrusted_names_and_urls_stay_text(app: RunningApp, browser, tmp_path: 
     wait.until(ec.presence_of_element_located((By.XPATH, "//h1[contains(., 'zephyr')]")))
     wait.until(ec.element_to_be_clickable(
         (By.XPATH, "//*[@data-testid='stRadio']//label[contains(., 'extractive')]"))).click()
-    box = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "textarea[data-testid='stChatInputTextArea']")))
-    box.send_keys(ZEPHYR_QUESTION)
-    box.send_keys(Keys.ENTER)
+    _ask(browser, wait, ZEPHYR_QUESTION)
     wait.until(ec.presence_of_element_located((By.XPATH, "//*[@data-testid='stExpander']//summary[contains(., '[3]')]")))
-    wait.until(lambda b: "chat=" in b.current_url)  # the turn is saved and the page redrawn from it
     open_all(browser, "[data-testid='stChatMessage'] [data-testid='stExpander'] summary")
     assert remote_links(browser, app.url) == []
     body = browser.find_element(By.TAG_NAME, "body").text
@@ -276,14 +272,45 @@ def _pick_extractive(browser, wait) -> None:  # type: ignore[no-untyped-def]
         (By.XPATH, "//*[@data-testid='stRadio']//label[contains(., 'extractive')]"))).click()
 
 
+def _app_idle(browser) -> bool:  # type: ignore[no-untyped-def]
+    """The page is drawn and waiting for the user: no script run in flight, and the question box enabled."""
+    from selenium.webdriver.common.by import By
+
+    if browser.find_elements(By.CSS_SELECTOR, "[data-testid^='stStatusWidgetRunning']"):
+        return False
+    boxes = browser.find_elements(By.CSS_SELECTOR, "textarea[data-testid='stChatInputTextArea']")
+    return bool(boxes) and boxes[0].is_enabled() and "Answering" not in (boxes[0].get_attribute("placeholder") or "")
+
+
 def _ask(browser, wait, question: str) -> None:  # type: ignore[no-untyped-def]
+    """Ask, and return once the answer is done and the page redrawn from the saved turn.
+
+    An answer ends in two reruns (the box enabled again; the turn saved and the chat's URL set): an element held
+    across them goes stale, a flake CI met three times in one run."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
 
+    messages = "[data-testid='stChatMessage']"
+    before = len(browser.find_elements(By.CSS_SELECTOR, messages))
     box = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "textarea[data-testid='stChatInputTextArea']")))
     box.send_keys(question)
     box.send_keys(Keys.ENTER)
+    calm = {"since": None}
+
+    def settled(b) -> bool:  # type: ignore[no-untyped-def]
+        done = (len(b.find_elements(By.CSS_SELECTOR, messages)) >= before + 2 and "chat=" in b.current_url
+                and _app_idle(b))
+        if not done:
+            calm["since"] = None
+            return False
+        calm["since"] = calm["since"] or time.monotonic()
+        return time.monotonic() - calm["since"] >= 1.5  # idle for a while: no rerun left to come
+
+    WebDriverWait(browser, wait._timeout, poll_frequency=0.25,
+                  ignored_exceptions=(StaleElementReferenceException,)).until(settled)
 
 
 PDF_PAGES = [
