@@ -15,7 +15,15 @@ LLAMA_CMAKE_ARGS ?= $(if $(filter x86_64,$(shell uname -m)),-DCMAKE_C_FLAGS='$(N
 
 .PHONY: install run test test-fast bench clean-venv
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed ocr
+
+# Tesseract from Debian reads scanned PDF pages (rag/ingest/ocr.py); where apt cannot run (no root), a note
+# says how to add it, and ingest says so per scanned file
+.PHONY: ocr
+ocr:
+	@command -v tesseract >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-eng; } || \
+	  echo "note: Tesseract is not installed, so scanned PDF pages are not read: sudo apt-get install tesseract-ocr"
 
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
