@@ -67,7 +67,10 @@ class Chunk:
     chunk's position within that file.  ``suspicious`` is set at ingest when the text asks the
     reader for credentials or gives the assistant instructions (:func:`rag.answer.safety.is_suspicious`):
     such a chunk is kept out of prompts and quotes and shown as "suspicious, not used".  Indexes
-    written before the flag existed load with it unset.
+    written before the flag existed load with it unset.  ``context`` is text the chunk needs to be
+    read that lies elsewhere in its document: a table's header rows for a group of its rows (the
+    chunk itself stays an exact substring). What reads a chunk for meaning (the indexed text, the
+    prompt, evidence, the app) reads :attr:`full_text`; indexes written before it load it as ``""``.
 
     Example:
         >>> from dataclasses import replace
@@ -75,6 +78,11 @@ class Chunk:
         ...                      "start": 0, "end": 1, "index": 0})
         >>> c.suspicious, Chunk.from_dict(replace(c, suspicious=True).to_dict()).suspicious
         (False, True)
+        >>> rows = replace(c, text="| Fee | 45 |", context="| Item | Price |\\n| --- | --- |")
+        >>> print(Chunk.from_dict(rows.to_dict()).full_text)
+        | Item | Price |
+        | --- | --- |
+        | Fee | 45 |
     """
 
     id: str
@@ -87,12 +95,13 @@ class Chunk:
     index: int
     title: str = ""
     suspicious: bool = False
+    context: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "text": self.text, "doc_id": self.doc_id, "source": self.source,
             "page": self.page, "start": self.start, "end": self.end, "index": self.index,
-            "title": self.title, "suspicious": self.suspicious,
+            "title": self.title, "suspicious": self.suspicious, "context": self.context,
         }
 
     @classmethod
@@ -101,8 +110,13 @@ class Chunk:
             id=str(d["id"]), text=str(d["text"]), doc_id=str(d["doc_id"]),
             source=str(d["source"]), page=d.get("page"), start=int(d["start"]),
             end=int(d["end"]), index=int(d["index"]), title=str(d.get("title", "")),
-            suspicious=d.get("suspicious") is True,
+            suspicious=d.get("suspicious") is True, context=str(d.get("context") or ""),
         )
+
+    @property
+    def full_text(self) -> str:
+        """The chunk as read for meaning: its :attr:`context` (when any) on the lines before its text."""
+        return f"{self.context}\n{self.text}" if self.context else self.text
 
     @property
     def location(self) -> str:

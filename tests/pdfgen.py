@@ -1,16 +1,25 @@
-"""A minimal, valid multi-page PDF writer for tests (Helvetica text, one line per page)."""
+"""A minimal, valid multi-page PDF writer for tests (Helvetica text, one line per page), and one
+page with a ruled table (lines around every cell, as pdfplumber's table finder expects)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
+
+LETTER = (612, 792)
 
 
 def _esc(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def write_pdf(path: Path, pages: list[str], rotate: int = 0) -> Path:
-    """Write ``pages`` (one text each, "\\n" between lines) to ``path``; ``rotate``: every page's /Rotate."""
+def _text_stream(text: str) -> str:
+    lines = [f"({_esc(line)}) Tj T*" for line in text.split("\n")]
+    return "BT /F1 11 Tf 14 TL 72 720 Td " + " ".join(lines) + " ET"
+
+
+def _write(path: Path, pages: Sequence[tuple[str, tuple[int, int]]], rotate: int = 0) -> Path:
+    """Write pages given as (content stream, (width, height)) with Helvetica as /F1."""
     objects: list[bytes] = []
     n = len(pages)
     # 1: catalog, 2: pages, 3: font, then (page, content) pairs
@@ -18,12 +27,11 @@ def write_pdf(path: Path, pages: list[str], rotate: int = 0) -> Path:
     objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
     objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {n} >>".encode())
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    for i, text in enumerate(pages):
+    for i, (content, (width, height)) in enumerate(pages):
         content_id = 5 + 2 * i
-        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {content_id} 0 R "
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width} {height}] /Contents {content_id} 0 R "
                        f"/Resources << /Font << /F1 3 0 R >> >>{f' /Rotate {rotate}' if rotate else ''} >>".encode())
-        lines = [f"({_esc(line)}) Tj T*" for line in text.split("\n")]
-        stream = ("BT /F1 11 Tf 14 TL 72 720 Td " + " ".join(lines) + " ET").encode("latin-1")
+        stream = content.encode("latin-1")
         objects.append(b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream")
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
@@ -37,6 +45,47 @@ def write_pdf(path: Path, pages: list[str], rotate: int = 0) -> Path:
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     path.write_bytes(bytes(out))
     return path
+
+
+def write_pdf(path: Path, pages: list[str], rotate: int = 0) -> Path:
+    """Write ``pages`` (one text each, "\\n" between lines) to ``path``; ``rotate``: every page's /Rotate."""
+    return _write(path, [(_text_stream(text), LETTER) for text in pages], rotate)
+
+
+def table_page(rows: Sequence[Sequence[str]], before: str = "", after: str = "",
+               col_width: int = 160, row_height: int = 16) -> tuple[str, tuple[int, int]]:
+    """One page: the lines of ``before``, a table of ``rows`` (the first is the header) ruled with a
+    line around every cell, then the lines of ``after``; the page is as tall as its content."""
+    above, below = before.split("\n") if before else [], after.split("\n") if after else []
+    width = 72 * 2 + col_width * max(len(r) for r in rows)
+    height = 72 * 2 + 14 * (len(above) + len(below) + 2) + row_height * len(rows)
+    ops: list[str] = []
+    y = height - 72
+    for line in above:
+        ops.append(f"BT /F1 11 Tf 72 {y - 11} Td ({_esc(line)}) Tj ET")
+        y -= 14
+    top = y - 14
+    n_cols = max(len(r) for r in rows)
+    right = 72 + col_width * n_cols
+    for i in range(len(rows) + 1):  # horizontal rules
+        ops.append(f"72 {top - i * row_height} m {right} {top - i * row_height} l S")
+    bottom = top - len(rows) * row_height
+    for j in range(n_cols + 1):  # vertical rules
+        ops.append(f"{72 + j * col_width} {top} m {72 + j * col_width} {bottom} l S")
+    for i, row in enumerate(rows):
+        for j, cell in enumerate(row):
+            ops.append(f"BT /F1 10 Tf {72 + j * col_width + 4} {top - (i + 1) * row_height + 4} Td "
+                       f"({_esc(cell)}) Tj ET")
+    y = bottom - 14
+    for line in below:
+        ops.append(f"BT /F1 11 Tf 72 {y - 11} Td ({_esc(line)}) Tj ET")
+        y -= 14
+    return "0.5 w\n" + "\n".join(ops), (width, height)
+
+
+def write_table_pdf(path: Path, pages: Sequence[str | tuple[str, tuple[int, int]]]) -> Path:
+    """Write pages that are either text (as :func:`write_pdf`) or a :func:`table_page`."""
+    return _write(path, [(_text_stream(p), LETTER) if isinstance(p, str) else p for p in pages])
 
 
 def encrypt_pdf(path: Path, user_password: str, owner_password: str = "owner-secret") -> Path:

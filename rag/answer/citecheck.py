@@ -107,7 +107,7 @@ class SupportChecker:
         units: list[str] = []
         owner: list[int] = []
         for i, chunk in enumerate(chunks):
-            for unit in [chunk.text, *split_sentences(chunk.text)]:
+            for unit in [chunk.full_text, *split_sentences(chunk.full_text)]:
                 units.append(unit)
                 owner.append(i)
         vecs = self.embedder.encode([*claims, *units])
@@ -115,8 +115,8 @@ class SupportChecker:
         per_chunk = np.full((len(claims), len(chunks)), -1.0, dtype=np.float32)
         for j, i in enumerate(owner):
             per_chunk[:, i] = np.maximum(per_chunk[:, i], sims[:, j])
-        known_numbers = set(_NUMBER.findall(" ".join(c.text for c in chunks)))
-        chunk_terms = [set(content_stems(c.text)) for c in chunks]
+        known_numbers = set(_NUMBER.findall(" ".join(c.full_text for c in chunks)))
+        chunk_terms = [set(content_stems(c.full_text)) for c in chunks]
         out = []
         for k, sentence in enumerate(sentences):
             if not _ALNUM.search(claims[k]):

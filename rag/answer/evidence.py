@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 import numpy as np
 
 from rag.answer.linear import LinearModel, packaged
+from rag.ingest.tables import table_blocks
 from rag.text import content_terms, flatten, sentence_spans
 from rag.types import Chunk, Hit
 
@@ -108,11 +109,20 @@ def candidate_sentences(chunk: Chunk) -> list[tuple[int, int, str, str]]:
 
     Markdown headings are not candidates but label the sentences under them; a sentence that
     asks (an FAQ's question) echoes rather than answers; fragments of fewer than four words or
-    two content words (a title, a bullet) carry no fact.
+    two content words (a title, a bullet) carry no fact. A table's rows are candidates one by one,
+    each labelled with the table's header line (from the chunk's context for rows cut from it).
     """
     out = []
+    tables = table_blocks(chunk.text, chunk.context)
+    for table in tables:
+        for a, b in table.rows:
+            text = flatten(chunk.text[a:b])
+            if any(ch.isalnum() for ch in text):
+                out.append((a, b, text, table.header_line))
     heading = ""
     for a, b in sentence_spans(chunk.text):
+        if any(t.start <= a < t.end for t in tables):
+            continue
         text = flatten(chunk.text[a:b])
         if text.startswith("#"):
             heading = text.lstrip("# ").strip()
@@ -123,7 +133,7 @@ def candidate_sentences(chunk: Chunk) -> list[tuple[int, int, str, str]]:
         if len(text.split()) < 4 or len(content_terms(text)) < 2:
             continue
         out.append((a, b, text, heading))
-    return out
+    return sorted(out) if tables else out
 
 
 def idf_weights(terms: Sequence[str], index: "SearchIndex", pool: Sequence[Sequence[str]]) -> dict[str, float]:
@@ -235,7 +245,7 @@ class EvidenceSelector:
         if not cands:
             return [], []
         terms = list(dict.fromkeys(analyzer.tokenize(question)))
-        pool = [analyzer.tokenize(h.chunk.text) for h in hits]
+        pool = [analyzer.tokenize(h.chunk.full_text) for h in hits]
         idf = idf_weights(terms, index, pool)
         vecs = np.asarray(self.embedder.encode([question, *(c[3] for c in cands), *windows]), dtype=np.float32)
         n = len(cands)

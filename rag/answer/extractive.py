@@ -94,7 +94,7 @@ class ExtractiveStrategy:
         candidates: list[tuple[str, Hit]] = []
         scored: list[str] = []  # what is embedded: the sentence under its section heading
         for hit in plan.relevant:
-            heading = ""
+            heading = hit.chunk.context.split("\n", 1)[0]  # rows cut from their table: its header line
             for sentence in split_sentences(hit.chunk.text):
                 if sentence.startswith("#"):
                     heading = sentence.lstrip("# ").strip()

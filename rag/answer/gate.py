@@ -71,7 +71,7 @@ class RelevanceGate:
             return True
         if not query_terms or analyzer is None:
             return False
-        covered = query_terms & set(analyzer.tokenize(f"{hit.chunk.title}\n{hit.chunk.text}"))
+        covered = query_terms & set(analyzer.tokenize(f"{hit.chunk.title}\n{hit.chunk.full_text}"))
         return len(covered) / len(query_terms) >= self.min_term_coverage
 
     def filter(self, hits: Sequence[Hit], query: str = "", analyzer: Analyzer | None = None,
@@ -98,7 +98,7 @@ def best_sentence_cosines(query: str, chunks: Sequence[Chunk], embedder: "Embedd
     units: list[str] = []
     owner: list[int] = []
     for i, chunk in enumerate(chunks):
-        for unit in [chunk.title or "", *split_sentences(chunk.text)]:
+        for unit in [chunk.title or "", *split_sentences(chunk.full_text)]:
             if len(unit.split()) >= min_words:
                 units.append(unit)
                 owner.append(i)

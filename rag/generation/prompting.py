@@ -56,15 +56,16 @@ _TRUNCATED = " ..."
 
 
 def format_source(number: int, chunk: "Chunk | Passage", text: str | None = None) -> str:
-    """``[n] source p.3`` header line, then the chunk text (or a truncated ``text``); an evidence
-    passage as :func:`rag.answer.evidence.format_passage` writes it."""
+    """``[n] source p.3`` header line, then the chunk's context (a table's header) and text (or a
+    truncated ``text``); an evidence passage as :func:`rag.answer.evidence.format_passage` writes it."""
     if not isinstance(chunk, Chunk):
         from rag.answer.evidence import header  # noqa: PLC0415
 
         return f"{header(number, chunk.chunk, chunk.heading)}\n{chunk.text if text is None else text}"
     page = f" p.{chunk.page}" if chunk.page is not None else ""
     title = f" ({chunk.title})" if chunk.title else ""
-    return f"[{number}] {chunk.source.rsplit('/', 1)[-1]}{page}{title}\n{chunk.text if text is None else text}"
+    context = f"{chunk.context}\n" if chunk.context else ""
+    return f"[{number}] {chunk.source.rsplit('/', 1)[-1]}{page}{title}\n{context}{chunk.text if text is None else text}"
 
 
 _QUESTION_MARK = "\n\nQuestion: "

@@ -338,8 +338,9 @@ def with_title(title: str, text: str) -> str:
 
 
 def indexed_text(chunk: Chunk, title_prefix: bool) -> str:
-    """The text that BM25 and the embedder see for a chunk (title prefixed if enabled)."""
-    return with_title(chunk.title, chunk.text) if title_prefix else chunk.text
+    """The text that BM25 and the embedder see for a chunk: its :attr:`~rag.types.Chunk.full_text`
+    (a table's header before its rows), title prefixed if enabled."""
+    return with_title(chunk.title, chunk.full_text) if title_prefix else chunk.full_text
 
 
 def parse_documents(path: Path) -> dict[str, DocRecord]:

@@ -5,6 +5,11 @@ what the dense model actually reads (all-MiniLM-L6-v2 truncates at 256 word piec
 Splitting prefers paragraph, then line, then sentence, then word boundaries
 (langchain-text-splitters' ``RecursiveCharacterTextSplitter``).
 
+A Markdown table (:func:`rag.ingest.tables.table_blocks`; the loaders write every table they find
+that way) is chunked apart from the text around it: whole when it fits, else in groups of whole rows,
+and a row is never cut from its header: the first group holds the header itself, each later one
+carries it as its :attr:`~rag.types.Chunk.context`, measured with it.
+
 Every chunk is an exact substring of its document: ``doc.text[c.start:c.end] == c.text``.
 A chunk that asks the reader for credentials or gives the assistant instructions is flagged
 (``Chunk.suspicious``, :func:`rag.answer.safety.is_suspicious`), so answers can leave it out.
@@ -23,6 +28,7 @@ import logging
 from typing import Any, Callable, Sequence
 
 from rag.answer.safety import is_suspicious
+from rag.ingest.tables import TableBlock, table_blocks
 from rag.types import Chunk, Document, content_hash
 from rag.validate import positive_int
 
@@ -80,23 +86,83 @@ class Chunker:
         return self._splitter
 
     def split(self, documents: Sequence[Document], doc_id: str) -> list[Chunk]:
-        """Split the documents (pages) of one file into chunks numbered in reading order."""
-        splitter = self._get_splitter()
+        """Split the documents (pages) of one file into chunks numbered in reading order; a Markdown
+        table is chunked apart from the text around it (:meth:`_table_spans`)."""
         chunks: list[Chunk] = []
         for doc in documents:
             cursor = 0
-            for piece in splitter.split_text(doc.text):
-                start = self._locate(doc.text, piece, cursor)
-                end = start + len(piece)
-                # the next chunk overlaps this one, so it starts after this one's start
-                cursor = start + 1
-                chunks.append(Chunk(
-                    id=content_hash("chunk", doc_id, str(doc.page), str(start), piece),
-                    text=piece, doc_id=doc_id, source=doc.source, page=doc.page,
-                    start=start, end=end, index=len(chunks), title=doc.title,
-                    suspicious=is_suspicious(piece),
-                ))
+            for table in table_blocks(doc.text):
+                self._text_spans(doc, cursor, table.start, doc_id, chunks)
+                for start, end, context in self._table_spans(doc.text, table):
+                    chunks.append(self._chunk(doc, doc_id, start, end, len(chunks), context))
+                cursor = table.end
+            self._text_spans(doc, cursor, len(doc.text), doc_id, chunks)
         return chunks
+
+    def _chunk(self, doc: Document, doc_id: str, start: int, end: int, index: int, context: str = "") -> Chunk:
+        piece = doc.text[start:end]
+        # the context joins the id only when set: chunks without one keep the ids of older indexes
+        return Chunk(
+            id=content_hash("chunk", doc_id, str(doc.page), str(start), piece, *([context] if context else [])),
+            text=piece, doc_id=doc_id, source=doc.source, page=doc.page, start=start, end=end, index=index,
+            title=doc.title, suspicious=is_suspicious(piece), context=context,
+        )
+
+    def _text_spans(self, doc: Document, start: int, end: int, doc_id: str, chunks: list[Chunk]) -> None:
+        """Append the overlapping windows of ``doc.text[start:end]`` (text outside tables) to ``chunks``."""
+        text = doc.text[start:end]
+        if not text.strip():
+            return
+        cursor = 0
+        for piece in self._get_splitter().split_text(text):
+            at = self._locate(text, piece, cursor)
+            # the next chunk overlaps this one, so it starts after this one's start
+            cursor = at + 1
+            chunks.append(self._chunk(doc, doc_id, start + at, start + at + len(piece), len(chunks)))
+
+    def _table_spans(self, text: str, table: TableBlock) -> list[tuple[int, int, str]]:
+        """``(start, end, context)`` of a table's chunks: the whole table when it fits ``chunk_size``,
+        else groups of whole rows, the first under the literal header, each later one with the header as
+        its context and measured with it. Rows do not overlap. A row too long for a chunk by itself is
+        split by the text splitter, each piece still with the header as context."""
+        if self._length(text[table.start:table.end]) <= self.chunk_size or not table.rows:
+            return [(table.start, table.end, "")]
+        header, header_cost = table.header, self._length(table.header)
+        spans: list[tuple[int, int, str]] = []
+        group: list[int] | None = None  # [start, end] of the rows gathered; the first group starts at the header
+        used = 0
+
+        def close(g: list[int]) -> tuple[int, int, str]:
+            return g[0], g[1], "" if g[0] == table.start else header
+
+        for row_start, row_end in table.rows:
+            cost = self._length(text[row_start:row_end])  # rows add up: a line break is no token
+            if header_cost + cost > self.chunk_size:
+                if group is not None:
+                    spans.append(close(group))
+                    group = None
+                spans.extend(self._long_row(text, row_start, row_end, header))
+                continue
+            if group is not None and used + cost > self.chunk_size:
+                spans.append(close(group))
+                group = None
+            if group is None:
+                group, used = [row_start if spans else table.start, row_end], header_cost + cost
+            else:
+                group[1], used = row_end, used + cost
+        if group is not None:
+            spans.append(close(group))
+        return spans
+
+    def _long_row(self, text: str, start: int, end: int, header: str) -> list[tuple[int, int, str]]:
+        """A row that does not fit a chunk with its header, split by the text splitter."""
+        row = text[start:end]
+        out, cursor = [], 0
+        for piece in self._get_splitter().split_text(row):
+            at = self._locate(row, piece, cursor)
+            cursor = at + 1
+            out.append((start + at, start + at + len(piece), header))
+        return out
 
     @staticmethod
     def _locate(text: str, piece: str, cursor: int) -> int:

@@ -2,7 +2,8 @@
 
 Supported: ``.txt``, ``.md``/``.markdown``, ``.pdf`` (pypdf, one Document per page,
 1-based page numbers; encrypted ones with ``pdf_password``), ``.html``/``.htm`` (text only; scripts and styles dropped) and
-``.docx`` (python-docx; paragraphs and tables).
+``.docx`` (python-docx; paragraphs and tables). Tables (ruled ones in a PDF) become Markdown tables
+where they stand (:mod:`rag.ingest.tables`).
 
 Every problem with a file raises :class:`LoadError` carrying the path and a one-line,
 actionable reason, so a batch ingest can list it and carry on.
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from rag.ingest.tables import docx_blocks, pdf_pages_with_tables, replace_html_tables
 from rag.types import Document, content_hash
 
 logger = logging.getLogger(__name__)
@@ -388,6 +390,7 @@ class DocumentLoader:
             if reader.is_encrypted:
                 self._decrypt(reader, path)
             pages = [(i + 1, page.extract_text() or "") for i, page in enumerate(reader.pages)]
+            pages = pdf_pages_with_tables(data, pages, self._pdf_password or "")
             meta_title = ""
             try:
                 meta_title = str((reader.metadata or {}).get("/Title") or "").strip()
@@ -425,6 +428,7 @@ class DocumentLoader:
         soup = BeautifulSoup(html, "html.parser")
         for tag in soup(["script", "style", "noscript", "template", "svg"]):
             tag.decompose()
+        replace_html_tables(soup)
         title = soup.title.get_text(strip=True) if soup.title else ""
         if soup.title:
             soup.title.decompose()
@@ -445,11 +449,6 @@ class DocumentLoader:
             raise LoadError(path, f"corrupt or unreadable .docx ({type(exc).__name__}: {exc})") from None
         except Exception as exc:  # noqa: BLE001 - python-docx raises package-specific errors
             raise LoadError(path, f"corrupt or unreadable .docx ({type(exc).__name__}: {exc})") from None
-        parts = [p.text for p in d.paragraphs if p.text.strip()]
-        for table in d.tables:
-            for row in table.rows:
-                cells = [c.text.strip() for c in row.cells if c.text.strip()]
-                if cells:
-                    parts.append(" | ".join(cells))
+        parts = docx_blocks(d)
         title = (d.core_properties.title or "").strip()
         return [(None, "\n\n".join(parts))], title, []

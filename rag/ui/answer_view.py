@@ -106,6 +106,8 @@ def render_passage(c: Citation, view: SourceView, section: str, several: bool) -
     """One cited passage (its heading when the document has several), and the toggle that shows it in place."""
     if several:
         st.markdown(passage_heading(c, view))
+    if c.chunk.context:  # rows of a table: its header, which lies earlier in the document, above them
+        st.text(c.chunk.context)
     st.text(c.quote)  # the cited sentence(s), or the whole chunk
     is_pdf = c.chunk.page is not None and c.chunk.source.lower().endswith(".pdf")
     key = f"{view.key}_{section}_{c.number}"

@@ -32,6 +32,7 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Sequence
 
+from rag.ingest.tables import plain_table_text
 from rag.types import Chunk
 from rag.ui.text import md
 
@@ -173,8 +174,10 @@ def find_passage(page_text: str, passage: str, min_run: int = MIN_RUN) -> list[t
     an exact match gives one range; otherwise each line of the passage is looked for on its own
     (a turned page or a column layout lists lines in another order), exactly or by its common runs
     of at least ``min_run`` characters (:class:`difflib.SequenceMatcher`), provided all that is
-    found covers half the passage. Empty when the passage is not on the page.
+    found covers half the passage. Empty when the passage is not on the page. A Markdown table's
+    markup (pipes, the ``| --- |`` line) is not on the page, so it is left out of the match.
     """
+    passage = plain_table_text(passage)
     page_pos = [i for i, ch in enumerate(page_text) if not ch.isspace()]
     raw = "".join(page_text[i] for i in page_pos)
     fold = len(raw.casefold()) == len(raw)  # else ("ß" -> "ss") positions would shift: compare as is
