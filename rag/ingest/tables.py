@@ -141,7 +141,7 @@ def table_text(rows: Sequence[Sequence[object]]) -> str:
 
 # -- reading tables from files ------------------------------------------------------------
 
-#: a page is searched for tables only when it draws at least this many horizontal and vertical rules
+#: a page is searched for tables only when its rules lie at this many places across and down (2 rows, 2 columns)
 MIN_RULES = 3
 _THIN = 2.0  # points: a path this thin in one direction is a rule
 
@@ -182,8 +182,10 @@ def pdf_pages_with_tables(data: bytes, pages: Sequence[tuple[int | None, str]], 
 
 
 def _ruled_pages(data: bytes, password: str) -> list[int]:
-    """0-based numbers of the pages that draw at least :data:`MIN_RULES` horizontal and vertical rules
-    (a rectangle gives two of each; a path of many segments may be a whole grid)."""
+    """0-based numbers of the pages whose rules (thin paths, or the sides of rectangles) lie at
+    :data:`MIN_RULES` or more heights and as many horizontal positions: a grid of two rows and two
+    columns at least. A framed box (code listings: two sides, however many segments) is not one; a
+    path of many segments may be a whole grid drawn at once, so it counts."""
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
 
@@ -196,19 +198,22 @@ def _ruled_pages(data: bytes, password: str) -> list[int]:
     try:
         for i in range(len(doc)):
             page = doc[i]
-            across = down = 0
+            across: set[int] = set()  # the heights of horizontal rules, to the point
+            down: set[int] = set()    # the positions of vertical rules
             for obj in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_PATH,), max_depth=3):
                 left, bottom, right, top = obj.get_bounds()
                 w, h = right - left, top - bottom
-                if pdfium_c.FPDFPath_CountSegments(obj.raw) >= 8:
-                    across, down = across + MIN_RULES, down + MIN_RULES
-                elif h <= _THIN < w:
-                    across += 1
+                if h <= _THIN < w:
+                    across.add(round(bottom))
                 elif w <= _THIN < h:
-                    down += 1
+                    down.add(round(left))
                 elif w > _THIN and h > _THIN:
-                    across, down = across + 2, down + 2
-                if across >= MIN_RULES and down >= MIN_RULES:
+                    if pdfium_c.FPDFPath_CountSegments(obj.raw) >= 8:
+                        ruled.append(i)
+                        break
+                    across.update((round(bottom), round(top)))
+                    down.update((round(left), round(right)))
+                if len(across) >= MIN_RULES and len(down) >= MIN_RULES:
                     ruled.append(i)
                     break
             page.close()
