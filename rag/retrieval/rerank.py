@@ -86,7 +86,7 @@ class Reranker:
         """Reorder ``hits`` by cross-encoder score; keep the top ``k`` (all if None)."""
         if not hits:
             return []
-        return reorder(hits, self.score(query, [h.chunk.text for h in hits]), k)
+        return reorder(hits, self.score(query, [h.chunk.full_text for h in hits]), k)
 
 
 def relevance_messages(query: str, passage: str) -> list[dict[str, str]]:
@@ -150,4 +150,4 @@ class LLMReranker:
         """Reorder ``hits`` by the model's relevance log-odds; keep the top ``k`` (all if None)."""
         if not hits:
             return []
-        return reorder(hits, self.score(query, [h.chunk.text for h in hits]), k)
+        return reorder(hits, self.score(query, [h.chunk.full_text for h in hits]), k)

@@ -136,6 +136,14 @@ def test_a_pdf_table_loads_as_a_markdown_table_where_it_stands(tmp_path: Path) -
     assert pages[1] == f"Fees 2024\nAll prices include tax.\n\n{table}\n\nPay by March."
 
 
+def test_an_encrypted_pdf_keeps_its_table(tmp_path: Path) -> None:
+    from tests.pdfgen import encrypt_pdf
+
+    pdf = encrypt_pdf(write_table_pdf(tmp_path / "fees.pdf", [table_page(SMALL)]), user_password="s3cret")
+    [page] = DocumentLoader(pdf_password="s3cret").load(pdf).documents
+    assert page.text == markdown_table(SMALL[0], SMALL[1:])
+
+
 def test_a_docx_table_loads_in_document_order_with_its_header(tmp_path: Path) -> None:
     import docx
 
