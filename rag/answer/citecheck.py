@@ -97,7 +97,8 @@ class SupportChecker:
         self.min_lexical_similarity = min_lexical_similarity
 
     def check(self, text: str, chunks: Sequence[Chunk]) -> tuple[SentenceSupport, ...]:
-        """One :class:`SentenceSupport` per sentence of ``text``; ``chunks[i]`` is citation ``i + 1``."""
+        """One :class:`SentenceSupport` per sentence of ``text``; ``chunks[i]`` (a chunk or an evidence
+        passage, read as its ``full_text``) is citation ``i + 1``."""
         sentences = split_sentences(text)
         if not sentences:
             return ()

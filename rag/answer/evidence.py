@@ -83,6 +83,12 @@ class Passage:
         return flatten(self.chunk.text[self.start:self.end])
 
     @property
+    def full_text(self) -> str:
+        """The passage as read for meaning, like :attr:`rag.types.Chunk.full_text`: a table's row
+        under the table's header line, any other passage its text."""
+        return f"{self.heading}\n{self.text}" if self.heading.startswith("|") else self.text
+
+    @property
     def span(self) -> tuple[int, int]:
         return self.chunk.start + self.start, self.chunk.start + self.end
 

@@ -110,7 +110,7 @@ def test_an_old_chunks_record_without_context_loads() -> None:
 
 
 def test_prompts_and_evidence_read_the_header_of_rows_cut_from_it() -> None:
-    from rag.answer.evidence import candidate_sentences, header
+    from rag.answer.evidence import Passage, candidate_sentences, header
     from rag.generation.prompting import format_source
 
     rows = Chunk("c", "| Hose | 8 EUR | piece |", "d", "/x/prices.pdf", 2, 90, 114, 3, context=MD_HEADER)
@@ -118,6 +118,8 @@ def test_prompts_and_evidence_read_the_header_of_rows_cut_from_it() -> None:
     [(a, b, text, heading)] = candidate_sentences(rows)
     assert (rows.text[a:b], heading) == ("| Hose | 8 EUR | piece |", "| Item | Price | Unit |")
     assert header(1, rows, heading).endswith("— | Item | Price | Unit |")
+    passage = Passage(1, rows, a, b, 1.0, heading=heading)
+    assert passage.full_text == "| Item | Price | Unit |\n| Hose | 8 EUR | piece |"  # what the support check reads
 
 
 # -- the loaders ------------------------------------------------------------------------------
