@@ -155,15 +155,15 @@ def pdf_pages_with_tables(data: bytes, pages: Sequence[tuple[int | None, str]], 
     that draw enough rules for a table (:func:`_ruled_pages`, with pdfium: milliseconds) are analysed;
     a page whose tables cannot be read keeps its pypdf text.
     """
-    ruled = _ruled_pages(data, password)
-    if not ruled:
-        return list(pages)
     import io
-
-    import pdfplumber
 
     out = list(pages)
     try:
+        ruled = _ruled_pages(data, password)
+        if not ruled:
+            return out
+        import pdfplumber
+
         with pdfplumber.open(io.BytesIO(data), password=password or None, pages=[i + 1 for i in ruled]) as pdf:
             for i, page in zip(ruled, pdf.pages):
                 try:
