@@ -18,8 +18,9 @@ Each reader has the :class:`~rag.ingest.loaders.DocumentLoader` reader contract,
 
 Tables skip empty rows and columns and keep at most :data:`MAX_TABLE_ROWS` rows and
 :data:`MAX_TABLE_COLUMNS` columns (a warning says what was left out). Zip-based formats are
-refused when their members would unpack to over :data:`MAX_UNZIPPED_MB`, and an EPUB chapter
-over :data:`MAX_EPUB_MEMBER_MB` is skipped, so a zip bomb is never decompressed.
+refused when their members would unpack to over :data:`MAX_UNZIPPED_MB` (checked in bounded reads, so a
+member that lies about its size fails its CRC check instead), and an EPUB chapter over
+:data:`MAX_EPUB_MEMBER_MB` is skipped, so a zip bomb is never decompressed in full.
 
 Example:
     >>> import tempfile
@@ -39,6 +40,7 @@ import io
 import logging
 import posixpath
 import zipfile
+import zlib
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -71,6 +73,7 @@ _XML_NS = {
 # font obfuscation (IDPF, Adobe) is listed in encryption.xml too, but leaves the text readable
 _FONT_OBFUSCATION = {"http://www.idpf.org/2008/embedding", "http://ns.adobe.com/pdf/enc#RC"}
 _HTML_TYPES = {"application/xhtml+xml", "text/html"}
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 # -- shared pieces -----------------------------------------------------------------------
@@ -82,19 +85,35 @@ def corrupt(path: Path, ext: str, exc: BaseException) -> LoadError:
 
 
 def open_zip(path: Path, data: bytes, ext: str) -> zipfile.ZipFile:
-    """``data`` as a zip, refused when corrupt or when its members declare more than :data:`MAX_UNZIPPED_MB`.
+    """``data`` as a zip whose members are safe to unpack, else :class:`LoadError`.
 
-    Python's zipfile never returns more than a member's declared size (a lying member fails its
-    CRC check), so the declared sizes bound what reading it can decompress.
+    Refused: a corrupt zip, an OLE file (a password-protected or old-format Office file), members
+    that declare more than :data:`MAX_UNZIPPED_MB` together or use a compression other than
+    stored/deflated. Every member is then inflated once in bounded reads: zipfile stops a member
+    at its declared size and fails its CRC check if it lied, so a zip bomb never unpacks in full.
     """
+    if data.startswith(_OLE_MAGIC):
+        raise LoadError(path, f"not a {ext} zip but an OLE file (password-protected, or an older Office format "
+                              f"renamed); save it unprotected as {ext}")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        infos = zf.infolist()
+        total = sum(info.file_size for info in infos)
+        if total > MAX_UNZIPPED_MB * 1024 * 1024:
+            raise LoadError(path, f"{ext} unpacks to {total / 1048576:,.0f} MB, over the {MAX_UNZIPPED_MB} MB "
+                                  "limit (a zip bomb?); not read")
+        odd = [i.filename for i in infos if i.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)]
+        if odd:
+            raise LoadError(path, f"{ext} member {odd[0]!r} uses an unusual compression method; not read")
+        for info in infos:
+            with zf.open(info) as member:
+                while member.read(1 << 20):
+                    pass
+    except LoadError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, RuntimeError,
+            NotImplementedError, zlib.error) as exc:  # RuntimeError: an encrypted member
         raise corrupt(path, ext, exc) from None
-    total = sum(info.file_size for info in zf.infolist())
-    if total > MAX_UNZIPPED_MB * 1024 * 1024:
-        raise LoadError(path, f"{ext} unpacks to {total / 1048576:,.0f} MB, over the {MAX_UNZIPPED_MB} MB limit "
-                              "(a zip bomb?); not read")
     return zf
 
 
@@ -368,13 +387,16 @@ def read_eml(path: Path, data: bytes, *, html_reader: Reader) -> ReaderResult:
     try:
         msg = email.message_from_bytes(data, policy=email.policy.default)
         headers = [(name, " ".join(str(msg[name]).split())) for name in _EMAIL_HEADERS if msg[name] is not None]
-    except Exception as exc:  # noqa: BLE001 - malformed headers fail in the policy's parsers
+        if not any(name in ("From", "To", "Subject", "Date") for name, _ in headers):
+            raise LoadError(path, "not an email message (no From, To, Date or Subject header); "
+                                  "the file is corrupt or misnamed")
+        body, warnings = _email_body(msg, path, html_reader)
+        attachments = [" ".join((part.get_filename() or part.get_content_type()).split())
+                       for part in msg.iter_attachments()]
+    except LoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - malformed headers and MIME structure fail in the policy's parsers
         raise corrupt(path, ".eml", exc) from None
-    if not any(name in ("From", "To", "Subject", "Date") for name, _ in headers):
-        raise LoadError(path, "not an email message (no From, To, Date or Subject header); "
-                              "the file is corrupt or misnamed")
-    body, warnings = _email_body(msg, path, html_reader)
-    attachments = [part.get_filename() or part.get_content_type() for part in msg.iter_attachments()]
     parts = ["\n".join(f"{name}: {value}" for name, value in headers)]
     if body.strip():
         parts.append(body.strip())

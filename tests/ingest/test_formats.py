@@ -211,6 +211,41 @@ def test_zip_bombs_are_not_unpacked(tmp_path: Path, loader: DocumentLoader, monk
         loader.load(path)
 
 
+def _lie_about_size(path: Path, member: str, size: int) -> None:
+    """Rewrite ``member``'s uncompressed size in the zip's central directory (what zipfile trusts)."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    at = data.index(b"PK\x01\x02")  # the first central directory entry
+    while True:
+        name_len = struct.unpack_from("<H", data, at + 28)[0]
+        if data[at + 46:at + 46 + name_len].decode() == member:
+            struct.pack_into("<I", data, at + 24, size)
+            break
+        at = data.index(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(data))
+
+
+def test_a_member_that_lies_about_its_size_is_stopped_at_it(tmp_path: Path, loader: DocumentLoader) -> None:
+    path = write_pptx(tmp_path / "bomb.pptx")
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("ppt/media/zeros.bin", b"\x00" * (8 * 1024 * 1024))
+    _lie_about_size(path, "ppt/media/zeros.bin", 1000)  # 8 MB that claim to be 1 kB
+    with pytest.raises(LoadError, match=r"corrupt or unreadable \.pptx \(BadZipFile: Bad CRC-32"):
+        loader.load(path)
+
+
+def test_other_compression_and_ole_files_are_refused(tmp_path: Path, loader: DocumentLoader) -> None:
+    path = write_xlsx(tmp_path / "bz.xlsx")
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_BZIP2) as z:
+        z.writestr("xl/media/notes.txt", b"x" * 1000)
+    with pytest.raises(LoadError, match=r"\.xlsx member 'xl/media/notes.txt' uses an unusual compression method"):
+        loader.load(path)
+    (tmp_path / "locked.xlsx").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 512)
+    with pytest.raises(LoadError, match=r"not a \.xlsx zip but an OLE file \(password-protected"):
+        loader.load(tmp_path / "locked.xlsx")
+
+
 def test_an_oversized_epub_chapter_is_skipped_with_a_warning(tmp_path: Path, loader: DocumentLoader,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(formats, "MAX_EPUB_MEMBER_MB", 0.01)  # 10 kB
@@ -262,3 +297,12 @@ def test_each_format_is_indexed_and_found_by_its_content(store: IndexStore, embe
     query, passage, page = _QUERIES[name]
     hit = Retriever(store.load("docs"), mode="hybrid", embedder=embedder).retrieve(query, k=1)[0]
     assert Path(hit.chunk.source).name == name and passage in hit.chunk.text and hit.chunk.page == page
+
+
+def test_the_app_accepts_uploads_of_the_new_types(tmp_path: Path) -> None:
+    from rag.ui.uploads import save_uploads
+
+    folder = _write_all(tmp_path / "docs")
+    saved, errors = save_uploads([(name, (folder / name).read_bytes()) for name in sorted(_QUERIES)],
+                                 tmp_path / "uploads")
+    assert not errors and sorted(p.name for p in saved) == sorted(_QUERIES)
