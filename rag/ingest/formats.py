@@ -151,13 +151,14 @@ def row_table(rows: Iterable[tuple[int, Sequence[object]]], name: str) -> tuple[
     too_wide = False
     for number, cells in rows:
         texts = [cell_str(c) for c in cells]
+        too_wide = too_wide or any(texts[MAX_TABLE_COLUMNS:])
+        texts = texts[:MAX_TABLE_COLUMNS]
         if not any(texts):
             continue
         if len(kept) > MAX_TABLE_ROWS:  # the header plus MAX_TABLE_ROWS rows
             warnings.append(f"{name}: over {MAX_TABLE_ROWS:,} rows; rows from {number} on are not indexed")
             break
-        too_wide = too_wide or any(texts[MAX_TABLE_COLUMNS:])
-        kept.append((number, texts[:MAX_TABLE_COLUMNS]))
+        kept.append((number, texts))
     if too_wide:
         warnings.append(f"{name}: over {MAX_TABLE_COLUMNS} columns; only the first {MAX_TABLE_COLUMNS} are indexed")
     if not kept:
