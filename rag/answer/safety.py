@@ -28,6 +28,8 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
+from rag.ingest.loaders import SUPPORTED_EXTENSIONS
+
 URL_RE = re.compile(r"\b(?:https?://|www\.)[^\s<>()\[\]{}\"'`]+", re.I)
 _TRAILING = ".,;:!?*_~"
 
@@ -114,6 +116,8 @@ def is_suspicious(text: str) -> bool:
     return False
 
 
+_SOURCE_EXTENSIONS = "|".join(re.escape(ext.lstrip(".")) for ext in SUPPORTED_EXTENSIONS)
+
 #: Where echoed prompt scaffolding starts: our prompt's own labels, a Markdown heading, a chat role
 #: tag or template token, or a numbered source header ("[2] notes.md").
 SCAFFOLDING_RE = re.compile(
@@ -122,7 +126,7 @@ SCAFFOLDING_RE = re.compile(
     r"user|assistant|system|human|ai)(?:\*\*)?[ \t]*:"
     r"|\bQuestion:"
     r"|<\|[a-z_]+\|?>|<\|?im_(?:start|end)"
-    r"|(?:^|\n)[ \t]*\[\d+\][ \t]+[^\s\[\]]+\.(?:md|txt|pdf|html?|docx)\b",
+    rf"|(?:^|\n)[ \t]*\[\d+\][ \t]+[^\s\[\]]+\.(?:{_SOURCE_EXTENSIONS})\b",
     re.I)
 
 #: Stop strings for generation, so the commonest echoes never reach the screen.

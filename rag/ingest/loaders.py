@@ -2,8 +2,9 @@
 
 Supported: ``.txt``, ``.md``/``.markdown``, ``.pdf`` (pypdf, one Document per page,
 1-based page numbers; encrypted ones with ``pdf_password``), ``.html``/``.htm`` (text only; scripts and styles dropped) and
-``.docx`` (python-docx; paragraphs and tables). Tables (ruled ones in a PDF) become Markdown tables
-where they stand (:mod:`rag.ingest.tables`).
+``.docx`` (python-docx; paragraphs and tables); ``.pptx`` (a page per slide), ``.xlsx`` (a page per sheet),
+``.csv``, ``.epub`` (a page per chapter) and ``.eml`` are read by :mod:`rag.ingest.formats`. Tables (ruled
+ones in a PDF) become Markdown tables where they stand (:mod:`rag.ingest.tables`).
 
 Every problem with a file raises :class:`LoadError` carrying the path and a one-line,
 actionable reason, so a batch ingest can list it and carry on.
@@ -32,6 +33,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -40,7 +42,8 @@ from rag.types import Document, content_hash
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_EXTENSIONS: tuple[str, ...] = (".txt", ".md", ".markdown", ".pdf", ".html", ".htm", ".docx")
+SUPPORTED_EXTENSIONS: tuple[str, ...] = (".txt", ".md", ".markdown", ".pdf", ".html", ".htm", ".docx",
+                                         ".pptx", ".xlsx", ".csv", ".epub", ".eml")
 DEFAULT_MAX_FILE_MB = 100.0
 
 
@@ -328,10 +331,16 @@ class DocumentLoader:
         self.max_file_mb = max_file_mb
         self.encoding_fallback = encoding_fallback
         self._pdf_password = pdf_password or None
+        from rag.ingest import formats  # not at the top: formats imports LoadError and decode_text from here
+
         self._readers: dict[str, Callable[[Path, bytes], tuple[list[tuple[int | None, str]], str, list[str]]]] = {
             ".txt": self._read_text, ".md": self._read_markdown, ".markdown": self._read_markdown,
             ".pdf": self._read_pdf, ".html": self._read_html, ".htm": self._read_html,
             ".docx": self._read_docx,
+            ".pptx": formats.read_pptx, ".xlsx": formats.read_xlsx,
+            ".csv": partial(formats.read_csv, encoding_fallback=encoding_fallback),
+            ".epub": partial(formats.read_epub, html_reader=self._read_html),
+            ".eml": partial(formats.read_eml, html_reader=self._read_html),
         }
 
     def load(self, path: str | Path) -> LoadedFile:
