@@ -49,3 +49,42 @@ def encrypt_pdf(path: Path, user_password: str, owner_password: str = "owner-sec
     with open(path, "wb") as f:
         writer.write(f)
     return path
+
+
+def write_scanned_pdf(path: Path, pages: list[str], dpi: int = 300, rotate: int = 0,
+                      page_pt: tuple[float, float] | None = None) -> Path:
+    """Write ``pages`` as a *scanned* PDF: each is typeset as :func:`write_pdf` does, rendered to a grey
+    image at ``dpi`` with pypdfium2, and the images saved as an image-only PDF (Pillow: no text layer).
+
+    ``rotate`` sets every page's /Rotate; ``page_pt`` (width, height in points) stretches each page's
+    image over a page of that size (a huge page from a small image).
+    """
+    import io
+
+    import pypdfium2 as pdfium
+
+    write_pdf(path, pages)
+    pdf = pdfium.PdfDocument(path.read_bytes())
+    try:
+        images = []
+        for i in range(len(pdf)):
+            page = pdf[i]
+            images.append(page.render(scale=dpi / 72, grayscale=True).to_pil().convert("L"))
+            page.close()
+    finally:
+        pdf.close()
+    resolution = dpi if page_pt is None else images[0].width * 72 / page_pt[0]
+    out = io.BytesIO()
+    images[0].save(out, format="PDF", save_all=True, append_images=images[1:], resolution=resolution)
+    data = out.getvalue()
+    if rotate:
+        from pypdf import PdfReader, PdfWriter
+
+        writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
+        for page in writer.pages:
+            page.rotate(rotate)
+        buf = io.BytesIO()
+        writer.write(buf)
+        data = buf.getvalue()
+    path.write_bytes(data)
+    return path
