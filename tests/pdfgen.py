@@ -9,8 +9,9 @@ def _esc(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def write_pdf(path: Path, pages: list[str], rotate: int = 0) -> Path:
-    """Write ``pages`` (one text each, "\\n" between lines) to ``path``; ``rotate``: every page's /Rotate."""
+def write_pdf(path: Path, pages: list[str], rotate: int = 0, font_pt: float = 11) -> Path:
+    """Write ``pages`` (one text each, "\\n" between lines) to ``path``; ``rotate``: every page's /Rotate;
+    ``font_pt``: the type size (the leading is 14/11 of it)."""
     objects: list[bytes] = []
     n = len(pages)
     # 1: catalog, 2: pages, 3: font, then (page, content) pairs
@@ -23,7 +24,8 @@ def write_pdf(path: Path, pages: list[str], rotate: int = 0) -> Path:
         objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {content_id} 0 R "
                        f"/Resources << /Font << /F1 3 0 R >> >>{f' /Rotate {rotate}' if rotate else ''} >>".encode())
         lines = [f"({_esc(line)}) Tj T*" for line in text.split("\n")]
-        stream = ("BT /F1 11 Tf 14 TL 72 720 Td " + " ".join(lines) + " ET").encode("latin-1")
+        stream = (f"BT /F1 {font_pt:g} Tf {font_pt * 14 / 11:g} TL 72 720 Td " + " ".join(lines)
+                  + " ET").encode("latin-1")
         objects.append(b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream")
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
@@ -52,7 +54,7 @@ def encrypt_pdf(path: Path, user_password: str, owner_password: str = "owner-sec
 
 
 def write_scanned_pdf(path: Path, pages: list[str], dpi: int = 300, rotate: int = 0,
-                      page_pt: tuple[float, float] | None = None) -> Path:
+                      page_pt: tuple[float, float] | None = None, font_pt: float = 11) -> Path:
     """Write ``pages`` as a *scanned* PDF: each is typeset as :func:`write_pdf` does, rendered to a grey
     image at ``dpi`` with pypdfium2, and the images saved as an image-only PDF (Pillow: no text layer).
 
@@ -63,7 +65,7 @@ def write_scanned_pdf(path: Path, pages: list[str], dpi: int = 300, rotate: int 
 
     import pypdfium2 as pdfium
 
-    write_pdf(path, pages)
+    write_pdf(path, pages, font_pt=font_pt)
     pdf = pdfium.PdfDocument(path.read_bytes())
     try:
         images = []
@@ -88,3 +90,17 @@ def write_scanned_pdf(path: Path, pages: list[str], dpi: int = 300, rotate: int 
         data = buf.getvalue()
     path.write_bytes(data)
     return path
+
+
+def wrap_pages(text: str, width: int = 90, lines: int = 48) -> list[str]:
+    """``text`` wrapped into lines of at most ``width`` characters and cut into pages of ``lines`` lines
+    (11 pt Helvetica fits about 90 characters across a letter page and 48 lines down it), for :func:`write_pdf`.
+
+    Example:
+        >>> wrap_pages("one two three four", width=9, lines=2)
+        ['one two\\nthree', 'four']
+    """
+    import textwrap
+
+    wrapped = textwrap.wrap(" ".join(text.split()), width=width) or [""]
+    return ["\n".join(wrapped[i:i + lines]) for i in range(0, len(wrapped), lines)]

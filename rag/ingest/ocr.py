@@ -14,7 +14,8 @@ pages it reads depends on the :class:`OcrMode`:
 
 Pages stream: each is rendered, read and dropped before the next. A page whose render at the chosen
 DPI would exceed :data:`MAX_PIXELS` is rendered at a lower DPI (with a warning), so memory stays
-bounded; a blank render (almost no dark pixels) skips Tesseract. The result is deterministic: the
+bounded; a blank page (no ink in a quick 72 dpi render, or almost no dark pixels in the full one)
+skips Tesseract. The result is deterministic: the
 same page gives the same text at ingest and when the viewer highlights it.
 
 Example (needs Tesseract)::
@@ -36,10 +37,12 @@ from rag.types import Choice
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DPI = 300  # CER 0.3% vs 200 dpi's ~1%, for 1.3x the time (docs/benchmarks.md, "OCR")
+DEFAULT_DPI = 300  # a 300 dpi scan's own pixels; 200 dpi: same CER at 8-11 pt, 2x at 6 pt (docs/benchmarks.md)
 MIN_DPI, MAX_DPI = 50, 600
 MAX_PIXELS = 40_000_000  # a letter page at 600 dpi is 33.7 Mpx; 40 Mpx is 40 MB grey
 MIN_LETTERS = 20  # fewer letters in a page's text layer: treat it as scanned (see the module docstring)
+PRESCREEN_DPI = 72  # a quick render first: no pixel paler than PALE there means a blank page, no full render
+PALE = 230  # at 72 dpi the darkest pixel of even 8 pt text is far below this; a speck of dust may not be
 BLANK_INK = 0.0001  # share of dark pixels under which a render is blank (3 characters of 10 pt text)
 DARK = 128  # grey levels below this count as ink
 TESSERACT_MISSING = ("scanned PDF needs Tesseract for OCR: install it with `sudo apt-get install tesseract-ocr` "
@@ -128,7 +131,7 @@ class PageOcr:
     """Render PDF pages and read them with Tesseract.
 
     Args:
-        dpi: render resolution (300 measured best: docs/benchmarks.md, "OCR").
+        dpi: render resolution (300: why in docs/benchmarks.md, "OCR").
         max_pixels: a page bigger than this at ``dpi`` is rendered smaller, with a warning.
         lang: Tesseract language(s), e.g. ``"eng"`` or ``"eng+deu"`` (their traineddata must be installed).
 
@@ -168,6 +171,11 @@ class PageOcr:
         """OCR one pypdfium2 page; raise :class:`OcrError` when Tesseract is missing or fails."""
         width, height = page.get_size()
         dpi = self.page_dpi(width, height)
+        quick = min(dpi, PRESCREEN_DPI)
+        low, _high = page.render(scale=quick / 72, grayscale=True).to_pil().convert("L").getextrema()
+        if low >= PALE:
+            _check_images(page)
+            return OcrPage("", (), dpi, blank=True)
         image = page.render(scale=dpi / 72, grayscale=True).to_pil().convert("L")
         if _blank(image):
             _check_images(page)
@@ -286,7 +294,7 @@ def _check_images(page: Any) -> None:
 
     for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE]):
         try:
-            obj.get_bitmap().close()
+            obj.get_bitmap()
         except pdfium.PdfiumError:
             raise pdfium.PdfiumError("an image on the page cannot be decoded") from None
 
