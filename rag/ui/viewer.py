@@ -327,10 +327,12 @@ class PdfPageRenderer:
             textpage.close()
         if not scanned:
             return []
+        import pypdfium2 as pdfium
+
         stat = path.stat()
         try:
             ocr = _page_ocr(str(path.resolve()), stat.st_mtime_ns, stat.st_size, page)
-        except OcrError as exc:
+        except (OcrError, pdfium.PdfiumError) as exc:  # no highlight is better than no page
             logger.warning("no highlight on %s page %d: %s", path.name, page, exc)
             return []
         spans = find_passage(ocr.text, passage)

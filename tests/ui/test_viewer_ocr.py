@@ -31,3 +31,13 @@ def test_a_passage_on_a_scanned_page_is_boxed_on_its_lines(tmp_path: Path, rotat
             assert y0 < baseline < y1 + 4, (line, box)
             assert x0 == pytest.approx(72 * DEFAULT_SCALE, abs=4)  # text starts at x = 72 pt
     assert not PdfPageRenderer().render(pdf, 2, "words that are not on this page at all").highlighted
+
+
+def test_without_tesseract_the_scanned_page_is_shown_without_a_box(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytesseract
+
+    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", str(tmp_path / "no-tesseract-here"))
+    pdf = write_scanned_pdf(tmp_path / "scan.pdf", [PAGE])
+    image = PdfPageRenderer().render(pdf, 1, "Open the bleed valve first.")
+    assert image.png and not image.highlighted
