@@ -89,3 +89,19 @@ def evaluate(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[s
     """Mean of each metric over all judged queries."""
     pq = per_query(qrels, run, metrics)
     return {label: (sum(v.values()) / len(v) if v else 0.0) for label, v in pq.items()}
+
+
+def char_error_rate(reference: str, hypothesis: str) -> float:
+    """Character error rate of an OCR ``hypothesis``: Levenshtein distance / reference length (RapidFuzz),
+    both texts with whitespace runs collapsed to one space (line breaks are layout, not characters read).
+
+    Example:
+        >>> char_error_rate("the pump", "the  pumq"), char_error_rate("ab", "")
+        (0.125, 1.0)
+    """
+    from rapidfuzz.distance import Levenshtein
+
+    ref, hyp = " ".join(reference.split()), " ".join(hypothesis.split())
+    if not ref:
+        raise ValueError("reference must hold some text, got only whitespace")
+    return Levenshtein.distance(ref, hyp) / len(ref)

@@ -13,9 +13,9 @@ def _esc(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def _text_stream(text: str) -> str:
+def _text_stream(text: str, font_pt: float = 11) -> str:
     lines = [f"({_esc(line)}) Tj T*" for line in text.split("\n")]
-    return "BT /F1 11 Tf 14 TL 72 720 Td " + " ".join(lines) + " ET"
+    return f"BT /F1 {font_pt:g} Tf {font_pt * 14 / 11:g} TL 72 720 Td " + " ".join(lines) + " ET"
 
 
 def _write(path: Path, pages: Sequence[tuple[str, tuple[int, int]]], rotate: int = 0) -> Path:
@@ -47,9 +47,10 @@ def _write(path: Path, pages: Sequence[tuple[str, tuple[int, int]]], rotate: int
     return path
 
 
-def write_pdf(path: Path, pages: list[str], rotate: int = 0) -> Path:
-    """Write ``pages`` (one text each, "\\n" between lines) to ``path``; ``rotate``: every page's /Rotate."""
-    return _write(path, [(_text_stream(text), LETTER) for text in pages], rotate)
+def write_pdf(path: Path, pages: list[str], rotate: int = 0, font_pt: float = 11) -> Path:
+    """Write ``pages`` (one text each, "\\n" between lines) to ``path``; ``rotate``: every page's /Rotate;
+    ``font_pt``: the type size (the leading is 14/11 of it)."""
+    return _write(path, [(_text_stream(text, font_pt), LETTER) for text in pages], rotate)
 
 
 def table_page(rows: Sequence[Sequence[str]], before: str = "", after: str = "",
@@ -98,3 +99,56 @@ def encrypt_pdf(path: Path, user_password: str, owner_password: str = "owner-sec
     with open(path, "wb") as f:
         writer.write(f)
     return path
+
+
+def write_scanned_pdf(path: Path, pages: list[str], dpi: int = 300, rotate: int = 0,
+                      page_pt: tuple[float, float] | None = None, font_pt: float = 11) -> Path:
+    """Write ``pages`` as a *scanned* PDF: each is typeset as :func:`write_pdf` does, rendered to a grey
+    image at ``dpi`` with pypdfium2, and the images saved as an image-only PDF (Pillow: no text layer).
+
+    ``rotate`` sets every page's /Rotate; ``page_pt`` (width, height in points) stretches each page's
+    image over a page of that size (a huge page from a small image).
+    """
+    import io
+
+    import pypdfium2 as pdfium
+
+    write_pdf(path, pages, font_pt=font_pt)
+    pdf = pdfium.PdfDocument(path.read_bytes())
+    try:
+        images = []
+        for i in range(len(pdf)):
+            page = pdf[i]
+            images.append(page.render(scale=dpi / 72, grayscale=True).to_pil().convert("L"))
+            page.close()
+    finally:
+        pdf.close()
+    resolution = dpi if page_pt is None else images[0].width * 72 / page_pt[0]
+    out = io.BytesIO()
+    images[0].save(out, format="PDF", save_all=True, append_images=images[1:], resolution=resolution)
+    data = out.getvalue()
+    if rotate:
+        from pypdf import PdfReader, PdfWriter
+
+        writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
+        for page in writer.pages:
+            page.rotate(rotate)
+        buf = io.BytesIO()
+        writer.write(buf)
+        data = buf.getvalue()
+    path.write_bytes(data)
+    return path
+
+
+def wrap_pages(text: str, width: int = 90, lines: int = 48) -> list[str]:
+    """``text`` wrapped into lines of at most ``width`` characters and cut into pages of ``lines`` lines
+    (11 pt Helvetica fits about 90 characters across a letter page and 48 lines down it), for :func:`write_pdf`.
+
+    Example:
+        >>> wrap_pages("one two three four", width=9, lines=2)
+        ['one two\\nthree', 'four']
+    """
+    import textwrap
+
+    wrapped = textwrap.wrap(" ".join(text.split()), width=width) or [""]
+    return ["\n".join(wrapped[i:i + lines]) for i in range(0, len(wrapped), lines)]

@@ -144,6 +144,15 @@ def pdf_password(args: argparse.Namespace) -> str | None:
     return args.pdf_password or os.environ.get(PDF_PASSWORD_ENV) or None
 
 
+def add_ocr_arg(p: argparse.ArgumentParser) -> None:
+    """``--ocr`` of ``ingest`` and ``watch``: which PDF pages are read by OCR (:class:`~rag.ingest.ocr.OcrMode`)."""
+    from rag.ingest.ocr import OcrMode
+
+    p.add_argument("--ocr", choices=[str(m) for m in OcrMode], default=str(OcrMode.AUTO),
+                   help="OCR of scanned PDF pages with Tesseract: auto (pages without a text layer), always "
+                        "(every page) or never (default %(default)s)")
+
+
 def add_retrieval_args(p: argparse.ArgumentParser) -> None:
     """Every retrieval option, shared by ``search``, ``ask`` and ``chat`` (defaults: ``RetrievalConfig()``)."""
     d = RetrievalConfig()

@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rag.cli.common import (CommandError, add_index_args, add_index_dir_arg, add_pdf_password_arg, pdf_password,
-                            positive_float, positive_int, store)
+from rag.cli.common import (CommandError, add_index_args, add_index_dir_arg, add_ocr_arg, add_pdf_password_arg,
+                            pdf_password, positive_float, positive_int, store)
 from rag.index.store import IndexError_
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                    chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
                    title_prefix=not args.no_title_prefix, faiss_kind=args.faiss, stemmer=args.stemmer,
                    max_file_mb=args.max_file_mb, show_progress=not args.quiet, lock_timeout=args.wait,
-                   backend=args.backend, milvus=milvus, pdf_password=pdf_password(args))
+                   backend=args.backend, milvus=milvus, pdf_password=pdf_password(args), ocr=args.ocr)
     report = ing.ingest(args.paths, rebuild=args.rebuild, prune=not args.no_prune)
     print(report.summary())
     return 0 if report.ok else 1
@@ -176,6 +176,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--embedder", default="default", help="sentence-transformers model name or path")
     p.add_argument("--max-file-mb", type=positive_float, default=DEFAULT_MAX_FILE_MB, help="skip larger files")
     add_pdf_password_arg(p)
+    add_ocr_arg(p)
     p.add_argument("--rebuild", action="store_true", help="re-create the index from scratch")
     p.add_argument("--no-prune", action="store_true", help="keep documents whose files were deleted")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -23,7 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rag.cli.common import CommandError, add_index_args, add_pdf_password_arg, pdf_password, positive_float, store
+from rag.cli.common import (CommandError, add_index_args, add_ocr_arg, add_pdf_password_arg, pdf_password,
+                            positive_float, store)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -36,7 +37,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.folder} is not a folder; give the folder to watch, e.g. `rag watch ~/notes "
                            f"--index {args.index}`", code=2)
     ing = Ingestor(args.index, store=store(args), embedder=Embedder(args.embedder), show_progress=not args.quiet,
-                   lock_timeout=args.wait, pdf_password=pdf_password(args))
+                   lock_timeout=args.wait, pdf_password=pdf_password(args), ocr=args.ocr)
 
     def report(r: Any) -> None:
         print(r.summary(), flush=True)
@@ -72,6 +73,7 @@ def add_commands(sub: Any) -> None:
                         "(default %(default)s)")
     p.add_argument("--embedder", default="default", help="sentence-transformers model name or path (as for ingest)")
     add_pdf_password_arg(p)
+    add_ocr_arg(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--wait", type=non_negative_float, default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
                    help="seconds to wait while another writer holds the index, then skip that batch "

@@ -30,6 +30,7 @@ from rag.index.base import SearchIndex
 from rag.index.store import (DocRecord, IndexMismatchError, IndexSettings, IndexStore, IndexWriter, indexed_text,
                              validate_name)
 from rag.ingest.loaders import DEFAULT_MAX_FILE_MB, DocumentLoader, LoadedFile, LoadError, scan_files
+from rag.ingest.ocr import OcrMode, OcrProgressBar
 from rag.index.milvus_config import BACKEND, MilvusConfig
 from rag.index.sparse import Analyzer
 from rag.types import Chunk
@@ -90,6 +91,8 @@ class Ingestor:
         stemmer: BM25 analyzer stemmer, ``english`` or ``none``.
         max_file_mb: refuse larger files with a clear error.
         pdf_password: the password of encrypted PDFs (memory only: never logged or put in the manifest).
+        ocr: which PDF pages are OCRed: ``auto`` (scanned pages), ``always`` or ``never``
+            (:class:`~rag.ingest.ocr.OcrMode`); with ``show_progress`` each OCRed file gets a page bar.
         lock_timeout: seconds to wait for another writer of the same index (default: the store's).
         backend: where the chunks live: ``None`` (the index's recorded backend; embedded for a
             new index), ``"local"`` (embedded FAISS + BM25 files) or ``"milvus"`` (a Milvus server,
@@ -112,7 +115,8 @@ class Ingestor:
                  title_prefix: bool = True, faiss_kind: str = "flat", stemmer: str = "english",
                  max_file_mb: float = DEFAULT_MAX_FILE_MB, show_progress: bool | None = None,
                  lock_timeout: float | None = None, backend: str | None = None,
-                 milvus: MilvusConfig | None = None, pdf_password: str | None = None) -> None:
+                 milvus: MilvusConfig | None = None, pdf_password: str | None = None,
+                 ocr: OcrMode | str = OcrMode.AUTO) -> None:
         self.index_name = validate_name(index)
         if backend not in (None, "local", BACKEND):
             raise ValueError(f"backend must be one of local, {BACKEND}; got {backend!r}")
@@ -134,8 +138,9 @@ class Ingestor:
         self.title_prefix = title_prefix
         self.faiss_kind = validate_kind(faiss_kind)
         self.analyzer = Analyzer(stemmer=stemmer)
-        self.loader = DocumentLoader(max_file_mb=max_file_mb, pdf_password=pdf_password)
         self.show_progress = (logger.getEffectiveLevel() <= logging.INFO) if show_progress is None else show_progress
+        self.loader = DocumentLoader(max_file_mb=max_file_mb, pdf_password=pdf_password, ocr=ocr,
+                                     on_ocr_page=OcrProgressBar() if self.show_progress else None)
         self._chunker: Chunker | None = None
 
     def _settings(self) -> IndexSettings:

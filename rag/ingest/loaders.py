@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from rag.ingest.tables import docx_blocks, pdf_pages_with_tables, replace_html_tables
+from rag.ingest.ocr import OcrError, OcrMode, OcrProgress, PageOcr
 from rag.types import Document, content_hash
 
 logger = logging.getLogger(__name__)
@@ -309,6 +310,9 @@ class DocumentLoader:
             them an error instead); the fallback is reported as a warning.
         pdf_password: opens encrypted PDFs (those with only an owner password open without
             one). Kept in memory only: never logged, shown in ``repr`` or written anywhere.
+        ocr: which PDF pages are OCRed (:class:`~rag.ingest.ocr.OcrMode`: ``auto`` those without
+            a text layer, ``always``, ``never``); needs Tesseract only when a page is OCRed.
+        on_ocr_page: called after each page OCRed (an :class:`~rag.ingest.ocr.OcrProgress`).
 
     Example:
         >>> DocumentLoader(max_file_mb=0)
@@ -318,7 +322,8 @@ class DocumentLoader:
     """
 
     def __init__(self, max_file_mb: float = DEFAULT_MAX_FILE_MB,
-                 encoding_fallback: str | None = "cp1252", pdf_password: str | None = None) -> None:
+                 encoding_fallback: str | None = "cp1252", pdf_password: str | None = None,
+                 ocr: OcrMode | str = OcrMode.AUTO, on_ocr_page: Callable[[OcrProgress], None] | None = None) -> None:
         if not max_file_mb > 0:
             raise ValueError(f"max_file_mb must be > 0, got {max_file_mb}")
         if encoding_fallback is not None:
@@ -331,6 +336,8 @@ class DocumentLoader:
         self.max_file_mb = max_file_mb
         self.encoding_fallback = encoding_fallback
         self._pdf_password = pdf_password or None
+        self.ocr = OcrMode.parse(ocr)
+        self._on_ocr_page = on_ocr_page
         from rag.ingest import formats  # not at the top: formats imports LoadError and decode_text from here
 
         self._readers: dict[str, Callable[[Path, bytes], tuple[list[tuple[int | None, str]], str, list[str]]]] = {
@@ -365,9 +372,11 @@ class DocumentLoader:
         if not data.strip():
             raise LoadError(path, "file is empty; nothing to index")
         pages, title, warnings = self._readers[ext](path, data)
+        if ext == ".pdf":
+            pages, warnings = self._ocr_pages(path, data, pages, warnings)
         pages = [(page, text) for page, text in pages if text.strip()]
         if not pages:
-            hint = " (scanned PDF? it needs OCR first)" if ext == ".pdf" else ""
+            hint = " (scanned PDF? it needs OCR: ingest it with --ocr auto)" if ext == ".pdf" else ""
             raise LoadError(path, f"no extractable text{hint}")
         title = title or path.stem
         docs = tuple(Document.from_text(text, source=source, page=page, title=title,
@@ -375,6 +384,19 @@ class DocumentLoader:
         return LoadedFile(source=source, doc_id=doc_id_for(source),
                           file_hash=hashlib.sha256(data).hexdigest(), documents=docs,
                           warnings=tuple(warnings))
+
+    def _ocr_pages(self, path: Path, data: bytes, pages: list[tuple[int | None, str]], warnings: list[str]
+                   ) -> tuple[list[tuple[int | None, str]], list[str]]:
+        """The PDF's pages with scanned ones read by OCR (:mod:`rag.ingest.ocr`), and the warnings."""
+        texts = {p: t for p, t in pages if p is not None}
+        try:
+            result = PageOcr().read_pdf(str(path.resolve()), data, texts, self.ocr, self._pdf_password,
+                                        self._on_ocr_page)
+        except OcrError as exc:
+            raise LoadError(path, str(exc)) from None
+        if not result.texts:
+            return pages, [*warnings, *result.warnings]
+        return [(p, result.texts.get(p, t) if p is not None else t) for p, t in pages], [*warnings, *result.warnings]
 
     # -- readers: (path, bytes) -> ([(page, text)], title, warnings) ------------------
 

@@ -6,7 +6,9 @@ Framework-free, so the app (``ui/app.py``) only draws what these return and test
   every line of the cited passage. A chunk's character offsets are into pypdf's text of the page,
   not pdfium's, so the passage is found again in pdfium's text page (:func:`find_passage`: exact
   match on the whitespace-free, case-folded text, else the longest common runs), and the boxes come
-  from pdfium's text rectangles of the matched characters.
+  from pdfium's text rectangles of the matched characters. A scanned page (no text layer,
+  :func:`rag.ingest.ocr.needs_ocr`) is read by the same OCR as at ingest (cached per file version
+  and page), and the boxes are those of the OCR words inside the passage's matches.
 * :func:`passage_context` rebuilds the text around a chunk from the index's own chunks of the same
   document (their offsets say where each sits), so it works for every format and even when the
   file has since changed or moved; it also names the previous and next passage, and
@@ -25,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 from dataclasses import dataclass
@@ -32,6 +35,7 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Sequence
 
+from rag.ingest.ocr import OcrError, OcrPage, needs_ocr, read_pdf_page
 from rag.ingest.tables import plain_table_text
 from rag.types import Chunk
 from rag.ui.text import md
@@ -283,6 +287,8 @@ class PdfPageRenderer:
                 cropbox = tuple(pg.get_cropbox())
                 rotation = int(pg.get_rotation()) % 360
                 rects = self._passage_rects(pg, passage) if passage.strip() else []
+                if not rects and passage.strip():
+                    rects = self._ocr_rects(pg, path, page, passage)
                 image = pg.render(scale=self.scale).to_pil().convert("RGBA")  # drawn as the page's /Rotate says
             finally:
                 pg.close()
@@ -313,3 +319,41 @@ class PdfPageRenderer:
             return rects
         finally:
             textpage.close()
+
+    @staticmethod
+    def _ocr_rects(pg: object, path: Path, page: int, passage: str) -> list[tuple[float, float, float, float]]:
+        """On a scanned page, the OCR word boxes (PDF points) inside the passage's matches in the OCR text."""
+        textpage = pg.get_textpage()  # type: ignore[attr-defined]
+        try:
+            scanned = needs_ocr(textpage.get_text_range())
+        finally:
+            textpage.close()
+        if not scanned:
+            return []
+        import pypdfium2 as pdfium
+
+        stat = path.stat()
+        try:
+            ocr = _page_ocr(str(path.resolve()), stat.st_mtime_ns, stat.st_size, page)
+        except (OcrError, pdfium.PdfiumError) as exc:  # no highlight is better than no page
+            logger.warning("no highlight on %s page %d: %s", path.name, page, exc)
+            return []
+        spans = find_passage(ocr.text, passage)
+        rects: list[tuple[float, float, float, float]] = []
+        last_end = -2
+        for w in ocr.words:
+            if not any(w.start < end and start < w.end for start, end in spans):
+                continue
+            if ocr.text[last_end:w.start] == " " and rects:  # the next word on the same line: one box per line
+                l, b, r, t = rects[-1]
+                rects[-1] = (min(l, w.box[0]), min(b, w.box[1]), max(r, w.box[2]), max(t, w.box[3]))
+            else:
+                rects.append(w.box)
+            last_end = w.end
+        return rects
+
+
+@functools.lru_cache(maxsize=16)
+def _page_ocr(path: str, mtime_ns: int, size: int, page: int) -> OcrPage:
+    """One page's OCR; the file's mtime and size in the key, so a changed file is read again."""
+    return read_pdf_page(path, page)
