@@ -3,15 +3,21 @@
 The relevance gate asks "is anything on topic?"; in a collection of related documents something
 always is.  :class:`Decider` asks whether the *selected evidence* answers the question, with a
 logistic model trained on COVID-QA's train split (answerable questions against the same questions
-with their article removed; ``rag eval train decision``) over collection-agnostic signals:
+with their article removed; ``rag eval train decision``) over collection-agnostic signals, chosen
+among:
 
 * the evidence's own scores (:func:`rag.answer.evidence.question_features`): the best sentence's
-  score, cosine and IDF coverage of the question, the best retrieved chunk's cosine;
+  score, how far it stands out from the others (``best_share``), cosine and IDF coverage of the
+  question, the best retrieved chunk's cosine;
 * the generator's Y/N log-odds that the sources answer the question, calibrated against a
   content-free question (:class:`~rag.answer.gate.AnswerCheck`; Zhao et al., ICML 2021);
 * a linear probe of the generator's last hidden state on that check prompt (unanswerability is
   linearly decodable from it: Slobodkin et al., "The Curious Case of Hallucinatory
   (Un)answerability", EMNLP 2023).
+
+The shipped generator decision reads ``best_share`` and ``check`` only: COVID-QA's questions were
+written looking at their article, so the levels of cosine, coverage and score (and a probe fitted
+to them) learn "shares the article's words" and decline a question asked in other words.
 
 Its threshold is chosen on the dev split.  The decision has three outcomes: the sources answer
 it; a yes/no question whose premise the sources contradict (answered "No", citing the sentence
