@@ -39,9 +39,9 @@ from rag.answer.gate import AnswerCheck
 from rag.answer.planner import History, Plan
 from rag.answer.safety import ECHO_STOPS, strip_scaffolding
 from rag.answer.stream import AnswerStream
-from rag.answer.strategies import (_DECLINE_MARKERS, CHECK_REASON, DEFAULT_FALLBACK_MIN_SIMILARITY, REPEAT_REASON,
-                                   DEFAULT_FALLBACK_SHARE, FALLBACK_NOTE, UNSUPPORTED_REASON, Sampling, decision_fields,
-                                   mark_supported, not_found, numbered, repoint_citations,
+from rag.answer.strategies import (_DECLINE_MARKERS, DEFAULT_FALLBACK_MIN_SIMILARITY, DEFAULT_FALLBACK_SHARE,
+                                   FALLBACK_NOTE, REPEAT_REASON, UNSUPPORTED_REASON, Sampling, decision_fields,
+                                   decline_reason, mark_supported, not_found, numbered, repoint_citations,
                                    untrusted_marks)
 from rag.embedding import Embedder
 from rag.generation.llm import ChatModel
@@ -208,7 +208,7 @@ class GenerativeStrategy:
             fields: dict[str, object] = dict(prompt_tokens=prompt.prompt_tokens, sources_in_prompt=prompt.n_sources,
                                              **decision_fields(decision))
             if decision is not None and not decision.answers:
-                return not_found(plan, reason=CHECK_REASON, sources=sources, timings=timings, **fields)
+                return not_found(plan, reason=decline_reason(decision), sources=sources, timings=timings, **fields)
             generate_s = time.perf_counter() - run.t0
             trace = replace(plan.trace, timings={**plan.trace.timings, "generate_s": generate_s})
             fields.update(chunks_dropped=prompt.dropped, truncated=prompt.truncated, raw=raw)

@@ -44,6 +44,8 @@ _DECLINE_MARKERS = ("could not find this in your documents", "could not find thi
 DEFAULT_FALLBACK_SHARE = 0.5
 CHECK_NOTE = "These passages were found, but they were judged not to answer the question."
 CHECK_REASON = "answer check: the sources were judged not to answer the question"
+VERDICT_NOTE = "These passages were found, but they do not say whether the answer is yes or no."
+VERDICT_REASON = "yes/no verdict: the sources do not settle it"
 FALLBACK_NOTE = ("Most of the generated answer was not supported by your documents, so the passages that "
                  "best match the question are quoted instead.")
 UNSUPPORTED_REASON = "unsupported: the generated answer was not in the sources and no source sentence is close"
@@ -52,8 +54,8 @@ UNSUPPORTED_NOTE = ("These passages were found, but the generated answer was not
 #: what the CLI and the app say under a decline that still lists the passages it was given
 REPEAT_REASON = "repeat: the answer only repeated the previous one"
 REPEAT_NOTE = "These passages were found, but the answer written from them only repeated the previous one."
-DECLINE_NOTES: dict[str, str] = {CHECK_REASON: CHECK_NOTE, UNSUPPORTED_REASON: UNSUPPORTED_NOTE,
-                                 REPEAT_REASON: REPEAT_NOTE}
+DECLINE_NOTES: dict[str, str] = {CHECK_REASON: CHECK_NOTE, VERDICT_REASON: VERDICT_NOTE,
+                                 UNSUPPORTED_REASON: UNSUPPORTED_NOTE, REPEAT_REASON: REPEAT_NOTE}
 #: the quoted fallback's best sentence needs this cosine to the question, else the answer is declined
 DEFAULT_FALLBACK_MIN_SIMILARITY = 0.6
 
@@ -79,6 +81,12 @@ def not_found(plan: Plan, mode: AnswerMode = AnswerMode.GENERATIVE, reason: str 
     passages it was given, if any) and recording ``reason``, ``timings`` and diagnostics ``fields``."""
     return Answer(question=plan.question, text=NOT_FOUND, standalone_query=plan.query, grounded=False, mode=mode,
                   sources=sources, trace=plan.trace, diagnostics=plan.diagnostics(timings, reason=reason, **fields))
+
+
+def decline_reason(decision: "Decision") -> str:
+    """Why a declining decision declined: its score, or a yes/no verdict that overruled a passing score."""
+    passed = decision.score is not None and decision.threshold is not None and decision.score >= decision.threshold
+    return VERDICT_REASON if passed else CHECK_REASON
 
 
 def decision_fields(decision: "Decision | None") -> dict[str, object]:

@@ -12,6 +12,7 @@ from rag.answer.decision import (POLARITY, POLARITY_SUFFIX, VERDICT_EXAMPLES, De
 from rag.answer.evidence import Evidence, Passage
 from rag.answer.gate import BASELINE_QUESTION, CHECK_SUFFIX, AnswerCheck
 from rag.answer.linear import LinearModel, packaged
+from rag.answer.strategies import CHECK_REASON, DECLINE_NOTES, VERDICT_REASON, decline_reason
 from rag.generation.llm import ScriptedLLM
 from rag.generation.prompting import EVIDENCE_SYSTEM_PROMPT, user_message
 from rag.types import Chunk
@@ -90,6 +91,9 @@ def test_a_yes_no_question_gets_the_models_verdict_and_a_contradicted_premise_a_
                               scripted(1.5, 0.5, verdict=(-1.5, -3.0, -0.4)), prompt("Are hidden files skipped?"))
     assert unsettled.outcome is Outcome.NOT_FOUND and not unsettled.polarity, "Unknown beats Yes and No: declined"
     assert unsettled.rule.endswith("yes/no verdict: the sources do not settle it"), unsettled.rule
+    # the user is told which of the two declined it: the verdict (its score passed) or the score
+    assert decline_reason(unsettled) == VERDICT_REASON and decline_reason(unsure) == CHECK_REASON
+    assert VERDICT_REASON in DECLINE_NOTES and CHECK_REASON in DECLINE_NOTES
     wh = decider.decide(EVIDENCE, "Which files are indexed?", scripted(-1.0, 0.0, verdict=(-3.0, -0.1, -3.0)),
                         prompt("Which files are indexed?"))
     assert wh.outcome is Outcome.NOT_FOUND and not wh.polarity, "only a yes/no question is answered No"
