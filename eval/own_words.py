@@ -43,9 +43,10 @@ OWN_WORDS_ANSWERED: dict[str, str] = {
     "What is a faster model for old laptops?": r"SmolLM2",
     "Are hidden files included?": r"\bno\b|skipped",
     "What do the numbers in brackets mean?": r"source|passage|cite",
+    "Can I index Excel spreadsheets?": r"\byes\b|\.xlsx",
 }
 OWN_WORDS_NOT_ANSWERED = (
-    "Can I index Excel spreadsheets?", "How do I export chats to PDF?", "Does it support voice input?",
+    "Can I index audio recordings?", "How do I export chats to PDF?", "Does it support voice input?",
     "What is the price of a license?", "Can several users log in with passwords?")
 
 
