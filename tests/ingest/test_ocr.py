@@ -101,6 +101,27 @@ def test_without_tesseract_a_scan_fails_in_one_line_and_the_rest_is_indexed(
     assert sorted(Path(p).name for p in report.added) == ["note.txt", "printed.pdf"]
 
 
+def test_the_ingestor_reports_each_ocred_page_to_its_callback_instead_of_a_bar(
+        tmp_path: Path, embedder, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    from rag.index.store import IndexStore
+    from rag.ingest.ingestor import Ingestor
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    scan = write_scanned_pdf(docs / "scan.pdf", [TEXT, "Chapter 2: the pitot tube is calibrated yearly."])
+    (docs / "note.txt").write_text("Pumps need priming before start.", encoding="utf-8")
+    seen: list[OcrProgress] = []
+    # show_progress on: the callback replaces the tqdm page bar, it is not added to it
+    report = Ingestor("t", store=IndexStore(tmp_path / "idx"), embedder=embedder, show_progress=True,
+                      on_ocr_page=seen.append).ingest([docs])
+    assert report.ok, report.summary()
+    source = str(scan.resolve())
+    assert seen == [OcrProgress(source, 1, 1, 2), OcrProgress(source, 2, 2, 2)]
+    assert "OCR scan.pdf" not in capsys.readouterr().err
+    with pytest.raises(TypeError, match="on_ocr_page must be a callable"):
+        Ingestor("t", store=IndexStore(tmp_path / "idx"), embedder=embedder, on_ocr_page="progress")  # type: ignore[arg-type]
+
+
 def test_blank_scans_skip_tesseract_and_say_no_text_was_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pdf = write_scanned_pdf(tmp_path / "blank.pdf", [""] * 20)
 
