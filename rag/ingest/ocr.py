@@ -191,8 +191,13 @@ class PageOcr:
             import pytesseract
         except ImportError:
             raise OcrError(TESSERACT_MISSING + "; and `pip install pytesseract`") from None
+        from pytesseract.pytesseract import file_to_dict
+
         try:
-            return pytesseract.image_to_data(image, lang=self.lang, output_type=pytesseract.Output.DICT)
+            # image_to_data(output_type=DICT) without its `tesseract --version` check: that run reports
+            # libcurl's version, whose OpenLDAP init looks up this machine's host name (a DNS query)
+            tsv = pytesseract.run_and_get_output(image, "tsv", self.lang, "-c tessedit_create_tsv=1", 0, 0)
+            return file_to_dict(tsv, "\t", -1)
         except pytesseract.TesseractNotFoundError:
             raise OcrError(TESSERACT_MISSING) from None
         except pytesseract.TesseractError as exc:

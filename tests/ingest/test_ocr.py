@@ -122,6 +122,28 @@ def test_the_ingestor_reports_each_ocred_page_to_its_callback_instead_of_a_bar(
         Ingestor("t", store=IndexStore(tmp_path / "idx"), embedder=embedder, on_ocr_page="progress")  # type: ignore[arg-type]
 
 
+def test_ocr_makes_no_name_lookup(tmp_path: Path) -> None:
+    """Seen by strace: reading a scan asks no resolver (`tesseract --version`, which pytesseract's image_to_data
+    runs once, made OpenLDAP look up this machine's host name through nscd, or DNS where /etc/hosts lacks it)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.egress import egress, traced, tracing_problem, untouched_env
+
+    if tracing_problem() is not None:
+        pytest.skip(tracing_problem())
+    pdf = write_scanned_pdf(tmp_path / "scan.pdf", [TEXT])
+    log = tmp_path / "ocr.strace"
+    env = {**untouched_env(), "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+                                                               os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    code = f"from rag.ingest.loaders import DocumentLoader; print(DocumentLoader().load({str(pdf)!r}).warnings)"
+    run = subprocess.run([*traced(log), sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0 and "OCR read 1 page(s)" in run.stdout, run.stderr[-2000:]
+    assert egress(log) == []
+
+
 def test_blank_scans_skip_tesseract_and_say_no_text_was_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pdf = write_scanned_pdf(tmp_path / "blank.pdf", [""] * 20)
 
