@@ -55,6 +55,21 @@ def test_a_scanned_page_reads_as_its_text_with_word_boxes(tmp_path: Path) -> Non
     assert third_line.box[3] < first.box[1]  # a lower line: smaller y in PDF space
 
 
+def test_a_sentence_running_on_to_the_next_line_stays_one_sentence(tmp_path: Path) -> None:
+    """Lines are joined by a line break, as in a text layer; a blank line only where the page has one
+    (Tesseract's paragraph numbers, which changed after a short line mid-sentence, are not used)."""
+    from rag.text import sentence_spans
+
+    page = ("Chapter 2: Priming\nBefore priming, check that the strainer is clean.\n"
+            "The pump is primed by opening the bleed valve\nand filling the casing with water.\n"
+            "Never run the pump dry.\n\nThe impeller is inspected once a year.")
+    text = DocumentLoader().load(write_scanned_pdf(tmp_path / "scan.pdf", [page])).documents[0].text
+    assert char_error_rate(page, text) < MAX_CER, text
+    assert text.count("\n\n") == 1 and text.index("\n\n") == text.index("\nThe impeller") - 1, text
+    sentences = [" ".join(text[a:b].split()) for a, b in sentence_spans(text)]
+    assert "The pump is primed by opening the bleed valve and filling the casing with water." in sentences
+
+
 def test_a_mixed_pdf_ocrs_only_its_scanned_page(tmp_path: Path) -> None:
     pdf = _mixed_pdf(tmp_path / "mixed.pdf", "The printed page speaks of centrifugal pumps and valves.", TEXT)
     seen: list[OcrProgress] = []
