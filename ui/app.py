@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -35,6 +35,7 @@ from rag.generation.memory import make_memory  # noqa: E402
 from rag.index.store import Index, IndexStore, default_index_root, validate_name  # noqa: E402
 from rag.ingest.ingestor import Ingestor, IngestReport  # noqa: E402
 from rag.ingest.loaders import SUPPORTED_EXTENSIONS  # noqa: E402
+from rag.ingest.ocr import OcrProgress  # noqa: E402
 from rag.ingest.watcher import active_watches  # noqa: E402
 from rag.pipeline import AUTO_RERANKER, LLM_RERANKER, build, resolve_reranker  # noqa: E402
 from rag.retrieval.scope import common_folder, shown_name  # noqa: E402
@@ -48,7 +49,7 @@ from rag.ui.settings import app_config  # noqa: E402
 from rag.ui.sidebar import sidebar_settings  # noqa: E402
 from rag.ui.sources import SourceView, answer_cosines, passage_cosines, supporting_sources  # noqa: E402
 from rag.ui.text import code, md, md_lines  # noqa: E402
-from rag.ui.uploads import DEFAULT_UPLOAD_MB, save_uploads  # noqa: E402
+from rag.ui.uploads import DEFAULT_UPLOAD_MB, ocr_progress_text, save_uploads  # noqa: E402
 
 logger = logging.getLogger("rag.app")
 SCOPE_KEY = "scope_docs"  # the sidebar multi-select: the open chat's documents (source paths)
@@ -86,8 +87,8 @@ def load_index(name: str) -> Index:
     return get_index(str(INDEX_DIR), name, index_stamp(name))
 
 
-def ingestor(name: str) -> Ingestor:
-    return Ingestor(name, store=store(), embedder=get_embedder(), show_progress=False)
+def ingestor(name: str, on_ocr_page: Callable[[OcrProgress], None] | None = None) -> Ingestor:
+    return Ingestor(name, store=store(), embedder=get_embedder(), show_progress=False, on_ocr_page=on_ocr_page)
 
 
 def state() -> Any:
@@ -109,10 +110,11 @@ def notify(kind: str, text: str) -> None:
     state()["notices"].append((kind, text))
 
 
-def run_ingest(name: str, paths: list[Any], **kw: Any) -> IngestReport | None:
+def run_ingest(name: str, paths: list[Any], on_ocr_page: Callable[[OcrProgress], None] | None = None,
+               **kw: Any) -> IngestReport | None:
     """Ingest, reporting any failure as a notice instead of a traceback (the app stays up)."""
     try:
-        return ingestor(name).ingest(paths, **kw)
+        return ingestor(name, on_ocr_page).ingest(paths, **kw)
     except Exception as exc:  # a damaged index, a busy writer, a full disk: say so, keep serving
         logger.exception("ingest into %r failed", name)
         notify("error", f"Could not index into “{name}”: {exc}")
@@ -258,8 +260,13 @@ def sidebar_upload(index_name: str) -> None:
             payload.append((f.name, f.getvalue()))
             progress.progress(i / (len(files) + 1), text=f"Saved {md(f.name)}")
         saved, errors = save_uploads(payload, UPLOAD_DIR / index_name, max_mb=UPLOAD_MB)
-        progress.progress(len(files) / (len(files) + 1), text="Indexing…")
-        report = run_ingest(index_name, saved, prune=False) if saved else None
+        at = len(files) / (len(files) + 1)
+        progress.progress(at, text="Indexing…")
+
+        def show_ocr(p: OcrProgress) -> None:  # a scan is read at ~2.5 s a page: say which page, not just "Indexing…"
+            progress.progress(at, text=ocr_progress_text(p))
+
+        report = run_ingest(index_name, saved, on_ocr_page=show_ocr, prune=False) if saved else None
         progress.progress(1.0, text="Done")
         if report is not None:
             notify("success", f"Indexed {len(report.added) + len(report.updated)} file(s), "

@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from rag.index.base import SearchIndex
 from rag.index.store import (DocRecord, IndexMismatchError, IndexSettings, IndexStore, IndexWriter, indexed_text,
                              validate_name)
 from rag.ingest.loaders import DEFAULT_MAX_FILE_MB, DocumentLoader, LoadedFile, LoadError, scan_files
-from rag.ingest.ocr import OcrMode, OcrProgressBar
+from rag.ingest.ocr import OcrMode, OcrProgress, OcrProgressBar
 from rag.index.milvus_config import BACKEND, MilvusConfig
 from rag.index.sparse import Analyzer
 from rag.types import Chunk
@@ -93,6 +93,8 @@ class Ingestor:
         pdf_password: the password of encrypted PDFs (memory only: never logged or put in the manifest).
         ocr: which PDF pages are OCRed: ``auto`` (scanned pages), ``always`` or ``never``
             (:class:`~rag.ingest.ocr.OcrMode`); with ``show_progress`` each OCRed file gets a page bar.
+        on_ocr_page: called after each page OCRed with an :class:`~rag.ingest.ocr.OcrProgress` (file,
+            page, how many of how many), e.g. to show progress in an app; used instead of the page bar.
         lock_timeout: seconds to wait for another writer of the same index (default: the store's).
         backend: where the chunks live: ``None`` (the index's recorded backend; embedded for a
             new index), ``"local"`` (embedded FAISS + BM25 files) or ``"milvus"`` (a Milvus server,
@@ -116,8 +118,11 @@ class Ingestor:
                  max_file_mb: float = DEFAULT_MAX_FILE_MB, show_progress: bool | None = None,
                  lock_timeout: float | None = None, backend: str | None = None,
                  milvus: MilvusConfig | None = None, pdf_password: str | None = None,
-                 ocr: OcrMode | str = OcrMode.AUTO) -> None:
+                 ocr: OcrMode | str = OcrMode.AUTO,
+                 on_ocr_page: Callable[[OcrProgress], None] | None = None) -> None:
         self.index_name = validate_name(index)
+        if on_ocr_page is not None and not callable(on_ocr_page):
+            raise TypeError(f"on_ocr_page must be a callable taking an OcrProgress or None, got {on_ocr_page!r}")
         if backend not in (None, "local", BACKEND):
             raise ValueError(f"backend must be one of local, {BACKEND}; got {backend!r}")
         if backend == BACKEND and milvus is None:
@@ -139,8 +144,10 @@ class Ingestor:
         self.faiss_kind = validate_kind(faiss_kind)
         self.analyzer = Analyzer(stemmer=stemmer)
         self.show_progress = (logger.getEffectiveLevel() <= logging.INFO) if show_progress is None else show_progress
+        if on_ocr_page is None and self.show_progress:
+            on_ocr_page = OcrProgressBar()
         self.loader = DocumentLoader(max_file_mb=max_file_mb, pdf_password=pdf_password, ocr=ocr,
-                                     on_ocr_page=OcrProgressBar() if self.show_progress else None)
+                                     on_ocr_page=on_ocr_page)
         self._chunker: Chunker | None = None
 
     def _settings(self) -> IndexSettings:

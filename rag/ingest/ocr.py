@@ -1,8 +1,8 @@
 """OCR of scanned PDF pages: render a page with pypdfium2, read it with Tesseract (pytesseract).
 
 :class:`PageOcr` reads one page into an :class:`OcrPage`: the page's text, words joined into lines
-and paragraphs as Tesseract groups them, and for each word its character span in that text and its
-box in PDF points (the same space as pdfium's text rectangles, so the viewer can highlight a passage
+as Tesseract groups them (a blank line where the page has one, or between Tesseract's blocks), and
+for each word its character span in that text and its box in PDF points (the same space as pdfium's text rectangles, so the viewer can highlight a passage
 on a page that has no text layer). :meth:`PageOcr.read_pdf` does a whole PDF for the loader: which
 pages it reads depends on the :class:`OcrMode`:
 
@@ -191,8 +191,13 @@ class PageOcr:
             import pytesseract
         except ImportError:
             raise OcrError(TESSERACT_MISSING + "; and `pip install pytesseract`") from None
+        from pytesseract.pytesseract import file_to_dict
+
         try:
-            return pytesseract.image_to_data(image, lang=self.lang, output_type=pytesseract.Output.DICT)
+            # image_to_data(output_type=DICT) without its `tesseract --version` check: that run reports
+            # libcurl's version, whose OpenLDAP init looks up this machine's host name (a DNS query)
+            tsv = pytesseract.run_and_get_output(image, "tsv", self.lang, "-c tessedit_create_tsv=1", 0, 0)
+            return file_to_dict(tsv, "\t", -1)
         except pytesseract.TesseractNotFoundError:
             raise OcrError(TESSERACT_MISSING) from None
         except pytesseract.TesseractError as exc:
@@ -311,7 +316,13 @@ def _blank(image: Any) -> bool:
 def _assemble(data: dict[str, list[Any]], cropbox: tuple[float, ...], rotation: int, scale: float,
               dpi: float) -> OcrPage:
     """Tesseract's words -> page text (a space between words, a line break between lines, a blank line
-    between paragraphs and blocks), each word's span and its box in PDF points."""
+    between blocks and before a line set off by a blank line's gap), each word's span and its box in PDF points.
+
+    Tesseract's paragraph numbers are not used: it starts a new paragraph after most lines that end short
+    of the margin, so they split sentences that run on to the next line (a text layer does not).
+    """
+    lines = {_line_key(data, i): (int(data["top"][i]), int(data["height"][i]))
+             for i, level in enumerate(data["level"]) if int(level) == 4}
     parts: list[str] = []
     words: list[OcrWord] = []
     at = 0
@@ -320,9 +331,10 @@ def _assemble(data: dict[str, list[Any]], cropbox: tuple[float, ...], rotation: 
         word = " ".join(str(word).split())
         if int(data["level"][i]) != 5 or not word:
             continue
-        key = (int(data["block_num"][i]), int(data["par_num"][i]), int(data["line_num"][i]))
+        key = _line_key(data, i)
         if last is not None:
-            sep = " " if key == last else ("\n" if key[:2] == last[:2] else "\n\n")
+            sep = " " if key == last else ("\n\n" if key[0] != last[0] or _blank_line_before(lines, last, key)
+                                           else "\n")
             parts.append(sep)
             at += len(sep)
         last = key
@@ -334,6 +346,26 @@ def _assemble(data: dict[str, list[Any]], cropbox: tuple[float, ...], rotation: 
         parts.append(word)
         at += len(word)
     return OcrPage("".join(parts), tuple(words), dpi)
+
+
+def _line_key(data: dict[str, list[Any]], i: int) -> tuple[int, int, int]:
+    return int(data["block_num"][i]), int(data["par_num"][i]), int(data["line_num"][i])
+
+
+def _blank_line_before(lines: dict[tuple[int, int, int], tuple[int, int]], prev: tuple[int, int, int],
+                       key: tuple[int, int, int]) -> bool:
+    """Whether the gap above line ``key`` (pixels between line ``prev``'s bottom and its top) is at least its height.
+
+    Example (single-spaced 11 pt lines at 300 dpi: a 15 px gap; then a blank line's 73 px):
+        >>> lines = {(1, 1, 1): (266, 44), (1, 2, 1): (325, 43), (1, 3, 1): (441, 43)}
+        >>> _blank_line_before(lines, (1, 1, 1), (1, 2, 1)), _blank_line_before(lines, (1, 2, 1), (1, 3, 1))
+        (False, True)
+    """
+    if prev not in lines or key not in lines:
+        return False
+    prev_top, prev_height = lines[prev]
+    top, height = lines[key]
+    return top - (prev_top + prev_height) >= height
 
 
 def _to_pdf_space(box: tuple[float, float, float, float], cropbox: tuple[float, ...],

@@ -27,6 +27,8 @@ import unicodedata
 from pathlib import Path
 
 from rag.ingest.loaders import SUPPORTED_EXTENSIONS
+from rag.ingest.ocr import OcrProgress
+from rag.ui.text import md
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +162,16 @@ def save_uploads(files: "list[tuple[str, bytes]]", upload_dir: Path, max_mb: flo
         except OSError as exc:
             errors.append((name, f"{name}: could not be saved ({exc.strerror or exc})"))
     return saved, errors
+
+
+def ocr_progress_text(p: OcrProgress) -> str:
+    """The upload progress line while a scanned file is OCRed (about 2.5 s a page), its name escaped.
+
+    Example:
+        >>> print(ocr_progress_text(OcrProgress("/up/manual_v2.pdf", page=3, done=3, total=20)))
+        Reading scanned pages: manual\\_v2\\.pdf, page 3 of 20 read
+    """
+    return f"Reading scanned pages: {md(Path(p.source).name)}, page {p.done} of {p.total} read"
 
 
 def _same_name(name: str, safe_name: str) -> bool:

@@ -313,6 +313,13 @@ def _ask(browser, wait, question: str) -> None:  # type: ignore[no-untyped-def]
                   ignored_exceptions=(StaleElementReferenceException,)).until(settled)
 
 
+def _tinted_rows(shown) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
+    """(how many, top, bottom) of the page image's highlight-tinted pixels (every other row and column)."""
+    tinted = [y for y in range(0, shown.height, 2) for x in range(0, shown.width, 2)
+              if (lambda p: p[0] > 230 and 195 <= p[1] <= 240 and p[2] < 190)(shown.getpixel((x, y)))]
+    return len(tinted), min(tinted, default=-1), max(tinted, default=-1)
+
+
 PDF_PAGES = [
     "Zephyr-9 pump manual\nChapter 1: Safety\nRead every warning before you start the pump.\nWear gloves and eye "
     "protection.",
@@ -392,10 +399,8 @@ def test_a_pdf_source_opens_on_its_page_with_the_passage_highlighted(app: Runnin
         shown = Image.open(io.BytesIO(r.read())).convert("RGB")
     # the page shown is page 2 with one of its passages, or the cited sentence of one, boxed where the renderer puts it
     assert abs(shown.width / shown.height - 612 / 792) < 0.01  # a whole page
-    tinted = [(x, y) for y in range(0, shown.height, 2) for x in range(0, shown.width, 2)
-              if (lambda p: p[0] > 230 and 195 <= p[1] <= 240 and p[2] < 190)(shown.getpixel((x, y)))]
-    assert len(tinted) > 200, "no highlight on the page"
-    top, bottom = min(y for _, y in tinted), max(y for _, y in tinted)
+    count, top, bottom = _tinted_rows(shown)
+    assert count > 200, "no highlight on the page"
     index = store.load("manuals")
     matches = []
     k = shown.width / (612 * 1.5)
@@ -417,6 +422,101 @@ def test_a_pdf_source_opens_on_its_page_with_the_passage_highlighted(app: Runnin
     text = browser.find_element(By.TAG_NAME, "body").text
     assert "Search q1" in text and "Timings" in text and "dense" in text and "Answer decision" in text
     screenshot(browser, "browser-trace.png")
+    assert remote_links(browser, app.url) == []
+
+
+def test_a_scanned_pdf_source_opens_on_its_page_with_the_ocr_words_highlighted(app: RunningApp, browser,  # type: ignore[no-untyped-def]
+                                                                                tmp_path: Path, embedder) -> None:
+    """A scanned PDF (no text layer) is read by OCR at ingest; its cited page shows the sentence boxed from the OCR
+    words' boxes, where the viewer's own OCR puts that sentence."""
+    import io
+    import urllib.request
+
+    from PIL import Image
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from rag.index.store import IndexStore
+    from rag.ingest.ingestor import Ingestor
+    from rag.text import sentence_spans
+    from rag.ui.viewer import PdfPageRenderer
+    from tests.pdfgen import write_scanned_pdf
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    pdf = write_scanned_pdf(docs / "zephyr-scan.pdf", PDF_PAGES)
+    (docs / "boiler.md").write_text("# Boiler notes\n\nThe Aurora boiler is descaled every spring with citric "
+                                    "acid.\n", encoding="utf-8")
+    store = IndexStore(tmp_path / "idx")  # the app reads tmp_path/idx
+    # the default chunk size: page 2 is one passage, so the cited sentence is whole (two lines on the page)
+    report = Ingestor("scans", store=store, embedder=embedder, show_progress=False).ingest([docs])
+    assert report.ok, report.summary()
+    assert "OCR read 3 page(s)" in dict(report.warnings).get(str(pdf.resolve()), ""), report.summary()
+    wait = WebDriverWait(browser, 240)
+    browser.get(app.url)
+    wait.until(ec.presence_of_element_located((By.XPATH, "//h1[contains(., 'scans')]")))
+    _pick_extractive(browser, wait)
+    _ask(browser, wait, "How is the Zephyr-9 pump primed?")
+    answer = browser.find_elements(By.CSS_SELECTOR, "[data-testid='stChatMessage']")[-1].text
+    assert "bleed valve" in answer and "filling the casing with water" in answer, answer  # the whole sentence
+    summary = wait.until(ec.presence_of_element_located(
+        (By.XPATH, "//*[@data-testid='stExpander']//summary[contains(., '[1] zephyr-scan.pdf')]")))
+    assert re.search(r" pp?\. (\d+, )*2\b", summary.text), summary.text  # the scan's page 2 cited
+
+    browser.execute_script("arguments[0].click()", summary)
+    _click_toggle(browser, "zephyr-scan.pdf", "Show on its page")
+    image = wait.until(ec.presence_of_element_located(
+        (By.XPATH, "//*[@data-testid='stExpander']//*[@data-testid='stImage' or @data-testid='stImageContainer' or "
+                   "contains(@class, 'stImage')][.//*[contains(., 'Page 2 of 3')]]//img")))
+
+    def page_caption_says_highlighted(b) -> bool:  # type: ignore[no-untyped-def]
+        captions = b.find_elements(By.XPATH, "//*[@data-testid='stExpander']//*[contains(., 'Page 2 of 3')]")
+        return any("the passage is highlighted" in (c.get_attribute("textContent") or "") for c in captions)
+
+    WebDriverWait(browser, 60, ignored_exceptions=(StaleElementReferenceException,)).until(
+        page_caption_says_highlighted)
+    with urllib.request.urlopen(image.get_attribute("src"), timeout=30) as r:
+        shown = Image.open(io.BytesIO(r.read())).convert("RGB")
+    assert abs(shown.width / shown.height - 612 / 792) < 0.01  # a whole page
+    count, top, bottom = _tinted_rows(shown)
+    assert count > 200, "no highlight on the scanned page"
+    # the highlight's rows are those of the OCR boxes of one of page 2's sentences: the cited priming sentence
+    k = shown.width / (612 * 1.5)
+    matches = []
+    for c in (c for c in store.load("scans").chunks if c.source == str(pdf.resolve()) and c.page == 2):
+        for a, b in sentence_spans(c.text):
+            boxes = PdfPageRenderer().render(pdf, 2, c.text[a:b]).boxes
+            if boxes and abs(min(x[1] for x in boxes) * k - top) < 6 and abs(max(x[3] for x in boxes) * k - bottom) < 6:
+                matches.append(" ".join(c.text[a:b].split()))
+    assert any("primed by opening the bleed valve and filling" in m and m.endswith("until no air escapes.")
+               for m in matches), (matches, top, bottom)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", image)
+    screenshot(browser, "browser-scanned-page.png")
+    assert remote_links(browser, app.url) == []
+
+
+def test_uploading_a_scan_says_which_scanned_page_is_being_read(app: RunningApp, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """OCR takes seconds a page: the sidebar's progress names the file and the page instead of only "Indexing…"."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.pdfgen import write_scanned_pdf
+
+    scan = write_scanned_pdf(tmp_path / "zephyr-scan.pdf", PDF_PAGES)
+    wait = WebDriverWait(browser, 240)
+    browser.get(app.url)
+    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "no collection yet"))
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "input[type=file]"))).send_keys(str(scan))
+    add = wait.until(ec.element_to_be_clickable((By.XPATH, "//button[.//p[contains(., 'Add 1 file(s)')]]")))
+    # shown from page 1's end until page 2's (about 2.5 s): a MutationObserver sees it however briefly
+    browser.execute_script(_WATCH_TEXT_JS, "Reading scanned pages: zephyr-scan.pdf, page 1 of 3 read")
+    add.click()
+    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "Indexed 1 file(s)"))
+    assert browser.execute_script("return window.__seenText === true"), "no progress named the scanned page"
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "[data-testid='stSidebar']"), "3 p."))
     assert remote_links(browser, app.url) == []
 
 

@@ -55,6 +55,21 @@ def test_a_scanned_page_reads_as_its_text_with_word_boxes(tmp_path: Path) -> Non
     assert third_line.box[3] < first.box[1]  # a lower line: smaller y in PDF space
 
 
+def test_a_sentence_running_on_to_the_next_line_stays_one_sentence(tmp_path: Path) -> None:
+    """Lines are joined by a line break, as in a text layer; a blank line only where the page has one
+    (Tesseract's paragraph numbers, which changed after a short line mid-sentence, are not used)."""
+    from rag.text import sentence_spans
+
+    page = ("Chapter 2: Priming\nBefore priming, check that the strainer is clean.\n"
+            "The pump is primed by opening the bleed valve\nand filling the casing with water.\n"
+            "Never run the pump dry.\n\nThe impeller is inspected once a year.")
+    text = DocumentLoader().load(write_scanned_pdf(tmp_path / "scan.pdf", [page])).documents[0].text
+    assert char_error_rate(page, text) < MAX_CER, text
+    assert text.count("\n\n") == 1 and text.index("\n\n") == text.index("\nThe impeller") - 1, text
+    sentences = [" ".join(text[a:b].split()) for a, b in sentence_spans(text)]
+    assert "The pump is primed by opening the bleed valve and filling the casing with water." in sentences
+
+
 def test_a_mixed_pdf_ocrs_only_its_scanned_page(tmp_path: Path) -> None:
     pdf = _mixed_pdf(tmp_path / "mixed.pdf", "The printed page speaks of centrifugal pumps and valves.", TEXT)
     seen: list[OcrProgress] = []
@@ -99,6 +114,49 @@ def test_without_tesseract_a_scan_fails_in_one_line_and_the_rest_is_indexed(
     report = Ingestor("t", store=IndexStore(tmp_path / "idx"), embedder=embedder, show_progress=False).ingest([docs])
     assert report.errors == [(str(docs / "scan.pdf"), TESSERACT_MISSING)]
     assert sorted(Path(p).name for p in report.added) == ["note.txt", "printed.pdf"]
+
+
+def test_the_ingestor_reports_each_ocred_page_to_its_callback_instead_of_a_bar(
+        tmp_path: Path, embedder, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    from rag.index.store import IndexStore
+    from rag.ingest.ingestor import Ingestor
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    scan = write_scanned_pdf(docs / "scan.pdf", [TEXT, "Chapter 2: the pitot tube is calibrated yearly."])
+    (docs / "note.txt").write_text("Pumps need priming before start.", encoding="utf-8")
+    seen: list[OcrProgress] = []
+    # show_progress on: the callback replaces the tqdm page bar, it is not added to it
+    report = Ingestor("t", store=IndexStore(tmp_path / "idx"), embedder=embedder, show_progress=True,
+                      on_ocr_page=seen.append).ingest([docs])
+    assert report.ok, report.summary()
+    source = str(scan.resolve())
+    assert seen == [OcrProgress(source, 1, 1, 2), OcrProgress(source, 2, 2, 2)]
+    assert "OCR scan.pdf" not in capsys.readouterr().err
+    with pytest.raises(TypeError, match="on_ocr_page must be a callable"):
+        Ingestor("t", store=IndexStore(tmp_path / "idx"), embedder=embedder, on_ocr_page="progress")  # type: ignore[arg-type]
+
+
+def test_ocr_makes_no_name_lookup(tmp_path: Path) -> None:
+    """Seen by strace: reading a scan asks no resolver (`tesseract --version`, which pytesseract's image_to_data
+    runs once, made OpenLDAP look up this machine's host name through nscd, or DNS where /etc/hosts lacks it)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.egress import egress, traced, tracing_problem, untouched_env
+
+    if tracing_problem() is not None:
+        pytest.skip(tracing_problem())
+    pdf = write_scanned_pdf(tmp_path / "scan.pdf", [TEXT])
+    log = tmp_path / "ocr.strace"
+    env = {**untouched_env(), "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+                                                               os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    code = f"from rag.ingest.loaders import DocumentLoader; print(DocumentLoader().load({str(pdf)!r}).warnings)"
+    run = subprocess.run([*traced(log), sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0 and "OCR read 1 page(s)" in run.stdout, run.stderr[-2000:]
+    assert egress(log) == []
 
 
 def test_blank_scans_skip_tesseract_and_say_no_text_was_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
