@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 import numpy as np
 
 from rag.answer.linear import LinearModel, packaged
-from rag.ingest.tables import table_blocks
+from rag.ingest.tables import row_as_text, table_blocks
 from rag.text import content_terms, flatten, sentence_spans
 from rag.types import Chunk, Hit
 
@@ -84,9 +84,9 @@ class Passage:
 
     @property
     def full_text(self) -> str:
-        """The passage as read for meaning, like :attr:`rag.types.Chunk.full_text`: a table's row
-        under the table's header line, any other passage its text."""
-        return f"{self.heading}\n{self.text}" if self.heading.startswith("|") else self.text
+        """The passage as read for meaning, like :attr:`rag.types.Chunk.full_text`: a table's row as
+        "Column: value; ..." (:func:`~rag.ingest.tables.row_as_text`), any other passage its text."""
+        return row_as_text(self.heading, self.text) if self.heading.startswith("|") else self.text
 
     @property
     def span(self) -> tuple[int, int]:
@@ -122,7 +122,7 @@ def candidate_sentences(chunk: Chunk) -> list[tuple[int, int, str, str]]:
     tables = table_blocks(chunk.text, chunk.context)
     for table in tables:
         for a, b in table.rows:
-            text = flatten(chunk.text[a:b])
+            text = row_as_text(table.header_line, chunk.text[a:b])  # scored as "Column: value; ..."
             if any(ch.isalnum() for ch in text):
                 out.append((a, b, text, table.header_line))
     heading = ""

@@ -80,7 +80,8 @@ class ExtractiveStrategy:
         quoted = [p for p in evidence.passages if p.score >= best - self.quote_margin][:self.max_quotes]
         # shown as the documents read: by document, then position
         quoted.sort(key=lambda p: (p.chunk.source, p.span[0]))
-        lines = [f'"{p.text}" [{p.number}]' for p in quoted]
+        # a table row is quoted with its columns' names ("Plot: P-57; Size (m2): 107."), not as bare cells
+        lines = [f'"{p.full_text}" [{p.number}]' for p in quoted]
         support = tuple(SentenceSupport(line, p.number, 1.0, True) for line, p in zip(lines, quoted))
         citations = tuple(sources[p.number - 1] for p in quoted)
         text = "\n".join(lines)

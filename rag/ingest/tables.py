@@ -97,6 +97,26 @@ def table_blocks(text: str, context: str = "") -> list[TableBlock]:
     return blocks
 
 
+def table_cells(line: str) -> list[str]:
+    """The cells of one Markdown table line, unescaped (``| a | b \\| c |`` → ``['a', 'b | c']``)."""
+    return [c.replace("\\|", "|") for c in _PIPE.split(line.strip())[1:-1]]
+
+
+def row_as_text(header_line: str, row: str) -> str:
+    """A table row read as a sentence, each value after its column's name and empty cells left out: what
+    an embedder and a word-overlap check read better than pipes (table linearisation; Herzig et al., TAPAS,
+    ACL 2020, read a row's cells with their column's name).
+
+    Example:
+        >>> row_as_text("| Plot | Tenant | Size (m2) |", "| P-57 |  | 107 |")
+        'Plot: P-57; Size (m2): 107.'
+    """
+    names, values = table_cells(header_line), table_cells(row)
+    names += [""] * (len(values) - len(names))
+    pairs = [f"{name}: {value}" if name else value for name, value in zip(names, values) if value]
+    return "; ".join(pairs) + "." if pairs else ""
+
+
 def plain_table_text(text: str) -> str:
     """``text`` with its Markdown tables' markup removed: separator lines dropped, cells spaced apart
     (what a PDF page shows of a table, for finding it there).
@@ -110,7 +130,7 @@ def plain_table_text(text: str) -> str:
         if not line.startswith("|"):
             out.append(line)
         elif not _SEPARATOR.fullmatch(line.rstrip("\r")):
-            out.append("  ".join(c for c in _PIPE.split(line.strip())[1:-1]).replace("\\|", "|"))
+            out.append("  ".join(table_cells(line)))
     return "\n".join(out)
 
 

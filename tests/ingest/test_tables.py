@@ -117,9 +117,10 @@ def test_prompts_and_evidence_read_the_header_of_rows_cut_from_it() -> None:
     assert format_source(1, rows) == f"[1] prices.pdf p.2\n{MD_HEADER}\n| Hose | 8 EUR | piece |"
     [(a, b, text, heading)] = candidate_sentences(rows)
     assert (rows.text[a:b], heading) == ("| Hose | 8 EUR | piece |", "| Item | Price | Unit |")
+    assert text == "Item: Hose; Price: 8 EUR; Unit: piece."  # what the evidence ranker scores
     assert header(1, rows, heading).endswith("— | Item | Price | Unit |")
     passage = Passage(1, rows, a, b, 1.0, heading=heading)
-    assert passage.full_text == "| Item | Price | Unit |\n| Hose | 8 EUR | piece |"  # what the support check reads
+    assert passage.full_text == "Item: Hose; Price: 8 EUR; Unit: piece."  # what the support check reads and quotes
 
 
 # -- the loaders ------------------------------------------------------------------------------
