@@ -139,13 +139,10 @@ def test_a_new_question_after_a_turn_is_searched_as_asked(samples: Any) -> None:
 
 # -- other words than the page, over a PDF ---------------------------------------------------------
 
-@pytest.mark.xfail(strict=False, reason="open (issue 25): the decision's score sits at its threshold (-0.43 against "
-                   "-0.50 asked first; below it after other questions share the KV cache), so it is answered "
-                   "'No: Hoses longer than 15 metres are not allowed [1].' or declined")
 def test_a_hose_too_long_for_the_rules_is_refused_from_its_page(garden: Any) -> None:
     # before: declined, although page 2 says "Hoses longer than 15 metres are not allowed."
     answer = garden.answerer.answer("Can I bring a 20 metre hose?")
-    assert not answer.declined, answer.text
+    assert not answer.declined, (answer.text, answer.diagnostics.decision_score)
     assert re.match(r"\W*no\b", answer.text, re.I) or "not allowed" in answer.text.lower(), answer.text
     assert cites(answer, "allotment-rules.pdf", "15 metres")
     assert any(c.chunk.page == 2 for c in answer.citations)
