@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -29,7 +29,8 @@ from rag.index.backends import create_index, location
 from rag.index.base import SearchIndex
 from rag.index.store import (DocRecord, IndexMismatchError, IndexSettings, IndexStore, IndexWriter, indexed_text,
                              validate_name)
-from rag.ingest.loaders import DEFAULT_MAX_FILE_MB, DocumentLoader, LoadedFile, LoadError, scan_files
+from rag.ingest.loaders import (DEFAULT_MAX_FILE_MB, DocumentLoader, LoadedFile, LoadError, file_sha256,
+                                scan_files)
 from rag.ingest.ocr import OcrMode, OcrProgress, OcrProgressBar
 from rag.index.milvus_config import BACKEND, MilvusConfig
 from rag.index.sparse import Analyzer
@@ -224,13 +225,20 @@ class Ingestor:
         if prune:
             removed = [s for s in sorted(old.documents) if s not in unique
                        and any(_is_under(Path(s), r) for r in roots) and not Path(s).exists()]
-        self._apply(w, old, self._load_each(list(unique.values()), report), removed, report, force_save=rebuild)
+        self._apply(w, old, self._load_each(list(unique.values()), report, old.documents), removed, report,
+                    force_save=rebuild)
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _load_each(self, files: list[Path], report: IngestReport) -> Iterator[LoadedFile]:
-        """Load one file at a time (its text is dropped once it is chunked); failures go to the report."""
+    def _load_each(self, files: list[Path], report: IngestReport, known: Mapping[str, DocRecord] | None = None
+                   ) -> Iterator[LoadedFile]:
+        """Load one file at a time (its text is dropped once it is chunked); failures go to the report. A file
+        whose bytes match its record in ``known`` is noted unchanged without being read (no OCR of a scan again)."""
         for f in self._progress(files, "ingesting"):
+            prev = (known or {}).get(str(f.resolve()))
+            if prev is not None and prev.file_hash == file_sha256(f):
+                report.unchanged.append(prev.source)
+                continue
             try:
                 loaded = self.loader.load(f)
             except LoadError as exc:

@@ -68,6 +68,19 @@ class LoadedFile:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
+def file_sha256(path: str | Path) -> str | None:
+    """The sha256 of a file's bytes, read in blocks, as :attr:`LoadedFile.file_hash` records it; None when it
+    cannot be read (loading it says why)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
 def doc_id_for(source: str) -> str:
     """Stable document id: a hash of the (resolved) source path."""
     return content_hash("doc", source)

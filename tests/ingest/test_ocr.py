@@ -135,6 +135,15 @@ def test_the_ingestor_reports_each_ocred_page_to_its_callback_instead_of_a_bar(
     assert "OCR scan.pdf" not in capsys.readouterr().err
     with pytest.raises(TypeError, match="on_ocr_page must be a callable"):
         Ingestor("t", store=IndexStore(tmp_path / "idx"), embedder=embedder, on_ocr_page="progress")  # type: ignore[arg-type]
+    # the same folder again: the scan is unchanged, so it is not read (nor OCRed) again
+    seen.clear()
+    again = Ingestor("t", store=IndexStore(tmp_path / "idx"), embedder=embedder, show_progress=False,
+                     on_ocr_page=seen.append).ingest([docs])
+    assert seen == [] and source in again.unchanged and not again.added and not again.updated, again.summary()
+    scan.write_bytes(scan.read_bytes() + b"\n")  # changed bytes: read, and OCRed, again
+    changed = Ingestor("t", store=IndexStore(tmp_path / "idx"), embedder=embedder, show_progress=False,
+                       on_ocr_page=seen.append).ingest([docs])
+    assert len(seen) == 2 and changed.updated == [source], changed.summary()
 
 
 def test_ocr_makes_no_name_lookup(tmp_path: Path) -> None:
