@@ -34,6 +34,6 @@ def test_readme_python_examples_run(tmp_path: Path) -> None:
                                            "HOME": str(tmp_path)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert "3 added" in out.stdout
-    assert re.search(r"^1 0\.\d+ .*samples/.*\.md", out.stdout, re.M)
+    assert re.search(r"^1 -?\d+\.\d+ .*samples/.*\.md", out.stdout, re.M)  # a fused score: z-scores summed, not a probability
     assert (tmp_path / "indexes" / "samples" / "manifest.json").exists()
     assert "100 MB" in out.stdout and "faq.md" in out.stdout  # the pipeline's extractive answer, cited
