@@ -313,6 +313,36 @@ def _ask(browser, wait, question: str) -> None:  # type: ignore[no-untyped-def]
                   ignored_exceptions=(StaleElementReferenceException,)).until(settled)
 
 
+def _show_page_2(browser, wait, summary, source: str):  # type: ignore[no-untyped-def]
+    """Open the source ``summary``, press "Show on its page", wait for page 2 of 3 captioned as highlighted;
+    the image element and the picture it shows."""
+    import io
+    import urllib.request
+
+    from PIL import Image
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.execute_script("arguments[0].click()", summary)
+    _click_toggle(browser, source, "Show on its page")
+    image = wait.until(ec.presence_of_element_located(
+        (By.XPATH, "//*[@data-testid='stExpander']//*[@data-testid='stImage' or @data-testid='stImageContainer' or "
+                   "contains(@class, 'stImage')][.//*[contains(., 'Page 2 of 3')]]//img")))
+
+    def page_caption_says_highlighted(b) -> bool:  # type: ignore[no-untyped-def]
+        # found again on each try and read as textContent: the caption may be redrawn, or not yet
+        # visible, when the image already is (its .text was '' once in a full run)
+        captions = b.find_elements(By.XPATH, "//*[@data-testid='stExpander']//*[contains(., 'Page 2 of 3')]")
+        return any("the passage is highlighted" in (c.get_attribute("textContent") or "") for c in captions)
+
+    WebDriverWait(browser, 60, ignored_exceptions=(StaleElementReferenceException,)).until(
+        page_caption_says_highlighted)
+    with urllib.request.urlopen(image.get_attribute("src"), timeout=30) as r:
+        return image, Image.open(io.BytesIO(r.read())).convert("RGB")
+
+
 def _tinted_rows(shown) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
     """(how many, top, bottom) of the page image's highlight-tinted pixels (every other row and column)."""
     tinted = [y for y in range(0, shown.height, 2) for x in range(0, shown.width, 2)
@@ -334,13 +364,9 @@ PDF_PAGES = [
 def test_a_pdf_source_opens_on_its_page_with_the_passage_highlighted(app: RunningApp, browser, tmp_path: Path,  # type: ignore[no-untyped-def]
                                                                      embedder) -> None:
     """Starter questions, readable sources, the cited PDF page with the passage boxed, the trace: each looked at."""
-    import io
     import json
     import os
-    import urllib.request
 
-    from PIL import Image
-    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -381,22 +407,7 @@ def test_a_pdf_source_opens_on_its_page_with_the_passage_highlighted(app: Runnin
     assert str(docs) not in summary.text  # relative to the collection, not an absolute path
     screenshot(browser, "browser-sources.png")
 
-    browser.execute_script("arguments[0].click()", summary)
-    _click_toggle(browser, "zephyr-manual.pdf", "Show on its page")
-    image = wait.until(ec.presence_of_element_located(
-        (By.XPATH, "//*[@data-testid='stExpander']//*[@data-testid='stImage' or @data-testid='stImageContainer' or "
-                   "contains(@class, 'stImage')][.//*[contains(., 'Page 2 of 3')]]//img")))
-
-    def page_caption_says_highlighted(b) -> bool:  # type: ignore[no-untyped-def]
-        # found again on each try and read as textContent: the caption may be redrawn, or not yet
-        # visible, when the image already is (its .text was '' once in a full run)
-        captions = b.find_elements(By.XPATH, "//*[@data-testid='stExpander']//*[contains(., 'Page 2 of 3')]")
-        return any("the passage is highlighted" in (c.get_attribute("textContent") or "") for c in captions)
-
-    WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,)).until(
-        page_caption_says_highlighted)
-    with urllib.request.urlopen(image.get_attribute("src"), timeout=30) as r:
-        shown = Image.open(io.BytesIO(r.read())).convert("RGB")
+    image, shown = _show_page_2(browser, wait, summary, "zephyr-manual.pdf")
     # the page shown is page 2 with one of its passages, or the cited sentence of one, boxed where the renderer puts it
     assert abs(shown.width / shown.height - 612 / 792) < 0.01  # a whole page
     count, top, bottom = _tinted_rows(shown)
@@ -429,11 +440,6 @@ def test_a_scanned_pdf_source_opens_on_its_page_with_the_ocr_words_highlighted(a
                                                                                 tmp_path: Path, embedder) -> None:
     """A scanned PDF (no text layer) is read by OCR at ingest; its cited page shows the sentence boxed from the OCR
     words' boxes, where the viewer's own OCR puts that sentence."""
-    import io
-    import urllib.request
-
-    from PIL import Image
-    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -465,20 +471,7 @@ def test_a_scanned_pdf_source_opens_on_its_page_with_the_ocr_words_highlighted(a
         (By.XPATH, "//*[@data-testid='stExpander']//summary[contains(., '[1] zephyr-scan.pdf')]")))
     assert re.search(r" pp?\. (\d+, )*2\b", summary.text), summary.text  # the scan's page 2 cited
 
-    browser.execute_script("arguments[0].click()", summary)
-    _click_toggle(browser, "zephyr-scan.pdf", "Show on its page")
-    image = wait.until(ec.presence_of_element_located(
-        (By.XPATH, "//*[@data-testid='stExpander']//*[@data-testid='stImage' or @data-testid='stImageContainer' or "
-                   "contains(@class, 'stImage')][.//*[contains(., 'Page 2 of 3')]]//img")))
-
-    def page_caption_says_highlighted(b) -> bool:  # type: ignore[no-untyped-def]
-        captions = b.find_elements(By.XPATH, "//*[@data-testid='stExpander']//*[contains(., 'Page 2 of 3')]")
-        return any("the passage is highlighted" in (c.get_attribute("textContent") or "") for c in captions)
-
-    WebDriverWait(browser, 60, ignored_exceptions=(StaleElementReferenceException,)).until(
-        page_caption_says_highlighted)
-    with urllib.request.urlopen(image.get_attribute("src"), timeout=30) as r:
-        shown = Image.open(io.BytesIO(r.read())).convert("RGB")
+    image, shown = _show_page_2(browser, wait, summary, "zephyr-scan.pdf")
     assert abs(shown.width / shown.height - 612 / 792) < 0.01  # a whole page
     count, top, bottom = _tinted_rows(shown)
     assert count > 200, "no highlight on the scanned page"
