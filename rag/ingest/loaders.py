@@ -407,8 +407,6 @@ class DocumentLoader:
                                         self._on_ocr_page)
         except OcrError as exc:
             raise LoadError(path, str(exc)) from None
-        if not result.texts:
-            return pages, [*warnings, *result.warnings]
         return [(p, result.texts.get(p, t) if p is not None else t) for p, t in pages], [*warnings, *result.warnings]
 
     # -- readers: (path, bytes) -> ([(page, text)], title, warnings) ------------------

@@ -99,11 +99,9 @@ class OcrProgress:
 
 @dataclass(frozen=True)
 class OcrResult:
-    """A PDF's page texts after OCR (``{page: text}``, only pages OCR changed), the pages read, warnings."""
+    """A PDF's page texts after OCR (``{page: text}``, only pages OCR changed) and its warnings."""
 
     texts: dict[int, str]
-    read: int
-    tried: int
     warnings: tuple[str, ...]
 
 
@@ -213,10 +211,10 @@ class PageOcr:
         """
         mode = OcrMode.parse(mode)
         if mode == OcrMode.NEVER:
-            return OcrResult({}, 0, 0, ())
+            return OcrResult({}, ())
         targets = sorted(p for p, t in texts.items() if mode == OcrMode.ALWAYS or needs_ocr(t))
         if not targets:
-            return OcrResult({}, 0, 0, ())
+            return OcrResult({}, ())
         import pypdfium2 as pdfium
 
         try:
@@ -255,7 +253,7 @@ class PageOcr:
             raise OcrError(f"no text found by OCR on {len(targets)} page(s){unread}")
         for w in warnings[1:]:
             logger.info("%s: %s", source, w)
-        return OcrResult(out, len(out), len(targets), tuple(warnings))
+        return OcrResult(out, tuple(warnings))
 
     def _read_number(self, pdf: Any, number: int, failed: list[int]) -> OcrPage | None:
         """Page ``number`` (1-based) read, or None (noted in ``failed``) when pdfium cannot load or render it."""
