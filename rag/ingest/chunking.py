@@ -108,17 +108,23 @@ class Chunker:
             title=doc.title, suspicious=is_suspicious(piece), context=context,
         )
 
+    def _windows(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        """``(start, end)`` in ``text`` of the splitter's overlapping windows of ``text[start:end]``."""
+        part = text[start:end]
+        out, cursor = [], 0
+        for piece in self._get_splitter().split_text(part):
+            at = self._locate(part, piece, cursor)
+            # the next window overlaps this one, so it starts after this one's start
+            cursor = at + 1
+            out.append((start + at, start + at + len(piece)))
+        return out
+
     def _text_spans(self, doc: Document, start: int, end: int, doc_id: str, chunks: list[Chunk]) -> None:
         """Append the overlapping windows of ``doc.text[start:end]`` (text outside tables) to ``chunks``."""
-        text = doc.text[start:end]
-        if not text.strip():
+        if not doc.text[start:end].strip():
             return
-        cursor = 0
-        for piece in self._get_splitter().split_text(text):
-            at = self._locate(text, piece, cursor)
-            # the next chunk overlaps this one, so it starts after this one's start
-            cursor = at + 1
-            chunks.append(self._chunk(doc, doc_id, start + at, start + at + len(piece), len(chunks)))
+        for a, b in self._windows(doc.text, start, end):
+            chunks.append(self._chunk(doc, doc_id, a, b, len(chunks)))
 
     def _table_spans(self, text: str, table: TableBlock) -> list[tuple[int, int, str]]:
         """``(start, end, context)`` of a table's chunks: the whole table when it fits ``chunk_size``,
@@ -141,7 +147,8 @@ class Chunker:
                 if group is not None:
                     spans.append(close(group))
                     group = None
-                spans.extend(self._long_row(text, row_start, row_end, header))
+                # a row too long for a chunk even alone: the splitter's windows, each with the header
+                spans.extend((a, b, header) for a, b in self._windows(text, row_start, row_end))
                 continue
             if group is not None and used + cost > self.chunk_size:
                 spans.append(close(group))
@@ -153,16 +160,6 @@ class Chunker:
         if group is not None:
             spans.append(close(group))
         return spans
-
-    def _long_row(self, text: str, start: int, end: int, header: str) -> list[tuple[int, int, str]]:
-        """A row that does not fit a chunk with its header, split by the text splitter."""
-        row = text[start:end]
-        out, cursor = [], 0
-        for piece in self._get_splitter().split_text(row):
-            at = self._locate(row, piece, cursor)
-            cursor = at + 1
-            out.append((start + at, start + at + len(piece), header))
-        return out
 
     @staticmethod
     def _locate(text: str, piece: str, cursor: int) -> int:
