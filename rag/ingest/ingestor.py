@@ -29,8 +29,7 @@ from rag.index.backends import create_index, location
 from rag.index.base import SearchIndex
 from rag.index.store import (DocRecord, IndexMismatchError, IndexSettings, IndexStore, IndexWriter, indexed_text,
                              validate_name)
-from rag.ingest.loaders import (DEFAULT_MAX_FILE_MB, DocumentLoader, LoadedFile, LoadError, file_sha256,
-                                scan_files)
+from rag.ingest.loaders import DEFAULT_MAX_FILE_MB, DocumentLoader, LoadedFile, LoadError, scan_files
 from rag.ingest.ocr import OcrMode, OcrProgress, OcrProgressBar
 from rag.index.milvus_config import BACKEND, MilvusConfig
 from rag.index.sparse import Analyzer
@@ -236,17 +235,17 @@ class Ingestor:
         whose bytes match its record in ``known`` is noted unchanged without being read (no OCR of a scan again)."""
         for f in self._progress(files, "ingesting"):
             prev = (known or {}).get(str(f.resolve()))
-            if prev is not None and prev.file_hash == file_sha256(f):
-                report.unchanged.append(prev.source)
-                continue
             try:
-                loaded = self.loader.load(f)
+                loaded = self.loader.load(f, unless_hash=prev.file_hash if prev is not None else None)
             except LoadError as exc:
                 report.errors.append((str(f), exc.reason))
                 continue
             except Exception as exc:  # noqa: BLE001 - one bad file must not abort the batch
                 logger.exception("unexpected error loading %s", f)
                 report.errors.append((str(f), f"unexpected {type(exc).__name__}: {exc}"))
+                continue
+            if loaded is None:  # its bytes are those of its record: not parsed
+                report.unchanged.append(prev.source)  # type: ignore[union-attr]
                 continue
             yield loaded
 

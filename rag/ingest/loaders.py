@@ -68,19 +68,6 @@ class LoadedFile:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
-def file_sha256(path: str | Path) -> str | None:
-    """The sha256 of a file's bytes, read in blocks, as :attr:`LoadedFile.file_hash` records it; None when it
-    cannot be read (loading it says why)."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
 def doc_id_for(source: str) -> str:
     """Stable document id: a hash of the (resolved) source path."""
     return content_hash("doc", source)
@@ -363,8 +350,9 @@ class DocumentLoader:
             ".eml": partial(formats.read_eml, html_reader=self._read_html),
         }
 
-    def load(self, path: str | Path) -> LoadedFile:
-        """Load ``path``; raise :class:`LoadError` with a one-line reason on any problem."""
+    def load(self, path: str | Path, unless_hash: str | None = None) -> LoadedFile | None:
+        """Load ``path``; raise :class:`LoadError` with a one-line reason on any problem. None, without
+        parsing (or OCR), when the sha256 of its bytes is ``unless_hash``: the file has not changed."""
         path = Path(path)
         source = str(path.resolve())
         ext = path.suffix.lower()
@@ -382,6 +370,9 @@ class DocumentLoader:
             data = path.read_bytes()
         except OSError as exc:
             raise LoadError(path, f"cannot read file: {exc.strerror or exc}") from None
+        file_hash = hashlib.sha256(data).hexdigest()
+        if file_hash == unless_hash:
+            return None
         if not data.strip():
             raise LoadError(path, "file is empty; nothing to index")
         pages, title, warnings = self._readers[ext](path, data)
@@ -395,7 +386,7 @@ class DocumentLoader:
         docs = tuple(Document.from_text(text, source=source, page=page, title=title,
                                         format=ext) for page, text in pages)
         return LoadedFile(source=source, doc_id=doc_id_for(source),
-                          file_hash=hashlib.sha256(data).hexdigest(), documents=docs,
+                          file_hash=file_hash, documents=docs,
                           warnings=tuple(warnings))
 
     def _ocr_pages(self, path: Path, data: bytes, pages: list[tuple[int | None, str]], warnings: list[str]

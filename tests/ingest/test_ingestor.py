@@ -212,11 +212,11 @@ def test_ingest_streams_files_and_never_holds_every_text_at_once(store: IndexSto
     most_alive = 0
     real_load = DocumentLoader.load
 
-    def tracking_load(self: DocumentLoader, path: Path):  # type: ignore[no-untyped-def]
+    def tracking_load(self: DocumentLoader, path: Path, unless_hash: str | None = None):  # type: ignore[no-untyped-def]
         nonlocal most_alive
         gc.collect()
         most_alive = max(most_alive, sum(r() is not None for r in alive))
-        loaded = real_load(self, path)
+        loaded = real_load(self, path, unless_hash)
         alive.append(weakref.ref(loaded))
         return loaded
 
