@@ -49,7 +49,7 @@ from xml.etree import ElementTree
 
 from rag.fs import error_line
 from rag.ingest.loaders import LoadError, decode_text
-from rag.ingest.tables import markdown_table
+from rag.ingest.tables import markdown_table, table_text, without_empty
 from rag.text import clip
 
 logger = logging.getLogger(__name__)
@@ -163,14 +163,9 @@ def row_table(rows: Iterable[tuple[int, Sequence[object]]], name: str) -> tuple[
         warnings.append(f"{name}: over {MAX_TABLE_COLUMNS} columns; only the first {MAX_TABLE_COLUMNS} are indexed")
     if not kept:
         return "", warnings
-    width = max(len(texts) for _, texts in kept)
-    used = [c for c in range(width) if any(c < len(texts) and texts[c] for _, texts in kept)]
-
-    def pick(texts: list[str]) -> list[str]:
-        return [texts[c] if c < len(texts) else "" for c in used]
-
-    header = ["Row", *pick(kept[0][1])]
-    return markdown_table(header, [[str(n), *pick(texts)] for n, texts in kept[1:]]), warnings
+    grid = without_empty([texts for _, texts in kept])  # no kept row is empty: one grid row each
+    rows = [[str(n), *cells] for (n, _), cells in zip(kept[1:], grid[1:])]
+    return markdown_table(["Row", *grid[0]], rows), warnings
 
 
 # -- .pptx -------------------------------------------------------------------------------
@@ -221,9 +216,7 @@ def _shape_texts(shapes: Iterable[Any], skip: int | None) -> Iterable[str]:
         if isinstance(shape, GroupShape):
             yield from _shape_texts(shape.shapes, skip)
         elif getattr(shape, "has_table", False):
-            rows = [[cell.text for cell in row.cells] for row in shape.table.rows]
-            if rows:
-                yield markdown_table(rows[0], rows[1:])
+            yield table_text([[cell.text for cell in row.cells] for row in shape.table.rows])
         elif shape.has_text_frame:
             yield shape.text_frame.text.replace("\v", "\n").strip()
 

@@ -148,15 +148,24 @@ def table_text(rows: Sequence[Sequence[object]]) -> str:
         >>> table_text([["Pressure", "6 bar"]])
         'Pressure | 6 bar'
     """
-    cells = [["" if c is None else " ".join(str(c).split()) for c in row] for row in rows]
-    cells = [row for row in cells if any(row)]
-    width = max((len(r) for r in cells), default=0)
-    cells = [row + [""] * (width - len(row)) for row in cells]
-    keep = [j for j in range(width) if any(row[j] for row in cells)]
-    cells = [[row[j] for j in keep] for row in cells]
-    if len(cells) < 2 or len(keep) < 2:
+    cells = without_empty([["" if c is None else " ".join(str(c).split()) for c in row] for row in rows])
+    if len(cells) < 2 or len(cells[0]) < 2:
         return "\n".join(" | ".join(c for c in row if c) for row in cells)
     return markdown_table(cells[0], cells[1:])
+
+
+def without_empty(rows: Sequence[Sequence[str]]) -> list[list[str]]:
+    """``rows`` padded to one width, with the rows and the columns that hold no text dropped.
+
+    Example:
+        >>> without_empty([["Item", "", "Price"], [], ["Fee"]])
+        [['Item', 'Price'], ['Fee', '']]
+    """
+    cells = [list(row) for row in rows if any(row)]
+    width = max((len(row) for row in cells), default=0)
+    cells = [row + [""] * (width - len(row)) for row in cells]
+    keep = [j for j in range(width) if any(row[j] for row in cells)]
+    return [[row[j] for j in keep] for row in cells]
 
 
 # -- reading tables from files ------------------------------------------------------------
