@@ -48,7 +48,7 @@ from urllib.parse import unquote
 from xml.etree import ElementTree
 
 from rag.fs import error_line
-from rag.ingest.loaders import LoadError, decode_text
+from rag.ingest.loaders import LoadError, corrupt, decode_text
 from rag.ingest.tables import markdown_table, table_text, without_empty
 from rag.text import clip
 
@@ -77,11 +77,6 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 # -- shared pieces -----------------------------------------------------------------------
-
-
-def corrupt(path: Path, ext: str, exc: BaseException) -> LoadError:
-    """The one error for a file its library cannot read: "corrupt or unreadable .xlsx (BadZipFile: ...)"."""
-    return LoadError(path, f"corrupt or unreadable {ext} ({type(exc).__name__}: {clip(error_line(exc), 200)})")
 
 
 def open_zip(path: Path, data: bytes, ext: str) -> zipfile.ZipFile:

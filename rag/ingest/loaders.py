@@ -37,8 +37,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from rag.ingest.tables import docx_blocks, pdf_pages_with_tables, replace_html_tables
+from rag.fs import error_line
 from rag.ingest.ocr import OcrError, OcrMode, OcrProgress, PageOcr
+from rag.ingest.tables import docx_blocks, pdf_pages_with_tables, replace_html_tables
+from rag.text import clip
 from rag.types import Document, content_hash
 
 logger = logging.getLogger(__name__)
@@ -66,6 +68,11 @@ class LoadedFile:
     file_hash: str
     documents: tuple[Document, ...]
     warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def corrupt(path: Path, ext: str, exc: BaseException) -> LoadError:
+    """The one error for a file its library cannot read: "corrupt or unreadable .xlsx (BadZipFile: ...)"."""
+    return LoadError(path, f"corrupt or unreadable {ext} ({type(exc).__name__}: {clip(error_line(exc), 200)})")
 
 
 def doc_id_for(source: str) -> str:
@@ -472,16 +479,13 @@ class DocumentLoader:
 
     def _read_docx(self, path: Path, data: bytes) -> tuple[list[tuple[int | None, str]], str, list[str]]:
         import io
-        import zipfile
 
         import docx
 
         try:
             d = docx.Document(io.BytesIO(data))
-        except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-            raise LoadError(path, f"corrupt or unreadable .docx ({type(exc).__name__}: {exc})") from None
-        except Exception as exc:  # noqa: BLE001 - python-docx raises package-specific errors
-            raise LoadError(path, f"corrupt or unreadable .docx ({type(exc).__name__}: {exc})") from None
+        except Exception as exc:  # noqa: BLE001 - python-docx raises zip, XML and package-specific errors alike
+            raise corrupt(path, ".docx", exc) from None
         parts = docx_blocks(d)
         title = (d.core_properties.title or "").strip()
         return [(None, "\n\n".join(parts))], title, []
