@@ -180,7 +180,7 @@ def pdf_pages_with_tables(data: bytes, pages: Sequence[tuple[int | None, str]], 
     """``pages`` (``(number, text)`` as pypdf read them) with each page that holds a ruled table read
     again by pdfplumber: its tables as Markdown tables where they stand, its other text line by line.
 
-    Finding tables costs pdfplumber's layout analysis (about 4x pypdf's time per page), so only pages
+    Finding tables costs pdfplumber's layout analysis (slower per page than pypdf's text), so only pages
     that draw enough rules for a table (:func:`_ruled_pages`, with pdfium: milliseconds) are analysed;
     a page whose tables cannot be read keeps its pypdf text.
     """
