@@ -10,7 +10,7 @@ sentence's cosine among them (the relevance gate's second signal) and the answer
 An answered question counts as right when its answer says what the samples say (a pattern per
 question, written with the question); an unanswerable one is right when it is declined.
 
-Usage: python eval/own_words.py [--min-relevance X] [--answer-check T] [--context chunks] [--extractive]
+Usage: python eval/own_words.py [--min-relevance X] [--answer-check T] [--context chunks] [--extractive] [--signals]
 (~3 min on 2 cores)
 """
 from __future__ import annotations
@@ -67,6 +67,11 @@ def right(question: str, answer: object) -> bool:
     return bool(answer.declined)  # type: ignore[attr-defined]
 
 
+def signals(values: object) -> str:
+    """The decision's signals as ``name=value`` pairs (empty when it read none)."""
+    return " ".join(f"{k}={v:.2f}" for k, v in dict(values or {}).items())  # type: ignore[call-overload]
+
+
 def main() -> None:
     from dataclasses import replace
 
@@ -78,6 +83,7 @@ def main() -> None:
     ap.add_argument("--answer-check", type=float, default=None, help="decision threshold (default: the model's)")
     ap.add_argument("--context", choices=("evidence", "chunks"), default="evidence")
     ap.add_argument("--extractive", action="store_true")
+    ap.add_argument("--signals", action="store_true", help="a last column: every signal the answer decision read")
     args = ap.parse_args()
     generation = GenerationConfig(context=args.context, mode="extractive" if args.extractive else "generative")
     if args.min_relevance is not None:
@@ -88,8 +94,8 @@ def main() -> None:
         pipeline = build(PipelineConfig(index="samples", generation=generation), samples_index(tmp))
         print(f"context {args.context}, {generation.mode}, decision: {generation.decider().rule}")
         print("| answered in samples/ | outcome | right | reason | best dense | best sentence | decision score "
-              "| question | answer |")
-        print("|---|---|---|---|---:|---:|---:|---|---|")
+              "| question | answer |" + (" signals |" if args.signals else ""))
+        print("|---|---|---|---|---:|---:|---:|---|---|" + ("---|" if args.signals else ""))
         planner = pipeline.answerer.planner
         counts = {True: [0, 0], False: [0, 0]}
         for answerable, questions in ((True, tuple(OWN_WORDS_ANSWERED)), (False, OWN_WORDS_NOT_ANSWERED)):
@@ -104,7 +110,8 @@ def main() -> None:
                                                      planner.retriever.embedder), default=float("nan"))
                 print(f"| {answerable} | {'declined' if a.declined else 'answered'} | {right(q, a)} | {d.reason} | "
                       f"{d.top_dense if d.top_dense is not None else float('nan'):.2f} | {sentence:.2f} | "
-                      f"{d.decision_score} | {q} | {text} |", flush=True)
+                      f"{d.decision_score} | {q} | {text} |"
+                      + (f" {signals(d.decision_signals)} |" if args.signals else ""), flush=True)
         print(f"\nanswered right {counts[True][1]} of {counts[True][0]} answerable; "
               f"declined {counts[False][1]} of {counts[False][0]} not answerable")
         pipeline.close()
