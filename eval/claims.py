@@ -13,7 +13,12 @@ and the character offsets of the sentence that settles each (the text itself sta
 
 Prints one JSON object: the rates, and for each answered claim whether it cites the settling sentence.
 
+``--verdicts`` asks only the yes/no verdict (no answer is written) over each claim's evidence from all
+articles, and shows what a Yes margin (``YesNoRule.yes``) would say: Yes only when log P(Yes) - log P(No)
+reaches it, No when No ties or beats Yes, and the settling sentence quoted, with neither, in between.
+
 Usage: python eval/claims.py [--split dev|test] [--limit N] [--out DIR]   (~20 min for 50 claims on 2 cores)
+       python eval/claims.py --split dev --verdicts                      (~3 min)
 """
 
 from __future__ import annotations
@@ -41,6 +46,41 @@ def verdict(text: str, declined: bool) -> str:
     return m.group(1).lower() if m else "other"
 
 
+MARGINS = (0.0, 0.5, 1.0, 1.5)
+
+
+def margin_table(rows: list[dict], margins: tuple[float, ...] = MARGINS) -> dict[str, dict]:
+    """Per Yes margin: how many supported claims get Yes / a quote / No, contradicted ones No / a quote
+    / Yes, and the share of spoken verdicts that are right (pure)."""
+    out = {}
+    for m in margins:
+        said = {"supported": {"yes": 0, "quote": 0, "no": 0}, "contradicted": {"no": 0, "quote": 0, "yes": 0}}
+        for r in rows:
+            d = r["no_vs_yes"]
+            said[r["label"]]["no" if d >= 0 else "yes" if -d >= m else "quote"] += 1
+        spoken = sum(v for g in said.values() for k, v in g.items() if k != "quote")
+        wrong = said["supported"]["no"] + said["contradicted"]["yes"]
+        out[f"yes_margin_{m:g}"] = {**said, "wrong_verdicts": wrong,
+                                    "right_of_spoken": round(1 - wrong / spoken, 3) if spoken else None}
+    return out
+
+
+def verdicts(pipeline: object, claims: list[dict]) -> dict[str, object]:
+    """``--verdicts``: the verdict's No - Yes log-odds per claim (all articles) and :func:`margin_table`."""
+    from rag.answer.decision import POLARITY, verdict_messages
+
+    planner, llm = pipeline.answerer.planner, pipeline.llm  # type: ignore[attr-defined]
+    rows = []
+    for c in claims:
+        plan = planner.plan(c["question"])
+        passages = [p.text for p in plan.evidence.passages] if plan.evidence else []
+        lp = llm.first_token_logprobs(verdict_messages(c["question"], passages), POLARITY) if passages else None
+        if lp is not None:
+            rows.append({"id": c["id"], "label": c["label"], "no_vs_yes": round(lp["No"] - lp["Yes"], 4)})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    return {"claims": len(claims), "with_evidence": len(rows), **margin_table(rows)}
+
+
 def main() -> None:
     from rag.index.store import IndexStore
     from rag.pipeline import PipelineConfig, build
@@ -54,6 +94,8 @@ def main() -> None:
     ap.add_argument("--split", choices=("dev", "test"), default="test")
     ap.add_argument("--limit", type=int, default=None, help="the first N claims of the file")
     ap.add_argument("--out", default=None, help="write rows.jsonl and summary.json here")
+    ap.add_argument("--verdicts", action="store_true",
+                    help="only the yes/no verdict over all articles, and what each Yes margin would say")
     args = ap.parse_args()
     claims = [json.loads(line) for line in (CLAIMS / f"covid-qa-claims-{args.split}.jsonl").read_text().splitlines()]
     claims = claims[:args.limit] if args.limit else claims
@@ -68,6 +110,9 @@ def main() -> None:
     store = IndexStore(Path(os.environ.get("TMPDIR", "/tmp")) / "claims-indexes")
     rows = []
     with build(PipelineConfig(index=full.name), store, index=full, embedder=embedder) as pipeline:
+        if args.verdicts:
+            print(json.dumps({"split": args.split, **verdicts(pipeline, claims)}, indent=2))
+            return
         absent = build(PipelineConfig(index=without.name), store, index=without, embedder=embedder,
                        llm=pipeline.llm).answerer
         for c in claims:

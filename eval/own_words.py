@@ -45,6 +45,17 @@ OWN_WORDS_ANSWERED: dict[str, str] = {
     "What do the numbers in brackets mean?": r"source|passage|cite",
     "Can I index Excel spreadsheets?": r"\byes\b|\.xlsx",
 }
+#: the yes/no questions' right verdict: an answer that opens with the other one is wrong, whatever it quotes
+#: ("Yes: ... hidden files are skipped" tells the user the opposite of its source)
+OWN_WORDS_POLARITY: dict[str, str] = {
+    "Is anything sent over the internet?": "no",
+    "Can I use the program without a network connection?": "yes",
+    "Is there a maximum size for uploads?": "yes",
+    "Will it re-read files that did not change?": "no",
+    "Does it work with Word files?": "yes",
+    "Are hidden files included?": "no",
+    "Can I index Excel spreadsheets?": "yes",
+}
 OWN_WORDS_NOT_ANSWERED = (
     "Can I index audio recordings?", "How do I export chats to PDF?", "Does it support voice input?",
     "What is the price of a license?", "Can several users log in with passwords?")
@@ -63,7 +74,11 @@ def samples_index(directory: str | Path):  # type: ignore[no-untyped-def]
 def right(question: str, answer: object) -> bool:
     """An answerable question answered with what the samples say, or an unanswerable one declined."""
     if question in OWN_WORDS_ANSWERED:
-        return not answer.declined and bool(re.search(OWN_WORDS_ANSWERED[question], answer.text, re.I))  # type: ignore[attr-defined]
+        text = answer.text  # type: ignore[attr-defined]
+        opens = re.match(r"\W*(yes|no)\b", text, re.I)
+        if opens and question in OWN_WORDS_POLARITY and opens.group(1).lower() != OWN_WORDS_POLARITY[question]:
+            return False
+        return not answer.declined and bool(re.search(OWN_WORDS_ANSWERED[question], text, re.I))  # type: ignore[attr-defined]
     return bool(answer.declined)  # type: ignore[attr-defined]
 
 

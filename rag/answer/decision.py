@@ -72,8 +72,10 @@ POLARITY = ("Yes", "No", "Unknown")
 class YesNoRule:
     """How a yes/no question's verdict is read from the model's Yes / No / Unknown log-probabilities.
 
-    ``no``: answer "No" when log P(No) - log P(Yes) reaches it (else "Yes"), for a question the
-    decision lets through; ``unknown``: ...but decline it when log P(Unknown) beats both Yes and No
+    ``no``: answer "No" when log P(No) - log P(Yes) reaches it, for a question the decision lets
+    through; ``yes``: answer "Yes" only when log P(Yes) - log P(No) reaches this, and between the two
+    quote the settling sentence without either (:data:`UNSURE`: the 1.5B model leans to Yes, and a
+    weak Yes over "hidden files are skipped" told the user the opposite of its source); ``unknown``: ...but decline it when log P(Unknown) beats both Yes and No
     by this much (the model says its sources do not settle it; None: never); ``contradiction``: a
     question the decision would decline is answered "No" (its premise contradicted) when log P(No)
     beats both Yes and Unknown by this much and the evidence covers at least ``coverage`` of the
@@ -84,6 +86,7 @@ class YesNoRule:
     contradiction: float | None = None
     coverage: float = 0.5
     unknown: float | None = None
+    yes: float = 0.0
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> "YesNoRule | None":
@@ -92,12 +95,15 @@ class YesNoRule:
             return None
         c, u = rule.get("contradiction"), rule.get("unknown")
         return cls(float(rule.get("no", 0.0)), None if c is None else float(c), float(rule.get("coverage", 0.5)),
-                   None if u is None else float(u))
+                   None if u is None else float(u), float(rule.get("yes", 0.0)))
 
 
 #: the rule a trained generator decision records: a contradicted premise when No beats Yes and Unknown,
-#: not settled when Unknown beats both
-DEFAULT_YES_NO = YesNoRule(no=0.0, contradiction=0.0, coverage=0.5, unknown=0.0)
+#: not settled when Unknown beats both, and Yes said only 1.0 clear of No (on eval/claims.py's dev claims,
+#: the margin that turned most wrong Yes verdicts into quotes; docs/benchmarks.md#yesno-verdicts)
+DEFAULT_YES_NO = YesNoRule(no=0.0, contradiction=0.0, coverage=0.5, unknown=0.0, yes=1.0)
+#: the polarity of a yes/no question whose verdict is too close to call: its evidence sentence is quoted
+UNSURE = "unsure"
 
 
 def verdict_messages(question: str, passages: Sequence[str]) -> list[dict[str, str]]:
@@ -138,7 +144,8 @@ class Decision:
     threshold: float | None = None
     rule: str = ""
     signals: Mapping[str, float] = field(default_factory=dict)
-    #: "Yes" or "No" when a yes/no question is answered with the model's verdict; "" otherwise
+    #: "Yes" or "No" when a yes/no question is answered with the model's verdict, :data:`UNSURE` when
+    #: the verdict is too close to call (the evidence is quoted); "" otherwise
     polarity: str = ""
 
     @property
@@ -273,6 +280,8 @@ class Decider:
             if outcome is not scored:  # the trace says why the score was overruled
                 rule += "; yes/no verdict: " + ("the sources do not settle it" if polarity == "" else
                                                 "the sources contradict its premise")
+            elif polarity == UNSURE:
+                rule += "; yes/no verdict: too close to call, the sentence is quoted"
         return Decision(outcome, round(score, 4), round(threshold, 4), rule, signals, polarity)
 
     @staticmethod
@@ -288,7 +297,9 @@ class Decider:
             unsure = verdict["Unknown"] - max(verdict["Yes"], verdict["No"])
             if rule.unknown is not None and unsure >= rule.unknown:
                 return Outcome.NOT_FOUND, ""
-            return outcome, "No" if signals["no_vs_yes"] >= rule.no else "Yes"
+            if signals["no_vs_yes"] >= rule.no:
+                return outcome, "No"
+            return outcome, "Yes" if -signals["no_vs_yes"] >= rule.yes else UNSURE
         if (rule.contradiction is not None and min(signals["no_vs_yes"], signals["no_vs_unknown"]) >= rule.contradiction
                 and signals.get("max_coverage", 0.0) >= rule.coverage):
             return Outcome.CONTRADICTED, "No"

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Iterator, Mapping, Sequence
 
 from rag.answer.citecheck import DEFAULT_SUPPORT_THRESHOLD, SupportChecker, fix_citations, strip_citations
-from rag.answer.decision import Decider, Decision, is_yes_no
+from rag.answer.decision import UNSURE, Decider, Decision, is_yes_no
 from rag.answer.evidence import Passage
 from rag.answer.extractive import ExtractiveStrategy
 from rag.answer.gate import AnswerCheck
@@ -57,17 +57,21 @@ DECLINED_NOTE = ("The model did not answer from these passages, although they ma
 
 
 def verdict_text(polarity: str, passage: Passage) -> str:
-    """A yes/no answer: the verdict, then the evidence sentence it rests on, cited (pure).
+    """A yes/no answer: the verdict, then the evidence sentence it rests on, cited; a verdict too close
+    to call (:data:`~rag.answer.decision.UNSURE`) quotes the sentence alone (pure).
 
     Example:
         >>> from rag.types import Chunk
         >>> c = Chunk("c", "Hidden files are skipped.", "d", "guide.md", None, 0, 25, 0)
         >>> verdict_text("No", Passage(1, c, 0, 25, 2.0))
         'No: Hidden files are skipped [1].'
+        >>> verdict_text(UNSURE, Passage(1, c, 0, 25, 2.0))
+        'Hidden files are skipped [1].'
     """
     sentence = passage.text.rstrip()
     end = sentence[-1] if sentence and sentence[-1] in ".!" else "."
-    return f"{polarity}: {sentence.rstrip('.!')} [{passage.number}]{end}"
+    said = f"{sentence.rstrip('.!')} [{passage.number}]{end}"
+    return said if polarity == UNSURE else f"{polarity}: {said}"
 
 
 def drop_stray_polarity(text: str, question: str) -> str:

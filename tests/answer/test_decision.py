@@ -7,8 +7,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pytest
 
-from rag.answer.decision import (POLARITY, POLARITY_SUFFIX, VERDICT_EXAMPLES, Decider, Outcome, YesNoRule, is_yes_no,
-                                 model_signals, verdict_messages)
+from rag.answer.decision import (POLARITY, POLARITY_SUFFIX, UNSURE, VERDICT_EXAMPLES, Decider, Decision, Outcome,
+                                 YesNoRule, is_yes_no, model_signals, verdict_messages)
 from rag.answer.evidence import Evidence, Passage
 from rag.answer.gate import BASELINE_QUESTION, CHECK_SUFFIX, AnswerCheck
 from rag.answer.linear import LinearModel, packaged
@@ -100,6 +100,23 @@ def test_a_yes_no_question_gets_the_models_verdict_and_a_contradicted_premise_a_
     assert YesNoRule.from_meta({"yes_no": {"no": 0.5, "contradiction": 1.5}}) == YesNoRule(0.5, 1.5)
     assert YesNoRule.from_meta({"yes_no": {"unknown": 0.0}}) == YesNoRule(unknown=0.0)
     assert YesNoRule.from_meta({}) is None
+
+
+def test_a_yes_too_close_to_no_is_not_said_and_the_sentence_is_quoted() -> None:
+    decider = Decider(decision_model(), yes_no=YesNoRule(no=0.0, yes=1.0))
+    q = "Are hidden files included?"
+
+    def verdict(yes: float, no: float) -> Decision:
+        return decider.decide(EVIDENCE, q, scripted(1.5, 0.5, verdict=(yes, no, -5.0)), prompt(q))
+
+    weak = verdict(-0.5, -1.1)  # Yes by 0.6: under the margin
+    assert weak.outcome is Outcome.ANSWER and weak.polarity == UNSURE
+    assert weak.rule.endswith("too close to call, the sentence is quoted"), weak.rule
+    assert verdict(-0.2, -1.3).polarity == "Yes"  # by 1.1
+    assert verdict(-0.9, -0.9).polarity == "No", "No is said as soon as it ties Yes: the model leans the other way"
+    assert Decider(decision_model(), yes_no=YesNoRule(no=0.0)).decide(
+        EVIDENCE, q, scripted(1.5, 0.5, verdict=(-0.5, -1.1, -5.0)), prompt(q)).polarity == "Yes", "yes=0: as before"
+    assert YesNoRule.from_meta({"yes_no": {"yes": 1.0}}) == YesNoRule(yes=1.0)
 
 
 def test_the_verdict_prompt_is_worked_examples_then_the_best_passages_and_the_question() -> None:

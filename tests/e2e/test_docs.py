@@ -47,7 +47,7 @@ packaged (it downloads)                     (or succeed if the model is already 
 ``rag eval train``                          ``--help``: a decision needs both answers of tens of questions
                                             from the model to fit its probe (tens of minutes)
 ``eval/claims.py``                          ``--limit 1``
-``eval/own_words.py``                      ``--extractive`` (the same 19 questions, no language model)
+``eval/own_words.py``                      ``--extractive`` (the same 20 questions, no language model)
 ``bench/retrieval.py``                      ``--sizes 300 --max-docs 150 --queries 5 --encode-chunks 4``
 ``bench/embedding.py``                      ``--chunks 8 --repeats 1 --budget-s 30``
 ``bench/api.py``                            ``--seconds 2 --requests 4 --chat-seconds 5 --chat-requests 1
