@@ -47,6 +47,7 @@ def verdict(text: str, declined: bool) -> str:
 
 
 MARGINS = (0.0, 0.5, 1.0, 1.5)
+WHICH_SOURCE = "Which source says so? Reply with its number only."
 
 
 def margin_table(rows: list[dict], margins: tuple[float, ...] = MARGINS) -> dict[str, dict]:
@@ -67,18 +68,36 @@ def margin_table(rows: list[dict], margins: tuple[float, ...] = MARGINS) -> dict
 
 def verdicts(pipeline: object, claims: list[dict]) -> dict[str, object]:
     """``--verdicts``: the verdict's No - Yes log-odds per claim (all articles) and :func:`margin_table`."""
-    from rag.answer.decision import POLARITY, verdict_messages
+    from rag.answer.decision import POLARITY, VERDICT_PASSAGES, verdict_messages
+    from rag_eval.answers import dataset_doc_id
+    from rag_eval.qa import overlaps
 
     planner, llm = pipeline.answerer.planner, pipeline.llm  # type: ignore[attr-defined]
     rows = []
     for c in claims:
         plan = planner.plan(c["question"])
-        passages = [p.text for p in plan.evidence.passages] if plan.evidence else []
-        lp = llm.first_token_logprobs(verdict_messages(c["question"], passages), POLARITY) if passages else None
+        shown = plan.evidence.passages[:VERDICT_PASSAGES] if plan.evidence else ()
+        lp = llm.first_token_logprobs(verdict_messages(c["question"], [p.text for p in shown]), POLARITY) \
+            if shown else None
         if lp is not None:
-            rows.append({"id": c["id"], "label": c["label"], "no_vs_yes": round(lp["No"] - lp["Yes"], 4)})
+            def settles(p: object) -> bool:
+                return dataset_doc_id(p.chunk.source) == c["doc_id"] and overlaps(  # type: ignore[attr-defined]
+                    *p.span, c["evidence_start"], c["evidence_end"])  # type: ignore[attr-defined]
+
+            # the model asked, after its verdict, which passage says so (one more short turn, prefix cached)
+            said = max(lp, key=lp.get)
+            pick = llm.first_token_logprobs(
+                [*verdict_messages(c["question"], [p.text for p in shown]), {"role": "assistant", "content": said},
+                 {"role": "user", "content": WHICH_SOURCE}], [str(i) for i in range(1, len(shown) + 1)])
+            picked = shown[int(max(pick, key=pick.get)) - 1] if pick else shown[0]
+            rows.append({"id": c["id"], "label": c["label"], "no_vs_yes": round(lp["No"] - lp["Yes"], 4),
+                         "first_settles": settles(shown[0]), "best_cos_settles": settles(max(shown, key=lambda p: p.cos)),
+                         "model_pick_settles": settles(picked), "shown_settles": any(settles(p) for p in shown)})
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    return {"claims": len(claims), "with_evidence": len(rows), **margin_table(rows)}
+    # which of the verdict's passages a yes/no answer should quote: the first, or the closest in meaning
+    quoted = {k: sum(r[k] for r in rows) for k in ("shown_settles", "first_settles", "best_cos_settles",
+                                                     "model_pick_settles")}
+    return {"claims": len(claims), "with_evidence": len(rows), "settling_sentence": quoted, **margin_table(rows)}
 
 
 def main() -> None:
