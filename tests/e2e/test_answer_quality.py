@@ -155,7 +155,7 @@ def test_the_student_fee_question_is_answered_from_the_fee_page(garden: Any) -> 
     assert all(c.chunk.page == 3 for c in answer.citations)
 
 
-@pytest.mark.xfail(strict=False, reason="open (issue 25): the 1.5B model reads the page but answers "
+@pytest.mark.xfail(strict=False, reason="issue 25 (blocked on the 1.5B model): the 1.5B model reads the page but answers "
                    "'The plot fee for a student is 45 euros per season', not half of it")
 def test_the_student_fee_is_half_of_the_plot_fee(garden: Any) -> None:
     # before: declined, although page 3 says "The plot fee is 45 euros ... Students pay half the fee."
@@ -192,7 +192,7 @@ def test_a_weak_yes_is_not_said_over_a_sentence_that_says_no(samples: Any) -> No
     assert cites(answer, "user-guide.md", "hidden files are skipped")
 
 
-@pytest.mark.xfail(strict=False, reason="open (issue 25): the 1.5B model's verdict over 'hidden files are skipped' "
+@pytest.mark.xfail(strict=False, reason="issue 25 (blocked on the 1.5B model): the 1.5B model's verdict over 'hidden files are skipped' "
                    "is Yes by 1.5 in log-odds, so it is said; over '100 MB are skipped' Yes by 0.5, so the sentence "
                    "is quoted without a verdict. With worked examples it said No to 9 of 25 contradicted COVID-QA "
                    "dev claims (python eval/claims.py --split dev --verdicts)")
