@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -42,8 +41,9 @@ def verdict(text: str, declined: bool) -> str:
     """``yes``, ``no``, ``declined`` or ``other`` (an answer that opens with neither)."""
     if declined:
         return "declined"
-    m = re.match(r"\W*(yes|no)\b", text, re.I)
-    return m.group(1).lower() if m else "other"
+    from rag_eval.qa import opening_verdict
+
+    return opening_verdict(text) or "other"
 
 
 MARGINS = (0.0, 0.5, 1.0, 1.5)
@@ -53,12 +53,15 @@ WHICH_SOURCE = "Which source says so? Reply with its number only."
 def margin_table(rows: list[dict], margins: tuple[float, ...] = MARGINS) -> dict[str, dict]:
     """Per Yes margin: how many supported claims get Yes / a quote / No, contradicted ones No / a quote
     / Yes, and the share of spoken verdicts that are right (pure)."""
+    from rag.answer.decision import UNSURE, YesNoRule
+
     out = {}
     for m in margins:
         said = {"supported": {"yes": 0, "quote": 0, "no": 0}, "contradicted": {"no": 0, "quote": 0, "yes": 0}}
+        rule = YesNoRule(no=0.0, yes=m)
         for r in rows:
-            d = r["no_vs_yes"]
-            said[r["label"]]["no" if d >= 0 else "yes" if -d >= m else "quote"] += 1
+            polarity = rule.polarity(r["no_vs_yes"])
+            said[r["label"]]["quote" if polarity == UNSURE else polarity.lower()] += 1
         spoken = sum(v for g in said.values() for k, v in g.items() if k != "quote")
         wrong = said["supported"]["no"] + said["contradicted"]["yes"]
         out[f"yes_margin_{m:g}"] = {**said, "wrong_verdicts": wrong,
@@ -77,8 +80,8 @@ def verdicts(pipeline: object, claims: list[dict]) -> dict[str, object]:
     for c in claims:
         plan = planner.plan(c["question"])
         shown = plan.evidence.passages[:VERDICT_PASSAGES] if plan.evidence else ()
-        lp = llm.first_token_logprobs(verdict_messages(c["question"], [p.text for p in shown]), POLARITY) \
-            if shown else None
+        messages = verdict_messages(c["question"], [p.text for p in shown])
+        lp = llm.first_token_logprobs(messages, POLARITY) if shown else None
         if lp is not None:
             def settles(p: object) -> bool:
                 return dataset_doc_id(p.chunk.source) == c["doc_id"] and overlaps(  # type: ignore[attr-defined]
@@ -87,8 +90,8 @@ def verdicts(pipeline: object, claims: list[dict]) -> dict[str, object]:
             # the model asked, after its verdict, which passage says so (one more short turn, prefix cached)
             said = max(lp, key=lp.get)
             pick = llm.first_token_logprobs(
-                [*verdict_messages(c["question"], [p.text for p in shown]), {"role": "assistant", "content": said},
-                 {"role": "user", "content": WHICH_SOURCE}], [str(i) for i in range(1, len(shown) + 1)])
+                [*messages, {"role": "assistant", "content": said}, {"role": "user", "content": WHICH_SOURCE}],
+                [str(i) for i in range(1, len(shown) + 1)])
             picked = shown[int(max(pick, key=pick.get)) - 1] if pick else shown[0]
             rows.append({"id": c["id"], "label": c["label"], "no_vs_yes": round(lp["No"] - lp["Yes"], 4),
                          "first_settles": settles(shown[0]), "best_cos_settles": settles(max(shown, key=lambda p: p.cos)),

@@ -74,9 +74,11 @@ def samples_index(directory: str | Path):  # type: ignore[no-untyped-def]
 def right(question: str, answer: object) -> bool:
     """An answerable question answered with what the samples say, or an unanswerable one declined."""
     if question in OWN_WORDS_ANSWERED:
+        from rag_eval.qa import opening_verdict
+
         text = answer.text  # type: ignore[attr-defined]
-        opens = re.match(r"\W*(yes|no)\b", text, re.I)
-        if opens and question in OWN_WORDS_POLARITY and opens.group(1).lower() != OWN_WORDS_POLARITY[question]:
+        opens = opening_verdict(text)
+        if opens and question in OWN_WORDS_POLARITY and opens != OWN_WORDS_POLARITY[question]:
             return False
         return not answer.declined and bool(re.search(OWN_WORDS_ANSWERED[question], text, re.I))  # type: ignore[attr-defined]
     return bool(answer.declined)  # type: ignore[attr-defined]

@@ -245,6 +245,17 @@ def judge(answer: str, reference: str, recall_threshold: float = RECALL_THRESHOL
                    f1=token_f1(plain, reference))
 
 
+def opening_verdict(text: str) -> str:
+    """"yes" or "no" when an answer opens with that word, else "" (pure).
+
+    Example:
+        >>> opening_verdict("No: hidden files are skipped [1]."), opening_verdict("Nobody knows."), opening_verdict("")
+        ('no', '', '')
+    """
+    m = re.match(r"\W*(yes|no)\b", text, re.I)
+    return m.group(1).lower() if m else ""
+
+
 def overlaps(start: int, end: int, gold_start: int, gold_end: int) -> bool:
     return start < gold_end and gold_start < end
 

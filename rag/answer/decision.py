@@ -75,7 +75,8 @@ class YesNoRule:
     ``no``: answer "No" when log P(No) - log P(Yes) reaches it, for a question the decision lets
     through; ``yes``: answer "Yes" only when log P(Yes) - log P(No) reaches this, and between the two
     quote the settling sentence without either (:data:`UNSURE`: the 1.5B model leans to Yes, and a
-    weak Yes over "hidden files are skipped" told the user the opposite of its source); ``unknown``: ...but decline it when log P(Unknown) beats both Yes and No
+    weak Yes over "hidden files are skipped" told the user the opposite of its source) (see
+    :meth:`polarity`); ``unknown``: ...but decline it when log P(Unknown) beats both Yes and No
     by this much (the model says its sources do not settle it; None: never); ``contradiction``: a
     question the decision would decline is answered "No" (its premise contradicted) when log P(No)
     beats both Yes and Unknown by this much and the evidence covers at least ``coverage`` of the
@@ -96,6 +97,19 @@ class YesNoRule:
         c, u = rule.get("contradiction"), rule.get("unknown")
         return cls(float(rule.get("no", 0.0)), None if c is None else float(c), float(rule.get("coverage", 0.5)),
                    None if u is None else float(u), float(rule.get("yes", 0.0)))
+
+    def polarity(self, no_vs_yes: float) -> str:
+        """What an answered yes/no question opens with, given log P(No) - log P(Yes): "No", "Yes", or
+        :data:`UNSURE` between ``no`` and ``yes`` (pure).
+
+        Example:
+            >>> rule = YesNoRule(no=0.0, yes=1.0)
+            >>> rule.polarity(0.0), rule.polarity(-1.2), rule.polarity(-0.6)
+            ('No', 'Yes', 'unsure')
+        """
+        if no_vs_yes >= self.no:
+            return "No"
+        return "Yes" if -no_vs_yes >= self.yes else UNSURE
 
 
 #: the rule a trained generator decision records: a contradicted premise when No beats Yes and Unknown,
@@ -297,9 +311,7 @@ class Decider:
             unsure = verdict["Unknown"] - max(verdict["Yes"], verdict["No"])
             if rule.unknown is not None and unsure >= rule.unknown:
                 return Outcome.NOT_FOUND, ""
-            if signals["no_vs_yes"] >= rule.no:
-                return outcome, "No"
-            return outcome, "Yes" if -signals["no_vs_yes"] >= rule.yes else UNSURE
+            return outcome, rule.polarity(signals["no_vs_yes"])
         if (rule.contradiction is not None and min(signals["no_vs_yes"], signals["no_vs_unknown"]) >= rule.contradiction
                 and signals.get("max_coverage", 0.0) >= rule.coverage):
             return Outcome.CONTRADICTED, "No"
